@@ -1,0 +1,459 @@
+//! Value sets of one packet field: sorted, disjoint, inclusive intervals over `u128`.
+//!
+//! Every field the rule graph talks about — IP protocol, ports, addresses, conntrack
+//! states, interface indices — is a set of integers, and what rules write are ranges
+//! (CIDRs, `a:b`, `range a b`, `lt`/`gt`). One representation for all of them keeps
+//! negation (`!`, `neq`, `<not/>`) exact: it is a complement within the field's universe.
+//! Addresses use `u128`: IPv6 as is, IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A set of integers as sorted, disjoint, non-adjacent inclusive ranges.
+#[derive(Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct IntervalSet {
+    ranges: Vec<(u128, u128)>,
+}
+
+impl fmt::Debug for IntervalSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.ranges.iter().map(|(lo, hi)| lo..=hi))
+            .finish()
+    }
+}
+
+impl IntervalSet {
+    /// The empty set.
+    pub fn empty() -> IntervalSet {
+        IntervalSet { ranges: Vec::new() }
+    }
+
+    /// All values `lo..=hi`; empty if `lo > hi`.
+    pub fn range(lo: u128, hi: u128) -> IntervalSet {
+        if lo > hi {
+            return IntervalSet::empty();
+        }
+        IntervalSet {
+            ranges: vec![(lo, hi)],
+        }
+    }
+
+    /// One value.
+    pub fn single(v: u128) -> IntervalSet {
+        IntervalSet::range(v, v)
+    }
+
+    /// The union of arbitrary (possibly overlapping, unsorted) ranges.
+    pub fn from_ranges(ranges: impl IntoIterator<Item = (u128, u128)>) -> IntervalSet {
+        let mut v: Vec<(u128, u128)> = ranges.into_iter().filter(|(lo, hi)| lo <= hi).collect();
+        v.sort_unstable();
+        let mut out: Vec<(u128, u128)> = Vec::with_capacity(v.len());
+        for (lo, hi) in v {
+            match out.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
+        }
+        IntervalSet { ranges: out }
+    }
+
+    /// The ranges, sorted and disjoint.
+    pub fn ranges(&self) -> &[(u128, u128)] {
+        &self.ranges
+    }
+
+    /// True if no value is in the set.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The smallest value.
+    pub fn first(&self) -> Option<u128> {
+        self.ranges.first().map(|r| r.0)
+    }
+
+    /// Number of values, saturating at `u128::MAX`.
+    pub fn count(&self) -> u128 {
+        self.ranges
+            .iter()
+            .fold(0u128, |acc, (lo, hi)| acc.saturating_add(hi - lo).saturating_add(1))
+    }
+
+    /// True if `v` is in the set.
+    pub fn contains(&self, v: u128) -> bool {
+        match self.ranges.binary_search_by(|&(lo, _)| lo.cmp(&v)) {
+            Ok(_) => true,
+            Err(0) => false,
+            Err(i) => self.ranges.get(i - 1).is_some_and(|&(_, hi)| v <= hi),
+        }
+    }
+
+    /// Values in either set.
+    pub fn union(&self, other: &IntervalSet) -> IntervalSet {
+        IntervalSet::from_ranges(self.ranges.iter().chain(&other.ranges).copied())
+    }
+
+    /// Values in both sets.
+    pub fn intersect(&self, other: &IntervalSet) -> IntervalSet {
+        let (mut i, mut j) = (0, 0);
+        let mut out = Vec::new();
+        while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) =
+            (self.ranges.get(i), other.ranges.get(j))
+        {
+            let lo = a_lo.max(b_lo);
+            let hi = a_hi.min(b_hi);
+            if lo <= hi {
+                out.push((lo, hi));
+            }
+            if a_hi < b_hi {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        IntervalSet { ranges: out }
+    }
+
+    /// True if the sets share a value; cheaper than `intersect` because it stops early.
+    pub fn intersects(&self, other: &IntervalSet) -> bool {
+        let (mut i, mut j) = (0, 0);
+        while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) =
+            (self.ranges.get(i), other.ranges.get(j))
+        {
+            if a_lo.max(b_lo) <= a_hi.min(b_hi) {
+                return true;
+            }
+            if a_hi < b_hi {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        false
+    }
+
+    /// True if every value of `self` is in `other`.
+    pub fn is_subset(&self, other: &IntervalSet) -> bool {
+        self.subtract(other).is_empty()
+    }
+
+    /// Values in `self` but not in `other`.
+    pub fn subtract(&self, other: &IntervalSet) -> IntervalSet {
+        let mut out = Vec::new();
+        let mut j = 0;
+        for &(lo, hi) in &self.ranges {
+            let mut cur = lo;
+            let mut done = false;
+            while let Some(&(b_lo, b_hi)) = other.ranges.get(j) {
+                if b_hi < cur {
+                    j += 1;
+                    continue;
+                }
+                if b_lo > hi {
+                    break;
+                }
+                if b_lo > cur {
+                    out.push((cur, b_lo - 1));
+                }
+                if b_hi >= hi {
+                    done = true;
+                    break;
+                }
+                cur = b_hi + 1;
+                j += 1;
+            }
+            if !done {
+                out.push((cur, hi));
+            }
+        }
+        IntervalSet { ranges: out }
+    }
+
+    /// The values of `0..=max` not in the set.
+    pub fn complement(&self, max: u128) -> IntervalSet {
+        IntervalSet::range(0, max).subtract(self)
+    }
+}
+
+/// The largest IP protocol number.
+pub const PROTO_MAX: u128 = 255;
+/// The largest port number.
+pub const PORT_MAX: u128 = 65_535;
+/// The largest address (IPv6; IPv4 is mapped into it).
+pub const ADDR_MAX: u128 = u128::MAX;
+
+/// IANA protocol numbers the rest of the code names.
+pub mod proto {
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// Encapsulating Security Payload.
+    pub const ESP: u8 = 50;
+    /// Authentication Header.
+    pub const AH: u8 = 51;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+    /// SCTP.
+    pub const SCTP: u8 = 132;
+    /// DCCP.
+    pub const DCCP: u8 = 33;
+    /// UDP-Lite.
+    pub const UDPLITE: u8 = 136;
+
+    /// Protocols whose packets carry ports, so that a port condition means something.
+    pub fn has_ports(p: u8) -> bool {
+        matches!(p, TCP | UDP | SCTP | DCCP | UDPLITE)
+    }
+
+    /// The usual lowercase name, or `None` for protocols without a common one.
+    pub fn name(p: u8) -> Option<&'static str> {
+        Some(match p {
+            0 => "ip",
+            ICMP => "icmp",
+            2 => "igmp",
+            4 => "ipip",
+            TCP => "tcp",
+            UDP => "udp",
+            41 => "ipv6",
+            47 => "gre",
+            ESP => "esp",
+            AH => "ah",
+            ICMPV6 => "icmpv6",
+            89 => "ospf",
+            103 => "pim",
+            112 => "vrrp",
+            SCTP => "sctp",
+            DCCP => "dccp",
+            UDPLITE => "udplite",
+            _ => return None,
+        })
+    }
+
+    /// The protocol number for a name as iptables, ASA and pfSense write it.
+    pub fn by_name(name: &str) -> Option<u8> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "icmp" => ICMP,
+            "igmp" => 2,
+            "ipip" | "ipinip" | "ipencap" => 4,
+            "tcp" => TCP,
+            "udp" => UDP,
+            "ipv6" => 41,
+            "gre" => 47,
+            "esp" | "ipsec-esp" => ESP,
+            "ah" | "ipsec-ah" => AH,
+            "icmpv6" | "ipv6-icmp" | "icmp6" => ICMPV6,
+            "eigrp" => 88,
+            "ospf" => 89,
+            "pim" => 103,
+            "vrrp" | "carp" => 112,
+            "sctp" => SCTP,
+            "dccp" => DCCP,
+            "udplite" => UDPLITE,
+            "pcp" => 108,
+            "snp" => 109,
+            "nos" => 94,
+            "igrp" => 9,
+            _ => return None,
+        })
+    }
+}
+
+/// Connection-tracking states, as indices of the state field.
+pub mod ct {
+    /// First packet of a connection.
+    pub const NEW: u128 = 0;
+    /// A packet of a connection already seen both ways (or a reply).
+    pub const ESTABLISHED: u128 = 1;
+    /// A packet related to a known connection (ICMP errors, FTP data).
+    pub const RELATED: u128 = 2;
+    /// A packet conntrack could not place.
+    pub const INVALID: u128 = 3;
+    /// A packet exempted from tracking (`-j CT --notrack`).
+    pub const UNTRACKED: u128 = 4;
+    /// Destination-NATed (conntrack's virtual state DNAT).
+    pub const DNAT: u128 = 5;
+    /// Source-NATed (conntrack's virtual state SNAT).
+    pub const SNAT: u128 = 6;
+    /// Largest state index.
+    pub const MAX: u128 = 6;
+
+    /// Parses one conntrack state name as iptables prints it.
+    pub fn by_name(name: &str) -> Option<u128> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "NEW" => NEW,
+            "ESTABLISHED" => ESTABLISHED,
+            "RELATED" => RELATED,
+            "INVALID" => INVALID,
+            "UNTRACKED" => UNTRACKED,
+            "DNAT" => DNAT,
+            "SNAT" => SNAT,
+            _ => return None,
+        })
+    }
+
+    /// The state's name.
+    pub fn name(v: u128) -> &'static str {
+        match v {
+            NEW => "NEW",
+            ESTABLISHED => "ESTABLISHED",
+            RELATED => "RELATED",
+            INVALID => "INVALID",
+            UNTRACKED => "UNTRACKED",
+            DNAT => "DNAT",
+            _ => "SNAT",
+        }
+    }
+}
+
+/// IPv4 and IPv6 addresses on one `u128` line.
+pub mod addr {
+    use super::*;
+
+    /// Where IPv4 sits: `::ffff:0:0/96`.
+    pub const V4_BASE: u128 = 0xffff_0000_0000;
+
+    /// An IPv4 address as a value of the address field.
+    pub fn v4(a: Ipv4Addr) -> u128 {
+        V4_BASE | u128::from(u32::from(a))
+    }
+
+    /// Any address as a value of the address field.
+    pub fn ip(a: IpAddr) -> u128 {
+        match a {
+            IpAddr::V4(a) => v4(a),
+            IpAddr::V6(a) => u128::from(a),
+        }
+    }
+
+    /// All IPv4 addresses.
+    pub fn v4_space() -> IntervalSet {
+        IntervalSet::range(V4_BASE, V4_BASE | 0xffff_ffff)
+    }
+
+    /// All IPv6 addresses that are not IPv4-mapped.
+    pub fn v6_space() -> IntervalSet {
+        v4_space().complement(ADDR_MAX)
+    }
+
+    /// `addr/prefix`; the host bits of `addr` are ignored, as iptables and ASA do.
+    /// Returns `None` for a prefix longer than the address.
+    pub fn cidr(a: IpAddr, prefix: u8) -> Option<IntervalSet> {
+        let (value, bits) = match a {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 32u32),
+            IpAddr::V6(a) => (u128::from(a), 128u32),
+        };
+        let prefix = u32::from(prefix);
+        if prefix > bits {
+            return None;
+        }
+        let host_bits = bits - prefix;
+        let mask: u128 = if host_bits >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << host_bits) - 1
+        };
+        let lo = value & !mask;
+        let hi = lo | mask;
+        Some(match a {
+            IpAddr::V4(_) => IntervalSet::range(V4_BASE | lo, V4_BASE | hi),
+            IpAddr::V6(_) => IntervalSet::range(lo, hi),
+        })
+    }
+
+    /// An inclusive address range `lo-hi`; `None` if the families differ.
+    pub fn span(lo: IpAddr, hi: IpAddr) -> Option<IntervalSet> {
+        match (lo, hi) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
+                Some(IntervalSet::range(ip(lo), ip(hi)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The prefix length of a contiguous IPv4 netmask such as 255.255.255.0;
+    /// `None` for a non-contiguous mask.
+    pub fn v4_mask_len(mask: Ipv4Addr) -> Option<u8> {
+        let m = u32::from(mask);
+        let len = m.leading_ones();
+        (m.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+    }
+
+    /// A field value back as an address.
+    pub fn to_ip(v: u128) -> IpAddr {
+        if v >> 32 == V4_BASE >> 32 {
+            IpAddr::V4(Ipv4Addr::from((v & 0xffff_ffff) as u32))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(r: &[(u128, u128)]) -> IntervalSet {
+        IntervalSet::from_ranges(r.iter().copied())
+    }
+
+    #[test]
+    fn from_ranges_merges_overlap_and_adjacency() {
+        assert_eq!(set(&[(5, 9), (1, 3), (4, 4), (20, 30)]).ranges(), &[(1, 9), (20, 30)]);
+    }
+
+    #[test]
+    fn subtract_splits_ranges() {
+        let a = set(&[(0, 100)]);
+        let b = set(&[(10, 20), (50, 50), (90, 200)]);
+        assert_eq!(a.subtract(&b).ranges(), &[(0, 9), (21, 49), (51, 89)]);
+        assert!(b.subtract(&set(&[(0, 300)])).is_empty());
+    }
+
+    #[test]
+    fn intersect_and_intersects_agree() {
+        let a = set(&[(0, 5), (10, 15)]);
+        let b = set(&[(6, 9), (15, 20)]);
+        assert_eq!(a.intersect(&b).ranges(), &[(15, 15)]);
+        assert!(a.intersects(&b));
+        assert!(!a.intersects(&set(&[(6, 9)])));
+    }
+
+    #[test]
+    fn complement_of_full_is_empty() {
+        assert!(IntervalSet::range(0, PORT_MAX).complement(PORT_MAX).is_empty());
+        assert_eq!(
+            IntervalSet::single(80).complement(PORT_MAX).ranges(),
+            &[(0, 79), (81, PORT_MAX)]
+        );
+    }
+
+    #[test]
+    fn contains_uses_range_bounds() {
+        let a = set(&[(10, 20), (30, 40)]);
+        assert!(a.contains(10) && a.contains(20) && a.contains(35));
+        assert!(!a.contains(25) && !a.contains(9) && !a.contains(41));
+    }
+
+    #[test]
+    fn cidr_ignores_host_bits() {
+        let s = addr::cidr("10.1.2.3".parse().expect("literal"), 24).expect("valid prefix");
+        assert_eq!(
+            addr::to_ip(s.first().expect("non-empty")),
+            "10.1.2.0".parse::<IpAddr>().expect("literal")
+        );
+        assert_eq!(s.count(), 256);
+        assert!(addr::cidr("10.0.0.0".parse().expect("literal"), 33).is_none());
+        assert_eq!(addr::cidr("::".parse().expect("literal"), 0).map(|s| s.count()), Some(u128::MAX));
+    }
+
+    #[test]
+    fn netmask_to_prefix() {
+        assert_eq!(addr::v4_mask_len("255.255.255.0".parse().expect("literal")), Some(24));
+        assert_eq!(addr::v4_mask_len("0.0.0.0".parse().expect("literal")), Some(0));
+        assert_eq!(addr::v4_mask_len("255.0.255.0".parse().expect("literal")), None);
+    }
+}

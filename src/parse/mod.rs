@@ -1,0 +1,118 @@
+//! Dialect parsers: source text in, [`RuleGraph`] out. The second stage of the pipeline.
+//!
+//! Each dialect lives in its own module and exports one function,
+//! `parse(&SourceFile) -> Parsed`. Problems in the text are findings (rule `parse-error`
+//! for what the device would refuse, `unknown-syntax` for what mislint does not model),
+//! never panics; a graph comes back whenever any of the file could be understood.
+
+pub mod asa;
+pub mod iptables;
+pub mod pfsense;
+
+use crate::graph::{Dialect, RuleGraph};
+use crate::report::finding::Finding;
+use crate::source::SourceFile;
+
+/// What every dialect parser returns.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The rule graph, unless the file could not be read as its dialect at all.
+    pub graph: Option<RuleGraph>,
+    /// Syntax errors and notes about unmodelled constructs.
+    pub findings: Vec<Finding>,
+}
+
+/// Finding name for text the device itself would refuse or mislint cannot read.
+pub const PARSE_ERROR: &str = "parse-error";
+/// Finding name for a construct mislint does not model; the analysis treats it as
+/// "may match", and this note says where.
+pub const UNKNOWN_SYNTAX: &str = "unknown-syntax";
+/// Finding name for a reference to a chain, object, group or alias that is not defined.
+pub const UNDEFINED_REFERENCE: &str = "undefined-reference";
+/// Finding name for chains, object-groups or aliases that refer to themselves.
+pub const REFERENCE_CYCLE: &str = "reference-cycle";
+
+/// Parses a file in the given dialect.
+pub fn parse(file: &SourceFile, dialect: Dialect) -> Parsed {
+    match dialect {
+        Dialect::Iptables => iptables::parse(file),
+        Dialect::Asa => asa::parse(file),
+        Dialect::Pfsense => pfsense::parse(file),
+    }
+}
+
+/// Recognises a config by its content: `*filter`-style table headers for iptables,
+/// an XML `<pfsense>` or `<opnsense>` root for pfSense, and ASA's characteristic
+/// top-level commands. Returns `None` for text that is none of them.
+pub fn sniff(text: &str) -> Option<Dialect> {
+    let head: String = text.chars().take(64 * 1024).collect();
+    let trimmed = head.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.starts_with("<?xml") || trimmed.starts_with('<') {
+        let lower = head.to_ascii_lowercase();
+        if lower.contains("<pfsense") || lower.contains("<opnsense") {
+            return Some(Dialect::Pfsense);
+        }
+        return None;
+    }
+    let mut asa_score = 0;
+    for line in head.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with('*') && line.len() > 1 && !line.contains(' ') {
+            return Some(Dialect::Iptables);
+        }
+        if line.starts_with(":INPUT ")
+            || line.starts_with(":FORWARD ")
+            || line.starts_with(":OUTPUT ")
+            || line.starts_with(":PREROUTING ")
+            || line.starts_with("-A ")
+        {
+            return Some(Dialect::Iptables);
+        }
+        let asa_words = [
+            "ASA Version",
+            "PIX Version",
+            "FWSM Version",
+            "access-list ",
+            "access-group ",
+            "object-group ",
+            "object network ",
+            "object service ",
+            " nameif ",
+            "nameif ",
+            "security-level ",
+            "same-security-traffic ",
+            "hostname ",
+            "interface ",
+        ];
+        if asa_words
+            .iter()
+            .any(|w| line.starts_with(w) || (w.starts_with(' ') && line.starts_with(w)))
+        {
+            asa_score += 1;
+        }
+        if line.starts_with(": Saved") || line.starts_with("ASA Version") {
+            asa_score += 3;
+        }
+    }
+    (asa_score >= 2).then_some(Dialect::Asa)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_each_dialect() {
+        assert_eq!(sniff("# Generated\n*filter\n:INPUT ACCEPT [0:0]\n"), Some(Dialect::Iptables));
+        assert_eq!(
+            sniff("<?xml version=\"1.0\"?>\n<pfsense>\n</pfsense>"),
+            Some(Dialect::Pfsense)
+        );
+        assert_eq!(
+            sniff(": Saved\nASA Version 9.12(3)\nhostname fw\n"),
+            Some(Dialect::Asa)
+        );
+        assert_eq!(sniff("hello world\n"), None);
+        assert_eq!(sniff("<html></html>"), None);
+    }
+}
