@@ -1,1 +1,33 @@
-fn main() {}
+//! The `mislint` command: flags in, exit status out; the work is in the library.
+
+use clap::Parser;
+use mislint::cli::Cli;
+use mislint::config::Config;
+use mislint::Outcome;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_cli(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = mislint::run(&config, &mut out).and_then(|o| out.flush().map(|_| o));
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Ok(Outcome::Errors) => ExitCode::from(2),
+        // A closed pipe (`mislint … | head`) is not an error worth a message.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mislint: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

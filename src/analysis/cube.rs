@@ -1,0 +1,168 @@
+//! Packet cubes: a set of packets written as one value set per header field.
+//!
+//! A cube is the product of its fields' sets, so intersecting two cubes is per-field
+//! intersection and a rule's match (a conjunction of per-field conditions, each possibly
+//! negated) is exactly one cube. Subtracting a rule from a cube yields at most one cube per
+//! field; see [`Cube::subtract`] for why the field order keeps the pieces few.
+
+use crate::graph::IntervalSet;
+use crate::graph::sets::{ADDR_MAX, PORT_MAX, PROTO_MAX, ct};
+
+/// The header fields of a packet, in the order cubes are split. Coarse fields come first:
+/// splitting on them first leaves the remainder of a rule like "tcp to 10.0.0.7 port 443"
+/// as few broad pieces ("not tcp", "tcp not 443", "tcp 443 not 10.0.0.7") instead of many
+/// narrow ones, so the number of live pieces grows with the distinct protocols and ports
+/// of a ruleset, not with its number of addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// IP protocol number.
+    Proto = 0,
+    /// Conntrack state.
+    State = 1,
+    /// Ingress interface (index into the model's interface list).
+    InIface = 2,
+    /// Egress interface.
+    OutIface = 3,
+    /// Destination port.
+    DstPort = 4,
+    /// Source port.
+    SrcPort = 5,
+    /// Source address.
+    SrcAddr = 6,
+    /// Destination address.
+    DstAddr = 7,
+}
+
+/// Number of fields.
+pub const FIELDS: usize = 8;
+
+/// A set of packets: every combination of the fields' values.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Cube {
+    /// One set per [`Field`], indexed by `Field as usize`.
+    pub fields: [IntervalSet; FIELDS],
+}
+
+impl Cube {
+    /// Every packet, given the number of interfaces in the model.
+    pub fn full(iface_count: usize) -> Cube {
+        let iface_max = iface_count.saturating_sub(1) as u128;
+        Cube {
+            fields: [
+                IntervalSet::range(0, PROTO_MAX),
+                IntervalSet::range(0, ct::MAX),
+                IntervalSet::range(0, iface_max),
+                IntervalSet::range(0, iface_max),
+                IntervalSet::range(0, PORT_MAX),
+                IntervalSet::range(0, PORT_MAX),
+                IntervalSet::range(0, ADDR_MAX),
+                IntervalSet::range(0, ADDR_MAX),
+            ],
+        }
+    }
+
+    /// The set of one field.
+    pub fn get(&self, f: Field) -> &IntervalSet {
+        &self.fields[f as usize]
+    }
+
+    /// Narrows one field to its intersection with `set`.
+    pub fn restrict(&mut self, f: Field, set: &IntervalSet) {
+        let slot = &mut self.fields[f as usize];
+        *slot = slot.intersect(set);
+    }
+
+    /// True if the cube holds no packet.
+    pub fn is_empty(&self) -> bool {
+        self.fields.iter().any(IntervalSet::is_empty)
+    }
+
+    /// True if some packet is in both cubes. Checks the fields in split order, so most
+    /// non-matching rules are rejected on the protocol or port field.
+    pub fn intersects(&self, other: &Cube) -> bool {
+        self.fields
+            .iter()
+            .zip(&other.fields)
+            .all(|(a, b)| a.intersects(b))
+    }
+
+    /// Packets in both cubes.
+    pub fn intersect(&self, other: &Cube) -> Cube {
+        let mut out = self.clone();
+        for (slot, b) in out.fields.iter_mut().zip(&other.fields) {
+            *slot = slot.intersect(b);
+        }
+        out
+    }
+
+    /// True if every packet of `self` is in `other`.
+    pub fn is_subset(&self, other: &Cube) -> bool {
+        self.fields
+            .iter()
+            .zip(&other.fields)
+            .all(|(a, b)| a.is_subset(b))
+    }
+
+    /// Packets of `self` not in `other`, as disjoint cubes: piece `i` agrees with `other` on
+    /// the fields before `i` and lies outside it on field `i`. At most one piece per field.
+    pub fn subtract(&self, other: &Cube) -> Vec<Cube> {
+        let mut pieces = Vec::new();
+        let mut inside = self.clone();
+        for f in 0..FIELDS {
+            let outside = inside.fields[f].subtract(&other.fields[f]);
+            if !outside.is_empty() {
+                let mut piece = inside.clone();
+                piece.fields[f] = outside;
+                pieces.push(piece);
+            }
+            inside.fields[f] = inside.fields[f].intersect(&other.fields[f]);
+            if inside.fields[f].is_empty() {
+                break;
+            }
+        }
+        pieces
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cube_with(proto: (u128, u128), dport: (u128, u128)) -> Cube {
+        let mut c = Cube::full(2);
+        c.restrict(Field::Proto, &IntervalSet::range(proto.0, proto.1));
+        c.restrict(Field::DstPort, &IntervalSet::range(dport.0, dport.1));
+        c
+    }
+
+    #[test]
+    fn subtract_is_exact_and_disjoint() {
+        let whole = cube_with((0, 255), (0, 65535));
+        let rule = cube_with((6, 6), (80, 80));
+        let pieces = whole.subtract(&rule);
+        assert_eq!(pieces.len(), 2);
+        for p in &pieces {
+            assert!(!p.intersects(&rule));
+        }
+        assert!(!pieces[0].intersects(&pieces[1]));
+        let ports_left: u128 = pieces[1].get(Field::DstPort).count();
+        assert_eq!(ports_left, 65535);
+        assert_eq!(pieces[0].get(Field::Proto).count(), 255);
+    }
+
+    #[test]
+    fn subtract_of_superset_is_empty() {
+        let small = cube_with((6, 6), (80, 80));
+        let big = cube_with((0, 255), (0, 65535));
+        assert!(small.subtract(&big).is_empty());
+        assert!(small.is_subset(&big));
+    }
+
+    #[test]
+    fn disjoint_cubes_do_not_intersect() {
+        let a = cube_with((6, 6), (80, 80));
+        let b = cube_with((17, 17), (80, 80));
+        assert!(!a.intersects(&b));
+        assert!(a.intersect(&b).is_empty());
+    }
+}

@@ -1,0 +1,556 @@
+//! The analysis: which packets of a set the rule graph permits, and which rule decides.
+//!
+//! Given a query — a [`Cube`] of packets, e.g. "every NEW packet from the perimeter
+//! interfaces to the internal ones" — [`Model::evaluate`] walks the graph's stages and
+//! chains first-match and returns a partition of the query into [`Outcome`]s: disjoint
+//! cubes, each permitted or denied, with the deciding rule and the accepting rule of every
+//! stage on the way. Nothing is sampled: ports, protocols and addresses are interval sets,
+//! so the answer holds for all 65,536 ports and all 256 protocols.
+//!
+//! Why cubes of interval sets and not BDDs (as Batfish uses): the questions mislint asks
+//! are few and broad (one per zone pair), rules are conjunctions of per-field ranges, and
+//! first-match walking only ever needs "rule ∩ piece" and "piece − rule". With interval
+//! sets per field both are exact and linear in the sets' sizes, negation is a complement
+//! inside one field, every piece names its deciding rule and a witness packet for free,
+//! and no variable ordering or node table is needed. The cost is fragmentation: "piece −
+//! rule" can give one piece per field. Splitting coarse fields first (protocol, state,
+//! interfaces, ports, then addresses; see [`cube::Field`]) keeps the live pieces in step
+//! with the distinct (protocol, port) pairs of a ruleset, not its size, and a rule that
+//! cannot touch a piece is rejected by a per-field overlap test, usually on the first field.
+//!
+//! Uncertainty: a rule with a condition mislint does not model, or a target with an
+//! unknown effect, *may* match. The walk then follows both worlds — matched and not
+//! matched — and marks every piece that passed through it with [`Outcome::may`], so a
+//! verdict that depends on it is reported as "may", never as a definite "closed".
+
+pub mod cube;
+pub mod zones;
+
+use crate::graph::sets::{addr, ct, proto};
+use crate::graph::{Action, ChainId, CondKind, IfaceMatch, IntervalSet, RuleGraph};
+use crate::source::Span;
+pub use cube::{Cube, Field};
+use std::net::IpAddr;
+use std::rc::Rc;
+
+/// The name given to "any interface not named in the config or the zone map".
+pub const OTHER_IFACE: &str = "*";
+
+/// A rule or a chain default that decided part of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Decider {
+    /// The chain.
+    pub chain: ChainId,
+    /// The rule's index in the chain, or `None` for the chain's default.
+    pub rule: Option<usize>,
+}
+
+/// Permitted or denied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// The packet gets through every stage.
+    Permit,
+    /// Some stage drops or rejects it.
+    Deny,
+}
+
+/// One part of a query's answer.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The packets of this part.
+    pub cube: Cube,
+    /// What happens to them.
+    pub verdict: Verdict,
+    /// The rule or default that gave the final verdict (the last stage's accept for a
+    /// permit, the dropping rule for a deny).
+    pub decided_by: Decider,
+    /// The accepting rule or default of each stage passed, in stage order.
+    pub accepted_by: Vec<Decider>,
+    /// The first unmodelled rule on the path, if any: the verdict then is only "may".
+    pub may: Option<Decider>,
+}
+
+impl Outcome {
+    /// The accept that best explains a permit: the first explicit rule among the stages'
+    /// accepts (a rule someone wrote), else the first default.
+    pub fn permitting(&self) -> Decider {
+        self.accepted_by
+            .iter()
+            .find(|d| d.rule.is_some())
+            .or(self.accepted_by.first())
+            .copied()
+            .unwrap_or(self.decided_by)
+    }
+}
+
+/// A rule compiled to a cube over the model's interface numbering.
+#[derive(Clone, Debug)]
+struct CompiledRule {
+    cube: Cube,
+    unknown: bool,
+}
+
+/// A rule graph ready for queries.
+pub struct Model<'g> {
+    /// The graph.
+    pub graph: &'g RuleGraph,
+    /// Interface names; a packet's interface fields index into this list. The last entry
+    /// is [`OTHER_IFACE`], standing for every interface the config does not name.
+    pub ifaces: Vec<String>,
+    rules: Vec<Vec<CompiledRule>>,
+}
+
+/// A walker's position: where a piece of a query is in the chains.
+struct Walker {
+    cube: Cube,
+    chain: usize,
+    next: usize,
+    stack: Option<Rc<Frame>>,
+    depth: usize,
+    may: Option<Decider>,
+}
+
+/// A return address for `Jump`.
+struct Frame {
+    chain: usize,
+    next: usize,
+    parent: Option<Rc<Frame>>,
+}
+
+/// A piece that a stage accepted or denied.
+struct StageResult {
+    cube: Cube,
+    accepted: bool,
+    by: Decider,
+    may: Option<Decider>,
+}
+
+impl<'g> Model<'g> {
+    /// Compiles `graph`; `extra_ifaces` are names known from elsewhere (the zone map).
+    pub fn new(graph: &'g RuleGraph, extra_ifaces: &[String]) -> Model<'g> {
+        let mut ifaces: Vec<String> = graph.interfaces.iter().map(|i| i.name.clone()).collect();
+        for name in extra_ifaces {
+            if !ifaces.contains(name) {
+                ifaces.push(name.clone());
+            }
+        }
+        ifaces.push(OTHER_IFACE.to_string());
+        let rules = graph
+            .chains
+            .iter()
+            .map(|chain| {
+                chain
+                    .rules
+                    .iter()
+                    .map(|rule| compile_rule(&rule.conds, &ifaces))
+                    .collect()
+            })
+            .collect();
+        Model {
+            graph,
+            ifaces,
+            rules,
+        }
+    }
+
+    /// Every packet of the graph's address families, in state NEW.
+    pub fn new_packets(&self) -> Cube {
+        let mut c = Cube::full(self.ifaces.len());
+        c.restrict(Field::State, &IntervalSet::single(ct::NEW));
+        let space = self.graph.family.space();
+        c.restrict(Field::SrcAddr, &space);
+        c.restrict(Field::DstAddr, &space);
+        c
+    }
+
+    /// The interface indices of these names.
+    pub fn iface_set(&self, names: &[&str]) -> IntervalSet {
+        IntervalSet::from_ranges(
+            self.ifaces
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| names.contains(&n.as_str()))
+                .map(|(i, _)| (i as u128, i as u128)),
+        )
+    }
+
+    /// Splits `query` into permitted and denied parts, each with its deciding rule.
+    pub fn evaluate(&self, query: &Cube) -> Vec<Outcome> {
+        let mut live: Vec<(Cube, Vec<Decider>, Option<Decider>)> =
+            vec![(query.clone(), Vec::new(), None)];
+        let mut done = Vec::new();
+        for stage in &self.graph.stages {
+            let mut next = Vec::new();
+            for (cube, accepted_by, may) in live {
+                for r in self.walk_stage(stage.chain.0, cube, may) {
+                    let mut trail = accepted_by.clone();
+                    if r.accepted {
+                        trail.push(r.by);
+                        next.push((r.cube, trail, r.may));
+                    } else {
+                        done.push(Outcome {
+                            cube: r.cube,
+                            verdict: Verdict::Deny,
+                            decided_by: r.by,
+                            accepted_by: trail,
+                            may: r.may,
+                        });
+                    }
+                }
+            }
+            live = next;
+        }
+        for (cube, accepted_by, may) in live {
+            let decided_by = accepted_by.last().copied().unwrap_or(Decider {
+                chain: ChainId(0),
+                rule: None,
+            });
+            done.push(Outcome {
+                cube,
+                verdict: Verdict::Permit,
+                decided_by,
+                accepted_by,
+                may,
+            });
+        }
+        done
+    }
+
+    /// Walks one stage's chain for `cube`, first match, through jumps and gotos.
+    fn walk_stage(&self, entry: usize, cube: Cube, may: Option<Decider>) -> Vec<StageResult> {
+        let mut out = Vec::new();
+        let mut work = vec![Walker {
+            cube,
+            chain: entry,
+            next: 0,
+            stack: None,
+            depth: 0,
+            may,
+        }];
+        while let Some(w) = work.pop() {
+            self.step(entry, w, &mut work, &mut out);
+        }
+        out
+    }
+
+    /// Advances one walker to its next matching rule and applies that rule.
+    fn step(&self, entry: usize, w: Walker, work: &mut Vec<Walker>, out: &mut Vec<StageResult>) {
+        let rules = &self.rules[w.chain];
+        let hit = rules
+            .iter()
+            .enumerate()
+            .skip(w.next)
+            .find(|(_, r)| r.cube.intersects(&w.cube));
+        let Some((index, rule)) = hit else {
+            self.fall_through(entry, w, work, out);
+            return;
+        };
+        let decider = Decider {
+            chain: ChainId(w.chain),
+            rule: Some(index),
+        };
+        for rest in w.cube.subtract(&rule.cube) {
+            work.push(Walker {
+                cube: rest,
+                chain: w.chain,
+                next: index + 1,
+                stack: w.stack.clone(),
+                depth: w.depth,
+                may: w.may,
+            });
+        }
+        let matched = w.cube.intersect(&rule.cube);
+        let mut may = w.may;
+        if rule.unknown {
+            may = may.or(Some(decider));
+            // The world where the unmodelled condition does not match.
+            work.push(Walker {
+                cube: matched.clone(),
+                chain: w.chain,
+                next: index + 1,
+                stack: w.stack.clone(),
+                depth: w.depth,
+                may,
+            });
+        }
+        let action = &self.graph.chains[w.chain].rules[index].action;
+        let here = Walker {
+            cube: matched,
+            may,
+            ..w
+        };
+        self.apply(entry, action, decider, here, index, work, out);
+    }
+
+    /// Applies a matched rule's action to the matched piece.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        entry: usize,
+        action: &Action,
+        decider: Decider,
+        w: Walker,
+        index: usize,
+        work: &mut Vec<Walker>,
+        out: &mut Vec<StageResult>,
+    ) {
+        let loops = w.depth >= self.rules.len();
+        match action {
+            Action::Accept => out.push(StageResult {
+                cube: w.cube,
+                accepted: true,
+                by: decider,
+                may: w.may,
+            }),
+            Action::Drop | Action::Reject => out.push(StageResult {
+                cube: w.cube,
+                accepted: false,
+                by: decider,
+                may: w.may,
+            }),
+            Action::Continue(_) => work.push(Walker {
+                next: index + 1,
+                ..w
+            }),
+            Action::Return => self.fall_through(entry, w, work, out),
+            Action::Jump(target) if !loops => {
+                let frame = Frame {
+                    chain: w.chain,
+                    next: index + 1,
+                    parent: w.stack.clone(),
+                };
+                work.push(Walker {
+                    chain: target.0,
+                    next: 0,
+                    stack: Some(Rc::new(frame)),
+                    depth: w.depth + 1,
+                    ..w
+                });
+            }
+            Action::Goto(target) if !loops => work.push(Walker {
+                chain: target.0,
+                next: 0,
+                depth: w.depth + 1,
+                ..w
+            }),
+            // An unknown target, or a jump that would loop (the kernel refuses such a
+            // ruleset; the parser reports it): the packet may be accepted, or go on.
+            Action::Jump(_) | Action::Goto(_) | Action::Unknown(_) => {
+                let may = w.may.or(Some(decider));
+                out.push(StageResult {
+                    cube: w.cube.clone(),
+                    accepted: true,
+                    by: decider,
+                    may,
+                });
+                work.push(Walker {
+                    next: index + 1,
+                    may,
+                    ..w
+                });
+            }
+        }
+    }
+
+    /// The end of a chain (or a `Return`): back to the caller, or the stage's default.
+    fn fall_through(
+        &self,
+        entry: usize,
+        w: Walker,
+        work: &mut Vec<Walker>,
+        out: &mut Vec<StageResult>,
+    ) {
+        if let Some(frame) = w.stack {
+            work.push(Walker {
+                cube: w.cube,
+                chain: frame.chain,
+                next: frame.next,
+                stack: frame.parent.clone(),
+                depth: w.depth.saturating_sub(1),
+                may: w.may,
+            });
+            return;
+        }
+        let chain = &self.graph.chains[entry];
+        let accepted = chain
+            .default
+            .as_ref()
+            .is_none_or(|d| matches!(d.action, Action::Accept));
+        out.push(StageResult {
+            cube: w.cube,
+            accepted,
+            by: Decider {
+                chain: ChainId(entry),
+                rule: None,
+            },
+            may: w.may,
+        });
+    }
+
+    /// The source span of a decider: the rule's line or the default's cause.
+    pub fn span_of(&self, d: Decider) -> Span {
+        let chain = self.graph.chain(d.chain);
+        match d.rule {
+            Some(i) => chain.rules.get(i).map_or(chain.span, |r| r.span),
+            None => chain.default.as_ref().map_or(chain.span, |x| x.span),
+        }
+    }
+
+    /// How to name a decider in a message.
+    pub fn describe(&self, d: Decider) -> String {
+        let chain = self.graph.chain(d.chain);
+        match d.rule {
+            Some(i) => match chain.rules.get(i).and_then(|r| r.comment.as_deref()) {
+                Some(c) if c.starts_with("implicit") || c.starts_with("security level") => {
+                    c.to_string()
+                }
+                _ => format!("rule {} of `{}`", i + 1, chain.name),
+            },
+            None => chain
+                .default
+                .as_ref()
+                .map_or_else(|| format!("end of `{}`", chain.name), |x| x.reason.clone()),
+        }
+    }
+
+    /// A concrete packet of `cube`, preferring ordinary values (a host address rather
+    /// than a network address, an ephemeral source port).
+    pub fn witness(&self, cube: &Cube) -> crate::report::finding::Witness {
+        let protocol = pick(cube.get(Field::Proto), &[u128::from(proto::TCP)]) as u8;
+        let ports = proto::has_ports(protocol);
+        let iface = |f: Field| {
+            let i = pick(cube.get(f), &[]) as usize;
+            self.ifaces
+                .get(i)
+                .filter(|n| n.as_str() != OTHER_IFACE)
+                .cloned()
+        };
+        crate::report::finding::Witness {
+            protocol,
+            src: pick_addr(cube.get(Field::SrcAddr)),
+            dst: pick_addr(cube.get(Field::DstAddr)),
+            src_port: ports.then(|| pick(cube.get(Field::SrcPort), &[49152]) as u16),
+            dst_port: ports.then(|| pick(cube.get(Field::DstPort), &[]) as u16),
+            in_interface: iface(Field::InIface),
+            out_interface: iface(Field::OutIface),
+        }
+    }
+}
+
+impl Model<'_> {
+    /// The one-packet cube of a witness (state NEW).
+    pub fn witness_cube(&self, w: &crate::report::finding::Witness) -> Cube {
+        let mut c = Cube::full(self.ifaces.len());
+        c.restrict(Field::Proto, &IntervalSet::single(u128::from(w.protocol)));
+        c.restrict(Field::State, &IntervalSet::single(ct::NEW));
+        c.restrict(Field::SrcAddr, &IntervalSet::single(addr::ip(w.src)));
+        c.restrict(Field::DstAddr, &IntervalSet::single(addr::ip(w.dst)));
+        if let Some(p) = w.src_port {
+            c.restrict(Field::SrcPort, &IntervalSet::single(u128::from(p)));
+        }
+        if let Some(p) = w.dst_port {
+            c.restrict(Field::DstPort, &IntervalSet::single(u128::from(p)));
+        }
+        for (field, name) in [
+            (Field::InIface, &w.in_interface),
+            (Field::OutIface, &w.out_interface),
+        ] {
+            if let Some(n) = name {
+                c.restrict(field, &self.iface_set(&[n.as_str()]));
+            }
+        }
+        c
+    }
+
+    /// The first rule after `index` in `chain` that accepts some packet of `cube`.
+    pub fn accepting_rules_after(&self, chain: ChainId, index: usize, cube: &Cube) -> Option<Decider> {
+        let rules = self.rules.get(chain.0)?;
+        let source = &self.graph.chain(chain).rules;
+        (index + 1..rules.len())
+            .find(|&i| {
+                matches!(source.get(i).map(|r| &r.action), Some(Action::Accept))
+                    && rules[i].cube.intersects(cube)
+            })
+            .map(|i| Decider {
+                chain,
+                rule: Some(i),
+            })
+    }
+}
+
+/// A preferred value if the set holds it, else the smallest.
+fn pick(set: &IntervalSet, preferred: &[u128]) -> u128 {
+    preferred
+        .iter()
+        .copied()
+        .find(|v| set.contains(*v))
+        .or(set.first())
+        .unwrap_or(0)
+}
+
+/// An address of the set, avoiding a range's first value (often a network address).
+fn pick_addr(set: &IntervalSet) -> IpAddr {
+    let v = set
+        .ranges()
+        .first()
+        .map_or(0, |&(lo, hi)| if hi - lo >= 2 { lo + 1 } else { lo });
+    addr::to_ip(v)
+}
+
+/// Builds a rule's cube from its conditions.
+fn compile_rule(conds: &[crate::graph::Cond], ifaces: &[String]) -> CompiledRule {
+    let mut cube = Cube::full(ifaces.len());
+    let mut unknown = false;
+    let mut has_ports = false;
+    for cond in conds {
+        match &cond.kind {
+            CondKind::Protocol(s) => cube.restrict(Field::Proto, s),
+            CondKind::SrcAddr(s) => cube.restrict(Field::SrcAddr, s),
+            CondKind::DstAddr(s) => cube.restrict(Field::DstAddr, s),
+            CondKind::SrcPort(s) => {
+                has_ports = true;
+                cube.restrict(Field::SrcPort, s)
+            }
+            CondKind::DstPort(s) => {
+                has_ports = true;
+                cube.restrict(Field::DstPort, s)
+            }
+            CondKind::InIface(m) => cube.restrict(Field::InIface, &iface_indices(m, ifaces)),
+            CondKind::OutIface(m) => cube.restrict(Field::OutIface, &iface_indices(m, ifaces)),
+            CondKind::State(s) => cube.restrict(Field::State, s),
+            CondKind::Unknown(_) => unknown = true,
+        }
+    }
+    if has_ports {
+        // A port condition only means something for protocols that carry ports; iptables,
+        // ASA and pfSense all demand such a protocol before they accept one.
+        cube.restrict(Field::Proto, &port_protocols());
+    }
+    CompiledRule { cube, unknown }
+}
+
+/// The protocols whose packets carry ports.
+pub fn port_protocols() -> IntervalSet {
+    IntervalSet::from_ranges(
+        (0u8..=255)
+            .filter(|p| proto::has_ports(*p))
+            .map(|p| (u128::from(p), u128::from(p))),
+    )
+}
+
+/// The interface indices an interface condition matches. The catch-all [`OTHER_IFACE`]
+/// matches only negated conditions and the lone `+` wildcard: an unnamed interface is
+/// none of the names a rule lists.
+fn iface_indices(m: &IfaceMatch, ifaces: &[String]) -> IntervalSet {
+    IntervalSet::from_ranges(ifaces.iter().enumerate().filter_map(|(i, name)| {
+        let hit = if name == OTHER_IFACE {
+            m.patterns.iter().any(|p| p.prefix && p.name.is_empty()) != m.negated
+        } else {
+            m.matches(name)
+        };
+        hit.then_some((i as u128, i as u128))
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,302 @@
+//! Tests of the first-match walk on hand-built graphs (the parsers have their own tests;
+//! end-to-end behaviour is tested through the CLI).
+
+use super::*;
+use crate::graph::sets::{PORT_MAX, PROTO_MAX};
+use crate::graph::{
+    Chain, Cond, Default, Dialect, Family, IfacePattern, Interface, Rule, Stage,
+};
+use crate::source::{FileId, Span};
+
+fn span(n: u32) -> Span {
+    Span {
+        file: FileId(0),
+        start: n,
+        end: n + 1,
+    }
+}
+
+fn cond(kind: CondKind) -> Cond {
+    Cond { kind, span: span(0) }
+}
+
+fn tcp_port(p: u128) -> Vec<Cond> {
+    vec![
+        cond(CondKind::Protocol(IntervalSet::single(6))),
+        cond(CondKind::DstPort(IntervalSet::single(p))),
+    ]
+}
+
+fn rule(conds: Vec<Cond>, action: Action, line: u32) -> Rule {
+    Rule {
+        conds,
+        action,
+        span: span(line),
+        action_span: span(line),
+        comment: None,
+    }
+}
+
+fn iface(name: &str, prefix: bool, negated: bool) -> IfaceMatch {
+    IfaceMatch {
+        patterns: vec![IfacePattern {
+            name: name.into(),
+            prefix,
+        }],
+        negated,
+    }
+}
+
+/// A graph with a FORWARD chain (policy `policy`) as its one stage, plus user chains.
+fn graph(forward: Vec<Rule>, policy: Action, user: Vec<(&str, Vec<Rule>)>) -> RuleGraph {
+    let mut g = RuleGraph::new(Dialect::Iptables, FileId(0), Family::V4);
+    for n in ["eth0", "eth1", "eth2"] {
+        g.interfaces.push(Interface::named(n));
+    }
+    let fwd = g.add_chain(Chain {
+        name: "FORWARD".into(),
+        rules: forward,
+        default: Some(Default {
+            action: policy,
+            span: span(999),
+            reason: "policy of chain `FORWARD`".into(),
+        }),
+        span: span(999),
+    });
+    for (name, rules) in user {
+        g.add_chain(Chain {
+            name: name.into(),
+            rules,
+            default: None,
+            span: span(0),
+        });
+    }
+    g.stages.push(Stage {
+        name: "filter FORWARD".into(),
+        chain: fwd,
+    });
+    g
+}
+
+/// The verdict, decider and certainty for one TCP packet to `port`.
+fn verdict_for(model: &Model, port: u128) -> (Verdict, Decider, bool) {
+    let mut q = model.new_packets();
+    q.restrict(Field::Proto, &IntervalSet::single(6));
+    q.restrict(Field::DstPort, &IntervalSet::single(port));
+    let out = model.evaluate(&q);
+    assert!(!out.is_empty());
+    let permits = out.iter().filter(|o| o.verdict == Verdict::Permit).count();
+    let o = &out[0];
+    assert!(
+        permits == 0 || permits == out.len() || out.iter().any(|o| o.may.is_some()),
+        "a single packet got two definite verdicts"
+    );
+    (o.verdict, o.decided_by, out.iter().any(|o| o.may.is_some()))
+}
+
+#[test]
+fn drop_above_accept_wins() {
+    let g = graph(
+        vec![
+            rule(tcp_port(389), Action::Drop, 1),
+            rule(tcp_port(389), Action::Accept, 2),
+        ],
+        Action::Accept,
+        vec![],
+    );
+    let m = Model::new(&g, &[]);
+    let (v, d, may) = verdict_for(&m, 389);
+    assert_eq!(v, Verdict::Deny);
+    assert_eq!(d.rule, Some(0));
+    assert!(!may);
+}
+
+#[test]
+fn outcomes_partition_the_query_exactly() {
+    let g = graph(
+        vec![
+            rule(tcp_port(80), Action::Accept, 1),
+            rule(
+                vec![cond(CondKind::Protocol(IntervalSet::single(17)))],
+                Action::Drop,
+                2,
+            ),
+        ],
+        Action::Accept,
+        vec![],
+    );
+    let m = Model::new(&g, &[]);
+    let q = m.new_packets();
+    let out = m.evaluate(&q);
+    // Pairwise disjoint, and together as large as the query.
+    for (i, a) in out.iter().enumerate() {
+        for b in &out[i + 1..] {
+            assert!(!a.cube.intersects(&b.cube));
+        }
+    }
+    let per_proto_ports: u128 = out
+        .iter()
+        .map(|o| o.cube.get(Field::Proto).count() * o.cube.get(Field::DstPort).count())
+        .sum();
+    assert_eq!(per_proto_ports, (PROTO_MAX + 1) * (PORT_MAX + 1));
+    let udp_denied = out
+        .iter()
+        .any(|o| o.verdict == Verdict::Deny && o.cube.get(Field::Proto).contains(17));
+    assert!(udp_denied);
+}
+
+#[test]
+fn return_from_user_chain_continues_in_caller() {
+    let g = graph(
+        vec![
+            rule(vec![], Action::Jump(ChainId(1)), 1),
+            rule(tcp_port(80), Action::Accept, 2),
+        ],
+        Action::Drop,
+        vec![(
+            "check",
+            vec![
+                rule(tcp_port(80), Action::Return, 10),
+                rule(vec![], Action::Drop, 11),
+            ],
+        )],
+    );
+    let m = Model::new(&g, &[]);
+    let (v, d, _) = verdict_for(&m, 80);
+    assert_eq!((v, d.chain, d.rule), (Verdict::Permit, ChainId(0), Some(1)));
+    let (v, d, _) = verdict_for(&m, 81);
+    assert_eq!((v, d.chain, d.rule), (Verdict::Deny, ChainId(1), Some(1)));
+}
+
+#[test]
+fn goto_falls_through_to_the_policy() {
+    let g = graph(
+        vec![
+            rule(vec![], Action::Goto(ChainId(1)), 1),
+            rule(tcp_port(80), Action::Accept, 2),
+        ],
+        Action::Drop,
+        vec![("empty", vec![])],
+    );
+    let m = Model::new(&g, &[]);
+    let (v, d, _) = verdict_for(&m, 80);
+    // After -g the caller's later rules are skipped: the policy decides.
+    assert_eq!((v, d.rule), (Verdict::Deny, None));
+}
+
+#[test]
+fn jump_falls_through_back_to_caller() {
+    let g = graph(
+        vec![
+            rule(vec![], Action::Jump(ChainId(1)), 1),
+            rule(tcp_port(80), Action::Accept, 2),
+        ],
+        Action::Drop,
+        vec![("empty", vec![])],
+    );
+    let m = Model::new(&g, &[]);
+    assert_eq!(verdict_for(&m, 80).0, Verdict::Permit);
+}
+
+#[test]
+fn negated_source_and_interface_wildcards() {
+    let ten = crate::analysis::zones::parse_network("10.0.0.0/8").expect("valid");
+    let g = graph(
+        vec![rule(
+            vec![
+                cond(CondKind::SrcAddr(ten.complement(crate::graph::sets::ADDR_MAX))),
+                cond(CondKind::InIface(iface("eth", true, false))),
+            ],
+            Action::Accept,
+            1,
+        )],
+        Action::Drop,
+        vec![],
+    );
+    let m = Model::new(&g, &["ppp0".to_string()]);
+    let mut q = m.new_packets();
+    q.restrict(Field::InIface, &m.iface_set(&["eth1"]));
+    let out = m.evaluate(&q);
+    let permitted: Vec<_> = out.iter().filter(|o| o.verdict == Verdict::Permit).collect();
+    assert_eq!(permitted.len(), 1);
+    assert!(!permitted[0].cube.get(Field::SrcAddr).intersects(&ten));
+    let mut q = m.new_packets();
+    q.restrict(Field::InIface, &m.iface_set(&["ppp0"]));
+    assert!(m.evaluate(&q).iter().all(|o| o.verdict == Verdict::Deny));
+}
+
+#[test]
+fn conntrack_established_does_not_admit_new_packets() {
+    let g = graph(
+        vec![rule(
+            vec![cond(CondKind::State(IntervalSet::from_ranges([
+                (ct::ESTABLISHED, ct::RELATED),
+            ])))],
+            Action::Accept,
+            1,
+        )],
+        Action::Drop,
+        vec![],
+    );
+    let m = Model::new(&g, &[]);
+    assert_eq!(verdict_for(&m, 80).0, Verdict::Deny);
+    let mut q = Cube::full(m.ifaces.len());
+    q.restrict(Field::State, &IntervalSet::single(ct::ESTABLISHED));
+    assert!(m.evaluate(&q).iter().all(|o| o.verdict == Verdict::Permit));
+}
+
+#[test]
+fn unknown_condition_turns_closed_into_may() {
+    let mut conds = tcp_port(445);
+    conds.push(cond(CondKind::Unknown("-m u32".into())));
+    let g = graph(vec![rule(conds, Action::Accept, 1)], Action::Drop, vec![]);
+    let m = Model::new(&g, &[]);
+    let mut q = m.new_packets();
+    q.restrict(Field::Proto, &IntervalSet::single(6));
+    q.restrict(Field::DstPort, &IntervalSet::single(445));
+    let out = m.evaluate(&q);
+    assert!(out
+        .iter()
+        .any(|o| o.verdict == Verdict::Permit && o.may == Some(Decider { chain: ChainId(0), rule: Some(0) })));
+    assert!(out.iter().all(|o| o.may.is_some()));
+}
+
+#[test]
+fn jump_loop_terminates_with_may() {
+    let g = graph(
+        vec![rule(vec![], Action::Jump(ChainId(1)), 1)],
+        Action::Drop,
+        vec![
+            ("a", vec![rule(vec![], Action::Jump(ChainId(2)), 10)]),
+            ("b", vec![rule(vec![], Action::Jump(ChainId(1)), 20)]),
+        ],
+    );
+    let m = Model::new(&g, &[]);
+    let out = m.evaluate(&m.new_packets());
+    assert!(!out.is_empty());
+    assert!(out.iter().all(|o| o.may.is_some()));
+}
+
+#[test]
+fn deep_chain_nesting_does_not_overflow() {
+    let depth = 10_000;
+    let mut user = Vec::new();
+    let names: Vec<String> = (0..depth).map(|i| format!("c{i}")).collect();
+    for i in 0..depth {
+        let next = if i + 1 < depth {
+            vec![rule(vec![], Action::Jump(ChainId(i + 2)), 10)]
+        } else {
+            vec![rule(tcp_port(80), Action::Accept, 10)]
+        };
+        user.push((names[i].as_str(), next));
+    }
+    let g = graph(
+        vec![rule(vec![], Action::Jump(ChainId(1)), 1)],
+        Action::Drop,
+        user,
+    );
+    let m = Model::new(&g, &[]);
+    let (v, _, may) = verdict_for(&m, 80);
+    assert_eq!(v, Verdict::Permit);
+    assert!(!may);
+}

@@ -1,0 +1,286 @@
+//! Checks: the rule graph's verdicts held against the active policy flows.
+//!
+//! Each check is a file exporting `META` (name, default severity, documentation) and
+//! `run(&CheckCx) -> Vec<Finding>`; [`CHECKS`] lists them. A check decides and never
+//! prints. [`CheckCx`] evaluates each zone pair once, so every check reads the same
+//! partition of the traffic into permitted and denied parts.
+
+pub mod boundary_not_checked;
+pub mod ipsec_violation;
+pub mod missing_port;
+pub mod needless_port;
+pub mod unmapped_interface;
+
+use crate::analysis::zones::Zoning;
+use crate::analysis::{Cube, Decider, Field, Model, Outcome, Verdict};
+use crate::graph::sets::proto;
+use crate::graph::{IntervalSet, Zone};
+use crate::parse;
+use crate::policy::{ActiveFlow, Settings};
+use crate::report::finding::{Finding, Severity};
+use crate::source::SourceFile;
+use std::collections::BTreeMap;
+
+/// What a check is, for `--explain`, SARIF rule metadata and the README.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckMeta {
+    /// Stable kebab-case id; the JSON `rule` value.
+    pub name: &'static str,
+    /// Default severity.
+    pub severity: Severity,
+    /// One line.
+    pub summary: &'static str,
+    /// Markdown: What it finds / Why it matters / How to fix / How to suppress.
+    pub doc: &'static str,
+}
+
+/// A check's entry point.
+pub type CheckFn = fn(&CheckCx) -> Vec<Finding>;
+
+/// Every policy check, in the order they run.
+pub const CHECKS: &[(CheckMeta, CheckFn)] = &[
+    (missing_port::META, missing_port::run),
+    (needless_port::META, needless_port::run),
+    (ipsec_violation::META, ipsec_violation::run),
+    (boundary_not_checked::META, boundary_not_checked::run),
+    (unmapped_interface::META, unmapped_interface::run),
+];
+
+/// Findings the parsers emit, documented like checks.
+pub const PARSER_FINDINGS: &[CheckMeta] = &[
+    CheckMeta {
+        name: parse::PARSE_ERROR,
+        severity: Severity::Error,
+        summary: "the config has text its device would refuse, or mislint cannot read it",
+        doc: include_str!("../../docs/checks/parse-error.md"),
+    },
+    CheckMeta {
+        name: parse::UNKNOWN_SYNTAX,
+        severity: Severity::Note,
+        summary: "a construct mislint does not model; rules using it are treated as \"may match\"",
+        doc: include_str!("../../docs/checks/unknown-syntax.md"),
+    },
+    CheckMeta {
+        name: parse::UNDEFINED_REFERENCE,
+        severity: Severity::Error,
+        summary: "a reference to a chain, object, group or alias that is not defined",
+        doc: include_str!("../../docs/checks/undefined-reference.md"),
+    },
+    CheckMeta {
+        name: parse::REFERENCE_CYCLE,
+        severity: Severity::Error,
+        summary: "chains, object-groups or aliases that refer to themselves",
+        doc: include_str!("../../docs/checks/reference-cycle.md"),
+    },
+];
+
+/// Every finding kind mislint can report.
+pub fn all_metas() -> impl Iterator<Item = &'static CheckMeta> {
+    CHECKS.iter().map(|(m, _)| m).chain(PARSER_FINDINGS.iter())
+}
+
+/// The metadata of a finding kind.
+pub fn meta(name: &str) -> Option<&'static CheckMeta> {
+    all_metas().find(|m| m.name == name)
+}
+
+/// The zone pairs whose traffic touches the MIS host: both directions across the
+/// internal firewall and across the external one. Traffic between the public and the
+/// internal network does not involve MIS and is outside KB 294297.
+pub const MIS_PAIRS: [(Zone, Zone); 4] = [
+    (Zone::Perimeter, Zone::Internal),
+    (Zone::Internal, Zone::Perimeter),
+    (Zone::Perimeter, Zone::Public),
+    (Zone::Public, Zone::Perimeter),
+];
+
+/// Everything a check may read.
+pub struct CheckCx<'a> {
+    /// The file.
+    pub file: &'a SourceFile,
+    /// The compiled graph.
+    pub model: &'a Model<'a>,
+    /// The zones of its interfaces and addresses.
+    pub zoning: &'a Zoning,
+    /// The run's settings.
+    pub settings: &'a Settings,
+    /// The flows the active scenarios require or allow.
+    pub flows: &'a [ActiveFlow],
+    /// The evaluated traffic of each MIS zone pair the firewall stands on.
+    pub pairs: BTreeMap<(Zone, Zone), Vec<Outcome>>,
+}
+
+impl<'a> CheckCx<'a> {
+    /// Evaluates every MIS zone pair present in the file.
+    pub fn new(
+        file: &'a SourceFile,
+        model: &'a Model<'a>,
+        zoning: &'a Zoning,
+        settings: &'a Settings,
+        flows: &'a [ActiveFlow],
+    ) -> CheckCx<'a> {
+        let mut pairs = BTreeMap::new();
+        for (from, to) in MIS_PAIRS {
+            if zoning.has_zone(from) && zoning.has_zone(to) {
+                let query = pair_query(model, zoning, from, to);
+                pairs.insert((from, to), model.evaluate(&query));
+            }
+        }
+        CheckCx {
+            file,
+            model,
+            zoning,
+            settings,
+            flows,
+            pairs,
+        }
+    }
+}
+
+/// Every NEW packet from zone `from` to zone `to`: entering on an interface of `from`,
+/// leaving on one of `to`, with addresses of those zones, not addressed to the firewall.
+pub fn pair_query(model: &Model, zoning: &Zoning, from: Zone, to: Zone) -> Cube {
+    let mut q = model.new_packets();
+    let space = model.graph.family.space();
+    if zoning.has_interface_in(from) {
+        q.restrict(Field::InIface, &model.iface_set(&zoning.interfaces_in(from)));
+    }
+    if zoning.has_interface_in(to) {
+        q.restrict(Field::OutIface, &model.iface_set(&zoning.interfaces_in(to)));
+    }
+    q.restrict(Field::SrcAddr, &zoning.zone_addresses(from, &space));
+    let own = model
+        .graph
+        .interfaces
+        .iter()
+        .fold(IntervalSet::empty(), |acc, i| acc.union(&i.own_addresses));
+    q.restrict(Field::DstAddr, &zoning.zone_addresses(to, &space).subtract(&own));
+    q
+}
+
+/// The packets of one policy flow: its protocol and, if it has ports, its ports.
+pub fn flow_cube(model: &Model, flow: &ActiveFlow) -> Cube {
+    let mut c = Cube::full(model.ifaces.len());
+    c.restrict(Field::Proto, &IntervalSet::single(u128::from(flow.protocol)));
+    if let Some(ports) = &flow.ports {
+        c.restrict(Field::DstPort, ports);
+    }
+    c
+}
+
+/// Traffic one rule permits beyond what the policy wants, per protocol.
+#[derive(Debug)]
+pub struct Excess {
+    /// The permitting rule (the first explicit accept on the path).
+    pub decider: Decider,
+    /// Source and destination zones.
+    pub from: Zone,
+    /// Destination zone.
+    pub to: Zone,
+    /// Destination ports per protocol (all ports for protocols without ports).
+    pub protocols: BTreeMap<u8, IntervalSet>,
+    /// True if every part of it depends on an unmodelled construct.
+    pub only_may: bool,
+    /// The first unmodelled rule involved.
+    pub may_rule: Option<Decider>,
+    /// One piece, for the witness.
+    pub sample: Cube,
+}
+
+/// What each permitting rule lets through from `from` to `to` beyond `wanted`, grouped by
+/// the rule's source line (a vendor entry lowered into several rules is reported once).
+pub fn excess_permits(cx: &CheckCx, from: Zone, to: Zone, wanted: &[Cube]) -> Vec<Excess> {
+    let Some(outcomes) = cx.pairs.get(&(from, to)) else {
+        return Vec::new();
+    };
+    let mut groups: BTreeMap<(u32, u32), Excess> = BTreeMap::new();
+    for o in outcomes.iter().filter(|o| o.verdict == Verdict::Permit) {
+        let mut pieces = vec![o.cube.clone()];
+        for w in wanted {
+            pieces = pieces
+                .into_iter()
+                .flat_map(|p| if p.intersects(w) { p.subtract(w) } else { vec![p] })
+                .collect();
+        }
+        let decider = o.permitting();
+        let span = cx.model.span_of(decider);
+        for piece in pieces {
+            let g = groups.entry((span.start, span.end)).or_insert_with(|| Excess {
+                decider,
+                from,
+                to,
+                protocols: BTreeMap::new(),
+                only_may: true,
+                may_rule: None,
+                sample: piece.clone(),
+            });
+            g.only_may &= o.may.is_some();
+            g.may_rule = g.may_rule.or(o.may);
+            for &(lo, hi) in piece.get(Field::Proto).ranges() {
+                for p in lo..=hi {
+                    let ports = g.protocols.entry(p as u8).or_default();
+                    *ports = ports.union(piece.get(Field::DstPort));
+                }
+            }
+        }
+    }
+    groups.into_values().collect()
+}
+
+/// `tcp/80`, `udp/1024-1025, 1027-65535`, `esp`, `all other IP protocols`: how a message
+/// names what an [`Excess`] lets through.
+pub fn describe_protocols(protocols: &BTreeMap<u8, IntervalSet>) -> String {
+    let mut parts = Vec::new();
+    let mut portless = Vec::new();
+    for (&p, ports) in protocols {
+        if proto::has_ports(p) {
+            parts.push(format!("{}/{}", proto_name(p), describe_ports(ports)));
+        } else {
+            portless.push(p);
+        }
+    }
+    if portless.len() > 4 {
+        parts.push(format!("{} other IP protocols", portless.len()));
+    } else {
+        parts.extend(portless.iter().map(|&p| proto_name(p)));
+    }
+    parts.join(", ")
+}
+
+/// A protocol's name, or its number.
+pub fn proto_name(p: u8) -> String {
+    proto::name(p).map_or_else(|| format!("proto {p}"), str::to_string)
+}
+
+/// `80`, `1024-1025, 1027-65535`, `any port`.
+pub fn describe_ports(ports: &IntervalSet) -> String {
+    if ports.count() == 65_536 {
+        return "any port".to_string();
+    }
+    ports
+        .ranges()
+        .iter()
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}-{hi}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Port ranges as `(low, high)` pairs for JSON.
+pub fn port_ranges(ports: &IntervalSet) -> Vec<(u16, u16)> {
+    ports
+        .ranges()
+        .iter()
+        .map(|&(lo, hi)| (lo as u16, hi as u16))
+        .collect()
+}
+
+/// Runs every check.
+pub fn run_all(cx: &CheckCx) -> Vec<Finding> {
+    CHECKS.iter().flat_map(|(_, run)| run(cx)).collect()
+}
