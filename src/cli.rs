@@ -14,7 +14,12 @@ pub struct Cli {
 
     /// A KB 294297 scenario whose flows must be permitted (repeatable, or comma-separated);
     /// see --list-scenarios
-    #[arg(long = "scenario", short = 's', value_name = "NAME", value_delimiter = ',')]
+    #[arg(
+        long = "scenario",
+        short = 's',
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
     pub scenarios: Vec<String>,
 
     /// IPSec secures traffic between MIS and the internal network: only ESP, AH and

@@ -61,7 +61,12 @@ pub enum ConfigError {
     Explain(String, String),
     /// Nothing to lint.
     #[error("no PATH given")]
-    #[diagnostic(code(mislint::usage), help("try `mislint fixtures/iptables/compliant.rules --scenario exchange2000-smtp --zone eth0=public --zone eth1=perimeter --zone eth2=internal`"))]
+    #[diagnostic(
+        code(mislint::usage),
+        help(
+            "try `mislint fixtures/iptables/compliant.rules --scenario exchange2000-smtp --zone eth0=public --zone eth1=perimeter --zone eth2=internal`"
+        )
+    )]
     NoPaths,
 }
 

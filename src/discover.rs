@@ -64,7 +64,9 @@ fn walk_directory(root: &Path, found: &mut Discovered) {
             Ok(e) if e.file_type().is_file() => read_config(e.path(), false, found),
             Ok(_) => {}
             Err(e) => found.problems.push(FileProblem {
-                path: e.path().map_or_else(|| root.to_path_buf(), Path::to_path_buf),
+                path: e
+                    .path()
+                    .map_or_else(|| root.to_path_buf(), Path::to_path_buf),
                 message: format!("cannot walk: {e}"),
                 offset: None,
             }),
@@ -82,7 +84,9 @@ fn read_config(path: &Path, explicit: bool, found: &mut Discovered) {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
-            found.problems.push(problem(format!("cannot read: {e}"), None));
+            found
+                .problems
+                .push(problem(format!("cannot read: {e}"), None));
             return;
         }
     };
@@ -91,15 +95,18 @@ fn read_config(path: &Path, explicit: bool, found: &mut Discovered) {
         return;
     }
     if meta.len() > MAX_FILE_BYTES {
-        found
-            .problems
-            .push(problem(format!("is larger than {MAX_FILE_BYTES} bytes"), None));
+        found.problems.push(problem(
+            format!("is larger than {MAX_FILE_BYTES} bytes"),
+            None,
+        ));
         return;
     }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            found.problems.push(problem(format!("cannot read: {e}"), None));
+            found
+                .problems
+                .push(problem(format!("cannot read: {e}"), None));
             return;
         }
     };
@@ -142,7 +149,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("mislint-discover-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("mislint-discover-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir is writable");
         dir

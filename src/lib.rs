@@ -124,7 +124,11 @@ fn list_scenarios(config: &Config, out: &mut dyn Write) -> io::Result<()> {
         };
         for f in policy.active(&settings) {
             let what = match &f.ports {
-                Some(p) => format!("{}/{}", checks::proto_name(f.protocol), checks::describe_ports(p)),
+                Some(p) => format!(
+                    "{}/{}",
+                    checks::proto_name(f.protocol),
+                    checks::describe_ports(p)
+                ),
                 None => checks::proto_name(f.protocol),
             };
             let level = match f.level {

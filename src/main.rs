@@ -1,9 +1,9 @@
 //! The `mislint` command: flags in, exit status out; the work is in the library.
 
 use clap::Parser;
+use mislint::Outcome;
 use mislint::cli::Cli;
 use mislint::config::Config;
-use mislint::Outcome;
 use std::io::{self, Write};
 use std::process::ExitCode;
 

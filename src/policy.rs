@@ -305,7 +305,8 @@ impl Policy {
             .unwrap_or_else(|| vec![DEFAULT_STATIC_RPC]);
         let mut out = Vec::new();
         for r in &self.requirements {
-            if !r.ipsec.admits(settings.ipsec) || !r.static_rpc.admits(settings.static_rpc.is_some())
+            if !r.ipsec.admits(settings.ipsec)
+                || !r.static_rpc.admits(settings.static_rpc.is_some())
             {
                 continue;
             }
@@ -419,7 +420,11 @@ mod tests {
         ] {
             assert!(p.scenario(name).is_some(), "{name}");
         }
-        assert!(p.requirements.iter().all(|r| !r.kb.is_empty() && !r.why.is_empty()));
+        assert!(
+            p.requirements
+                .iter()
+                .all(|r| !r.kb.is_empty() && !r.why.is_empty())
+        );
     }
 
     #[test]
@@ -433,7 +438,15 @@ mod tests {
             },
         );
         let ids: BTreeSet<&str> = f.iter().map(|x| x.0.as_str()).collect();
-        for id in ["http", "dns", "kerberos", "ldap", "rpc-static", "global-catalog", "smtp-carrier"] {
+        for id in [
+            "http",
+            "dns",
+            "kerberos",
+            "ldap",
+            "rpc-static",
+            "global-catalog",
+            "smtp-carrier",
+        ] {
             assert!(ids.contains(id), "{id}");
         }
         assert!(!ids.contains("dynamic-rpc") && !ids.contains("ipsec"));
@@ -486,7 +499,9 @@ mod tests {
     #[test]
     fn flow_syntax() {
         assert_eq!(parse_flow("proto/50").map(|f| f.protocol), Ok(50));
-        assert!(matches!(parse_flow("tcp/1024-65535").map(|f| f.ports), Ok(PortSpec::Set(s)) if s.count() == 64512));
+        assert!(
+            matches!(parse_flow("tcp/1024-65535").map(|f| f.ports), Ok(PortSpec::Set(s)) if s.count() == 64512)
+        );
         assert!(parse_flow("esp/80").is_err());
         assert!(parse_flow("tcp/90-80").is_err());
         assert!(parse_flow("bogus/1").is_err());

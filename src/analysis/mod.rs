@@ -463,7 +463,12 @@ impl Model<'_> {
     }
 
     /// The first rule after `index` in `chain` that accepts some packet of `cube`.
-    pub fn accepting_rules_after(&self, chain: ChainId, index: usize, cube: &Cube) -> Option<Decider> {
+    pub fn accepting_rules_after(
+        &self,
+        chain: ChainId,
+        index: usize,
+        cube: &Cube,
+    ) -> Option<Decider> {
         let rules = self.rules.get(chain.0)?;
         let source = &self.graph.chain(chain).rules;
         (index + 1..rules.len())

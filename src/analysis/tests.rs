@@ -3,9 +3,7 @@
 
 use super::*;
 use crate::graph::sets::{PORT_MAX, PROTO_MAX};
-use crate::graph::{
-    Chain, Cond, Default, Dialect, Family, IfacePattern, Interface, Rule, Stage,
-};
+use crate::graph::{Chain, Cond, Default, Dialect, Family, IfacePattern, Interface, Rule, Stage};
 use crate::source::{FileId, Span};
 
 fn span(n: u32) -> Span {
@@ -17,7 +15,10 @@ fn span(n: u32) -> Span {
 }
 
 fn cond(kind: CondKind) -> Cond {
-    Cond { kind, span: span(0) }
+    Cond {
+        kind,
+        span: span(0),
+    }
 }
 
 fn tcp_port(p: u128) -> Vec<Cond> {
@@ -204,7 +205,9 @@ fn negated_source_and_interface_wildcards() {
     let g = graph(
         vec![rule(
             vec![
-                cond(CondKind::SrcAddr(ten.complement(crate::graph::sets::ADDR_MAX))),
+                cond(CondKind::SrcAddr(
+                    ten.complement(crate::graph::sets::ADDR_MAX),
+                )),
                 cond(CondKind::InIface(iface("eth", true, false))),
             ],
             Action::Accept,
@@ -217,7 +220,10 @@ fn negated_source_and_interface_wildcards() {
     let mut q = m.new_packets();
     q.restrict(Field::InIface, &m.iface_set(&["eth1"]));
     let out = m.evaluate(&q);
-    let permitted: Vec<_> = out.iter().filter(|o| o.verdict == Verdict::Permit).collect();
+    let permitted: Vec<_> = out
+        .iter()
+        .filter(|o| o.verdict == Verdict::Permit)
+        .collect();
     assert_eq!(permitted.len(), 1);
     assert!(!permitted[0].cube.get(Field::SrcAddr).intersects(&ten));
     let mut q = m.new_packets();
@@ -229,9 +235,10 @@ fn negated_source_and_interface_wildcards() {
 fn conntrack_established_does_not_admit_new_packets() {
     let g = graph(
         vec![rule(
-            vec![cond(CondKind::State(IntervalSet::from_ranges([
-                (ct::ESTABLISHED, ct::RELATED),
-            ])))],
+            vec![cond(CondKind::State(IntervalSet::from_ranges([(
+                ct::ESTABLISHED,
+                ct::RELATED,
+            )])))],
             Action::Accept,
             1,
         )],
@@ -255,9 +262,12 @@ fn unknown_condition_turns_closed_into_may() {
     q.restrict(Field::Proto, &IntervalSet::single(6));
     q.restrict(Field::DstPort, &IntervalSet::single(445));
     let out = m.evaluate(&q);
-    assert!(out
-        .iter()
-        .any(|o| o.verdict == Verdict::Permit && o.may == Some(Decider { chain: ChainId(0), rule: Some(0) })));
+    assert!(out.iter().any(|o| o.verdict == Verdict::Permit
+        && o.may
+            == Some(Decider {
+                chain: ChainId(0),
+                rule: Some(0)
+            })));
     assert!(out.iter().all(|o| o.may.is_some()));
 }
 
@@ -282,13 +292,13 @@ fn deep_chain_nesting_does_not_overflow() {
     let depth = 10_000;
     let mut user = Vec::new();
     let names: Vec<String> = (0..depth).map(|i| format!("c{i}")).collect();
-    for i in 0..depth {
+    for (i, name) in names.iter().enumerate() {
         let next = if i + 1 < depth {
             vec![rule(vec![], Action::Jump(ChainId(i + 2)), 10)]
         } else {
             vec![rule(tcp_port(80), Action::Accept, 10)]
         };
-        user.push((names[i].as_str(), next));
+        user.push((name.as_str(), next));
     }
     let g = graph(
         vec![rule(vec![], Action::Jump(ChainId(1)), 1)],

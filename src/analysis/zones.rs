@@ -36,9 +36,8 @@ impl ZoneMapping {
         let (key, zone) = text
             .rsplit_once('=')
             .ok_or_else(|| format!("`{text}` is not KEY=ZONE"))?;
-        let zone = Zone::by_name(zone.trim()).ok_or_else(|| {
-            format!("`{zone}` is not a zone; use public, perimeter or internal")
-        })?;
+        let zone = Zone::by_name(zone.trim())
+            .ok_or_else(|| format!("`{zone}` is not a zone; use public, perimeter or internal"))?;
         let key = key.trim();
         if key.is_empty() {
             return Err(format!("`{text}` names no interface or network"));
@@ -131,7 +130,9 @@ impl Zoning {
             let decided = by_user
                 .map(|zone| (zone, ZoneSource::User))
                 .or(by_addr.map(|zone| (zone, ZoneSource::Address)))
-                .or(iface.and_then(|i| i.zone_hint).map(|zone| (zone, ZoneSource::Hint)));
+                .or(iface
+                    .and_then(|i| i.zone_hint)
+                    .map(|zone| (zone, ZoneSource::Hint)));
             match decided {
                 Some((zone, source)) => {
                     if let Some(i) = iface {
@@ -219,12 +220,15 @@ mod tests {
         inside.zone_hint = Some(Zone::Internal);
         inside.networks = parse_network("10.0.0.0/24").expect("valid");
         g.interfaces.push(inside);
-        let z = Zoning::assign(
-            &g,
-            &[ZoneMapping::parse("dmz=internal").expect("valid")],
+        let z = Zoning::assign(&g, &[ZoneMapping::parse("dmz=internal").expect("valid")]);
+        assert_eq!(
+            z.ifaces.get("dmz"),
+            Some(&(Zone::Internal, ZoneSource::User))
         );
-        assert_eq!(z.ifaces.get("dmz"), Some(&(Zone::Internal, ZoneSource::User)));
-        assert_eq!(z.ifaces.get("inside"), Some(&(Zone::Internal, ZoneSource::Hint)));
+        assert_eq!(
+            z.ifaces.get("inside"),
+            Some(&(Zone::Internal, ZoneSource::Hint))
+        );
         let public = z.zone_addresses(Zone::Public, &addr::v4_space());
         assert!(!public.contains(addr::v4("10.0.0.5".parse().expect("literal"))));
         assert!(public.contains(addr::v4("8.8.8.8".parse().expect("literal"))));

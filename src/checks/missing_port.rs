@@ -141,7 +141,12 @@ fn build_finding(
     let label = if may {
         format!("mislint cannot tell whether this rule lets `{what}` through")
     } else {
-        format!("{} decides `{what}` {} → {}", cx.model.describe(decider), flow.from, flow.to)
+        format!(
+            "{} decides `{what}` {} → {}",
+            cx.model.describe(decider),
+            flow.from,
+            flow.to
+        )
     };
     let mut sample = flow_cube(cx.model, flow);
     if flow.ports.is_some() {
@@ -153,7 +158,11 @@ fn build_finding(
         .map(|o| cx.model.witness(&o.cube.intersect(&sample)));
     let mut f = Finding::new(
         META.name,
-        if may { Severity::Warning } else { META.severity },
+        if may {
+            Severity::Warning
+        } else {
+            META.severity
+        },
         cx.model.span_of(decider),
         message,
     )

@@ -143,7 +143,10 @@ pub fn pair_query(model: &Model, zoning: &Zoning, from: Zone, to: Zone) -> Cube 
     let mut q = model.new_packets();
     let space = model.graph.family.space();
     if zoning.has_interface_in(from) {
-        q.restrict(Field::InIface, &model.iface_set(&zoning.interfaces_in(from)));
+        q.restrict(
+            Field::InIface,
+            &model.iface_set(&zoning.interfaces_in(from)),
+        );
     }
     if zoning.has_interface_in(to) {
         q.restrict(Field::OutIface, &model.iface_set(&zoning.interfaces_in(to)));
@@ -154,14 +157,20 @@ pub fn pair_query(model: &Model, zoning: &Zoning, from: Zone, to: Zone) -> Cube 
         .interfaces
         .iter()
         .fold(IntervalSet::empty(), |acc, i| acc.union(&i.own_addresses));
-    q.restrict(Field::DstAddr, &zoning.zone_addresses(to, &space).subtract(&own));
+    q.restrict(
+        Field::DstAddr,
+        &zoning.zone_addresses(to, &space).subtract(&own),
+    );
     q
 }
 
 /// The packets of one policy flow: its protocol and, if it has ports, its ports.
 pub fn flow_cube(model: &Model, flow: &ActiveFlow) -> Cube {
     let mut c = Cube::full(model.ifaces.len());
-    c.restrict(Field::Proto, &IntervalSet::single(u128::from(flow.protocol)));
+    c.restrict(
+        Field::Proto,
+        &IntervalSet::single(u128::from(flow.protocol)),
+    );
     if let Some(ports) = &flow.ports {
         c.restrict(Field::DstPort, ports);
     }
@@ -199,21 +208,29 @@ pub fn excess_permits(cx: &CheckCx, from: Zone, to: Zone, wanted: &[Cube]) -> Ve
         for w in wanted {
             pieces = pieces
                 .into_iter()
-                .flat_map(|p| if p.intersects(w) { p.subtract(w) } else { vec![p] })
+                .flat_map(|p| {
+                    if p.intersects(w) {
+                        p.subtract(w)
+                    } else {
+                        vec![p]
+                    }
+                })
                 .collect();
         }
         let decider = o.permitting();
         let span = cx.model.span_of(decider);
         for piece in pieces {
-            let g = groups.entry((span.start, span.end)).or_insert_with(|| Excess {
-                decider,
-                from,
-                to,
-                protocols: BTreeMap::new(),
-                only_may: true,
-                may_rule: None,
-                sample: piece.clone(),
-            });
+            let g = groups
+                .entry((span.start, span.end))
+                .or_insert_with(|| Excess {
+                    decider,
+                    from,
+                    to,
+                    protocols: BTreeMap::new(),
+                    only_may: true,
+                    may_rule: None,
+                    sample: piece.clone(),
+                });
             g.only_may &= o.may.is_some();
             g.may_rule = g.may_rule.or(o.may);
             for &(lo, hi) in piece.get(Field::Proto).ranges() {

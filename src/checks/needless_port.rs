@@ -60,13 +60,21 @@ pub fn excess_finding(cx: &CheckCx, e: &Excess, meta: CheckMeta, adjective: &str
     };
     let verb = if e.only_may { "may permit" } else { "permits" };
     let message = format!("{verb} `{what}` from {} to {}, {why}", e.from, e.to);
-    let mut f = Finding::new(meta.name, meta.severity, cx.model.span_of(e.decider), message)
-        .with_label(format!("{} lets {adjective} traffic through", cx.model.describe(e.decider)))
-        .with_help(if adjective == "needless" {
-            "narrow this rule to the ports the scenarios need, or remove it".to_string()
-        } else {
-            "limit this boundary to esp, ah and udp/500 (and Kerberos if needed)".to_string()
-        });
+    let mut f = Finding::new(
+        meta.name,
+        meta.severity,
+        cx.model.span_of(e.decider),
+        message,
+    )
+    .with_label(format!(
+        "{} lets {adjective} traffic through",
+        cx.model.describe(e.decider)
+    ))
+    .with_help(if adjective == "needless" {
+        "narrow this rule to the ports the scenarios need, or remove it".to_string()
+    } else {
+        "limit this boundary to esp, ah and udp/500 (and Kerberos if needed)".to_string()
+    });
     if e.only_may {
         f = f.maybe();
         if let Some(m) = e.may_rule

@@ -31,7 +31,11 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
             span,
             format!(
                 "{} {} in no zone, so traffic through {} not checked",
-                if names.len() == 1 { "interface" } else { "interfaces" },
+                if names.len() == 1 {
+                    "interface"
+                } else {
+                    "interfaces"
+                },
                 list.join(", "),
                 if names.len() == 1 { "it is" } else { "them is" },
             ),

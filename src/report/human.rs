@@ -86,7 +86,11 @@ fn summary(report: &Report, sources: &Sources) -> String {
             plural(report.problems.len(), "path")
         ));
     }
-    let suppressed = report.findings.iter().filter(|f| f.suppressed.is_some()).count();
+    let suppressed = report
+        .findings
+        .iter()
+        .filter(|f| f.suppressed.is_some())
+        .count();
     if suppressed > 0 {
         line.push_str(&format!("; {suppressed} suppressed"));
     }
@@ -100,7 +104,9 @@ fn help_text(f: &Finding) -> Option<String> {
         parts.push(h.clone());
     }
     if f.certainty == Certainty::May {
-        parts.push("certainty: may — the verdict depends on a construct mislint does not model".into());
+        parts.push(
+            "certainty: may — the verdict depends on a construct mislint does not model".into(),
+        );
     }
     if let Some(w) = &f.witness {
         parts.push(format!("for example: {}", describe_witness(w)));
@@ -113,13 +119,18 @@ fn help_text(f: &Finding) -> Option<String> {
 
 /// `tcp 192.168.10.6:49152 → 10.0.0.1:389 (in eth1, out eth2)`.
 pub fn describe_witness(w: &Witness) -> String {
-    let name = proto::name(w.protocol).map_or_else(|| format!("proto {}", w.protocol), str::to_string);
+    let name =
+        proto::name(w.protocol).map_or_else(|| format!("proto {}", w.protocol), str::to_string);
     let end = |addr: &std::net::IpAddr, port: Option<u16>| match port {
         Some(p) if addr.is_ipv6() => format!("[{addr}]:{p}"),
         Some(p) => format!("{addr}:{p}"),
         None => addr.to_string(),
     };
-    let mut s = format!("{name} {} → {}", end(&w.src, w.src_port), end(&w.dst, w.dst_port));
+    let mut s = format!(
+        "{name} {} → {}",
+        end(&w.src, w.src_port),
+        end(&w.dst, w.dst_port)
+    );
     let ifaces: Vec<String> = [("in", &w.in_interface), ("out", &w.out_interface)]
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {}", sanitize(v))))

@@ -136,7 +136,11 @@ pub fn render(report: &Report, sources: &Sources, out: &mut dyn Write) -> io::Re
                 dialect: d.name(),
             })
             .collect(),
-        findings: report.findings.iter().map(|f| finding(f, sources)).collect(),
+        findings: report
+            .findings
+            .iter()
+            .map(|f| finding(f, sources))
+            .collect(),
         errors: report
             .problems
             .iter()
