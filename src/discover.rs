@@ -181,7 +181,7 @@ mod tests {
         let found = discover(&[junk, bad, dir.join("missing.rules")]);
         assert!(found.files.is_empty());
         assert_eq!(found.problems.len(), 3);
-        assert_eq!(found.problems[1].offset, Some(34));
+        assert_eq!(found.problems[1].offset, Some(29));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

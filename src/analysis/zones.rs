@@ -141,6 +141,8 @@ impl Zoning {
                     }
                     z.ifaces.insert(name, (zone, source));
                 }
+                // The loopback never forwards between zones; listing it would be noise.
+                None if name == "lo" => {}
                 None => z.unmapped.push(name),
             }
         }

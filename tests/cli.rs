@@ -1,0 +1,299 @@
+//! The command line as a user meets it: exit statuses, usage errors, listing and
+//! explaining, directories with broken files, and JSON fields.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mislint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mislint"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the mislint binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const ZONES: [&str; 6] = [
+    "--zone",
+    "eth0=public",
+    "--zone",
+    "eth1=perimeter",
+    "--zone",
+    "eth2=internal",
+];
+
+/// A scratch directory unique to this test process and name.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mislint-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    dir
+}
+
+#[test]
+fn compliant_fixture_exits_zero() {
+    let mut args = vec![
+        "fixtures/iptables/compliant.rules",
+        "--scenario",
+        "exchange2000-smtp",
+    ];
+    args.extend(ZONES);
+    let o = mislint(&args);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("mislint: 0 errors, 0 warnings, 0 notes in 1 file"));
+}
+
+#[test]
+fn unknown_scenario_is_a_usage_error() {
+    let o = mislint(&["fixtures/iptables/compliant.rules", "--scenario", "exchange2003"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("unknown scenario `exchange2003`"), "{err}");
+    assert!(err.contains("exchange2000-smtp"), "lists the known ones: {err}");
+}
+
+#[test]
+fn bad_zone_and_missing_path_are_usage_errors() {
+    let o = mislint(&["fixtures/iptables/compliant.rules", "--zone", "eth0=mars"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("`mars` is not a zone"));
+    let o = mislint(&["--scenario", "exchange2000-smtp"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no PATH given"));
+    let o = mislint(&["x", "--format", "yaml"]);
+    assert_eq!(o.status.code(), Some(2), "clap rejects unknown formats");
+}
+
+#[test]
+fn list_scenarios_shows_each_with_its_flows() {
+    let o = mislint(&["--list-scenarios"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    for name in [
+        "exchange2000-smtp",
+        "exchange2000-http",
+        "exchange2000-http-ipsec",
+        "exchange2000-browse",
+        "exchange2000-browse-ssl",
+        "exchange55-browse",
+        "exchange55-browse-ssl",
+    ] {
+        assert!(out.contains(name), "{name} missing from:\n{out}");
+    }
+    let smtp = out
+        .split("exchange2000-http ")
+        .next()
+        .expect("smtp comes first");
+    assert!(smtp.contains("tcp/25") && smtp.contains("perimeter → public"));
+    assert!(out.contains("tcp/1024-65535"), "exchange55 browse lists dynamic RPC");
+}
+
+#[test]
+fn explain_prints_the_documentation() {
+    let o = mislint(&["--explain", "needless-port"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    for section in ["## What it finds", "## Why it matters", "## How to fix", "## How to suppress"] {
+        assert!(out.contains(section), "{section}");
+    }
+    assert!(out.contains("KB 294297"));
+    let o = mislint(&["--explain", "no-such-rule"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn fail_on_sets_the_threshold() {
+    let mut args = vec![
+        "fixtures/iptables/dynamic-rpc-open.rules",
+        "--scenario",
+        "exchange2000-smtp",
+        "--static-rpc",
+    ];
+    args.extend(ZONES);
+    assert_eq!(mislint(&args).status.code(), Some(0), "a warning does not fail by default");
+    let mut warn = args.clone();
+    warn.extend(["--fail-on", "warning"]);
+    assert_eq!(mislint(&warn).status.code(), Some(1));
+    let mut shadowed = vec![
+        "fixtures/iptables/shadowed-ldap.rules",
+        "--scenario",
+        "exchange2000-smtp",
+        "--fail-on",
+        "never",
+    ];
+    shadowed.extend(ZONES);
+    assert_eq!(mislint(&shadowed).status.code(), Some(0));
+}
+
+#[test]
+fn static_rpc_ports_change_what_is_needless() {
+    let mut args = vec![
+        "fixtures/iptables/dynamic-rpc-open.rules",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+        "--static-rpc=1026,1030",
+    ];
+    args.extend(ZONES);
+    let json: Value = serde_json::from_slice(&mislint(&args).stdout).expect("JSON");
+    let f = &json["findings"][0];
+    assert_eq!(f["rule"], "needless-port");
+    // tcp/1030 is now required (the range rule opens it), so it is no longer needless.
+    assert_eq!(
+        f["ports"],
+        serde_json::json!([[1024, 1025], [1027, 1029], [1031, 3267], [3269, 65535]])
+    );
+    assert_eq!(json["findings"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn directory_with_a_broken_file_still_reports_the_others() {
+    let dir = scratch("mixed");
+    for name in ["shadowed-ldap.rules", "compliant.rules"] {
+        std::fs::copy(root().join("fixtures/iptables").join(name), dir.join(name))
+            .expect("copy fixture");
+    }
+    std::fs::write(
+        dir.join("broken.rules"),
+        "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p tcp --dport 99999 -j ACCEPT\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("README.md"), "# not a config\n").expect("write");
+    let dir_str = dir.to_str().expect("UTF-8 temp path");
+    let mut args = vec![dir_str, "--format", "json", "--scenario", "exchange2000-smtp"];
+    args.extend(ZONES);
+    let o = mislint(&args);
+    assert_eq!(o.status.code(), Some(2), "a parse error makes the run exit 2");
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let files: Vec<&str> = json["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert_eq!(files.len(), 3, "README.md is not a config: {files:?}");
+    let findings = json["findings"].as_array().expect("findings");
+    let in_file = |name: &str, rule: &str| {
+        findings.iter().any(|f| {
+            f["file"].as_str().is_some_and(|p| p.ends_with(name)) && f["rule"] == rule
+        })
+    };
+    assert!(in_file("shadowed-ldap.rules", "missing-port"));
+    assert!(in_file("broken.rules", "parse-error"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unreadable_and_non_config_paths_exit_two_but_others_are_linted() {
+    let mut args = vec![
+        "fixtures/iptables/shadowed-ldap.rules",
+        "does/not/exist.rules",
+        "README.md",
+        "--scenario",
+        "exchange2000-smtp",
+    ];
+    args.extend(ZONES);
+    let o = mislint(&args);
+    assert_eq!(o.status.code(), Some(2));
+    let out = stdout(&o);
+    assert!(out.contains("does/not/exist.rules"), "{out}");
+    assert!(out.contains("is not an iptables-save dump"), "{out}");
+    assert!(out.contains("missing-port"), "the good file is still linted:\n{out}");
+}
+
+#[test]
+fn json_finding_has_every_documented_field() {
+    let mut args = vec![
+        "fixtures/iptables/shadowed-ldap.rules",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+    ];
+    args.extend(ZONES);
+    let o = mislint(&args);
+    assert_eq!(o.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(json["version"], 1);
+    let f = &json["findings"][0];
+    assert_eq!(f["rule"], "missing-port");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["certainty"], "definite");
+    assert_eq!(f["file"], "fixtures/iptables/shadowed-ldap.rules");
+    assert_eq!(f["line"], 18);
+    assert_eq!(f["column"], 1);
+    assert_eq!(f["requirement"], "ldap");
+    assert_eq!(f["scenario"], Value::Null, "ldap belongs to every scenario");
+    assert_eq!(f["from_zone"], "perimeter");
+    assert_eq!(f["to_zone"], "internal");
+    assert_eq!(f["protocol"], "tcp");
+    assert_eq!(f["ports"], serde_json::json!([[389, 389]]));
+    assert_eq!(f["witness"]["protocol"], 6);
+    assert_eq!(f["witness"]["dst_port"], 389);
+    assert_eq!(f["witness"]["src"], "192.168.10.5");
+    assert_eq!(f["witness"]["in_interface"], "eth1");
+    assert_eq!(f["witness"]["out_interface"], "eth2");
+    assert!(f["message"].as_str().is_some_and(|m| m.contains("`tcp/389`")));
+    assert!(f["kb"].as_str().is_some_and(|k| k.contains("389 - Lightweight Directory Access Protocol")));
+}
+
+#[test]
+fn zones_without_mapping_are_reported_not_silently_skipped() {
+    let o = mislint(&[
+        "fixtures/iptables/shadowed-ldap.rules",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+    ]);
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let rules: Vec<&str> = json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    assert!(rules.contains(&"unmapped-interface"), "{rules:?}");
+    assert!(rules.contains(&"boundary-not-checked"), "{rules:?}");
+    assert!(!rules.contains(&"missing-port"), "nothing is claimed without zones");
+}
+
+#[test]
+fn internal_firewall_does_not_answer_for_external_requirements() {
+    // Only the perimeter and internal legs mapped: smtp-carrier is not applicable.
+    let o = mislint(&[
+        "fixtures/iptables/compliant.rules",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+        "--zone",
+        "eth1=perimeter",
+        "--zone",
+        "eth2=internal",
+        "--zone",
+        "eth0=internal",
+    ]);
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let findings = json["findings"].as_array().expect("findings");
+    let note = findings
+        .iter()
+        .find(|f| f["rule"] == "boundary-not-checked")
+        .expect("a note about the public zone");
+    assert!(note["message"].as_str().is_some_and(|m| m.contains("smtp-carrier")));
+    assert!(!findings.iter().any(|f| f["requirement"] == "smtp-carrier"));
+}
