@@ -48,6 +48,14 @@ pub struct Cli {
     #[arg(long = "policy", value_name = "FILE")]
     pub policies: Vec<PathBuf>,
 
+    /// Use this site file instead of the nearest `mislint.toml` above each linted file
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore site files
+    #[arg(long, conflicts_with = "config")]
+    pub no_config: bool,
+
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,

@@ -5,7 +5,7 @@
 //! ```text
 //! paths ─ discover ─▶ SourceFile + Dialect ─ parse::<dialect> ─▶ RuleGraph (+ parse findings)
 //!       ─ analysis (zones, Model::evaluate) ─▶ Outcomes per zone pair
-//!       ─ checks (+ policy flows) ─▶ Findings ─ report::{human,json} ─▶ output
+//!       ─ checks (+ policy flows) ─▶ Findings ─ suppress ─ report::{human,json} ─▶ output
 //! ```
 //!
 //! [`run`] is the whole pipeline; `main.rs` only parses flags and maps the outcome to an
@@ -22,11 +22,12 @@ pub mod parse;
 pub mod policy;
 pub mod report;
 pub mod source;
+pub mod suppress;
 
 use analysis::Model;
 use analysis::zones::{ZoneKey, Zoning};
 use checks::CheckCx;
-use config::{Config, Mode};
+use config::{Config, ConfigError, FileConfig, Mode};
 use graph::Dialect;
 use rayon::prelude::*;
 use report::finding::{Finding, Severity};
@@ -45,8 +46,20 @@ pub enum Outcome {
     Errors,
 }
 
+/// Why a run could not do its job.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RunError {
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Io(#[from] io::Error),
+    /// A site or policy file is not usable.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+}
+
 /// Runs mislint as configured, writing its output to `out`.
-pub fn run(config: &Config, out: &mut dyn Write) -> io::Result<Outcome> {
+pub fn run(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     match &config.mode {
         Mode::ListScenarios => {
             list_scenarios(config, out)?;
@@ -60,25 +73,91 @@ pub fn run(config: &Config, out: &mut dyn Write) -> io::Result<Outcome> {
     }
 }
 
-fn lint(config: &Config, out: &mut dyn Write) -> io::Result<Outcome> {
+/// What linting one file gives.
+struct FileResult {
+    findings: Vec<Finding>,
+    /// Site file and indexes of its suppressions that matched something.
+    used_suppressions: Option<(std::path::PathBuf, Vec<usize>)>,
+}
+
+fn lint(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let found = discover::discover(&config.paths);
-    let mut findings: Vec<Finding> = found
+    let paths: Vec<&std::path::Path> = found.files.iter().map(|(f, _)| f.path.as_path()).collect();
+    let sites = config.load_sites(&paths)?;
+    let mut files: Vec<(SourceFile, Dialect)> = found
         .files
-        .par_iter()
-        .flat_map_iter(|(file, dialect)| lint_file(file, *dialect, config))
+        .into_iter()
+        .filter(|(f, _)| !config.excluded(&sites, &f.path))
         .collect();
+    for (i, (f, _)) in files.iter_mut().enumerate() {
+        f.id = source::FileId(i as u32);
+    }
+    let results: Vec<FileResult> = files
+        .par_iter()
+        .map(|(file, dialect)| {
+            let fc = config.file_config(&sites, &file.path);
+            lint_file(file, *dialect, &fc)
+        })
+        .collect();
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut used: Vec<(std::path::PathBuf, usize)> = Vec::new();
+    for r in results {
+        findings.extend(r.findings);
+        if let Some((site, idx)) = r.used_suppressions {
+            used.extend(idx.into_iter().map(|i| (site.clone(), i)));
+        }
+    }
+    let mut sources: Vec<(SourceFile, Option<Dialect>)> =
+        files.into_iter().map(|(f, d)| (f, Some(d))).collect();
+    report_unused_site_suppressions(&sites, &used, &mut sources, &mut findings);
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let report = Report {
         findings,
         problems: found.problems,
     };
-    let sources = Sources::new(found.files);
+    let sources = Sources::new(sources);
     let render = match config.format {
         cli::Format::Human => report::human::render,
         cli::Format::Json => report::json::render,
     };
     render(&report, &sources, out)?;
     Ok(outcome(&report, config.fail_on))
+}
+
+/// Site-file suppressions that matched nothing in any file become findings pointing
+/// into the site file, which joins the sources for that.
+fn report_unused_site_suppressions(
+    sites: &config::Sites,
+    used: &[(std::path::PathBuf, usize)],
+    sources: &mut Vec<(SourceFile, Option<Dialect>)>,
+    findings: &mut Vec<Finding>,
+) {
+    for (path, ctx) in &sites.loaded {
+        let unused: Vec<&config::site::Suppression> = ctx
+            .site
+            .suppress
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !used.iter().any(|(p, j)| p == path && j == i))
+            .map(|(_, s)| s)
+            .collect();
+        if unused.is_empty() {
+            continue;
+        }
+        let id = source::FileId(sources.len() as u32);
+        for s in unused {
+            findings.push(Finding::new(
+                suppress::UNUSED.name,
+                suppress::UNUSED.severity,
+                source::Span::new(id, s.at.start, s.at.end),
+                format!("site-file suppression of `{}` matches no finding", s.rule),
+            ));
+        }
+        sources.push((
+            SourceFile::new(id, path.clone(), ctx.site.text.clone()),
+            None,
+        ));
+    }
 }
 
 fn outcome(report: &Report, fail_on: Option<Severity>) -> Outcome {
@@ -91,15 +170,29 @@ fn outcome(report: &Report, fail_on: Option<Severity>) -> Outcome {
     }
 }
 
-/// Parses, analyses and checks one file.
-pub fn lint_file(file: &SourceFile, dialect: Dialect, config: &Config) -> Vec<Finding> {
+/// Parses, analyses and checks one file, then applies its suppressions.
+fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileResult {
     let parsed = parse::parse(file, dialect);
     let mut findings = parsed.findings;
-    let Some(graph) = parsed.graph else {
-        return findings;
-    };
-    let zoning = Zoning::assign(&graph, &config.zones);
-    let mapped: Vec<String> = config
+    let mut used_suppressions = None;
+    if let Some(graph) = &parsed.graph {
+        findings.extend(check_graph(file, graph, fc));
+        suppress::apply_inline(&mut findings, graph);
+    }
+    if let Some(ctx) = fc.site {
+        let used = suppress::apply_site(&mut findings, &ctx.site, file);
+        used_suppressions = Some((ctx.site.path.clone(), used));
+    }
+    FileResult {
+        findings,
+        used_suppressions,
+    }
+}
+
+/// Runs the checks on one parsed file.
+pub fn check_graph(file: &SourceFile, graph: &graph::RuleGraph, fc: &FileConfig) -> Vec<Finding> {
+    let zoning = Zoning::assign(graph, &fc.zones);
+    let mapped: Vec<String> = fc
         .zones
         .iter()
         .filter_map(|m| match &m.key {
@@ -107,11 +200,34 @@ pub fn lint_file(file: &SourceFile, dialect: Dialect, config: &Config) -> Vec<Fi
             _ => None,
         })
         .collect();
-    let model = Model::new(&graph, &mapped);
-    let flows = config.policy.active(&config.settings);
-    let cx = CheckCx::new(file, &model, &zoning, &config.settings, &flows);
-    findings.extend(checks::run_all(&cx));
-    findings
+    let model = Model::new(graph, &mapped);
+    let mut flows = fc.policy.active(&fc.settings);
+    flows.extend(allowed_flows(fc.allow));
+    let cx = CheckCx::new(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);
+    checks::run_all(&cx)
+}
+
+/// The site file's extra allowed flows as policy flows.
+fn allowed_flows(allow: &[config::site::Allow]) -> Vec<policy::ActiveFlow> {
+    allow
+        .iter()
+        .flat_map(|a| {
+            a.flows.iter().map(|f| policy::ActiveFlow {
+                requirement: "site-allow".into(),
+                scenario: None,
+                from: a.from,
+                to: a.to,
+                protocol: f.protocol,
+                ports: match &f.ports {
+                    policy::PortSpec::Set(s) => Some(s.clone()),
+                    _ => None,
+                },
+                level: policy::Level::Allowed,
+                kb: a.reason.clone(),
+                why: a.reason.clone(),
+            })
+        })
+        .collect()
 }
 
 fn list_scenarios(config: &Config, out: &mut dyn Write) -> io::Result<()> {

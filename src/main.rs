@@ -18,15 +18,16 @@ fn main() -> ExitCode {
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let result = mislint::run(&config, &mut out).and_then(|o| out.flush().map(|_| o));
+    let result = mislint::run(&config, &mut out)
+        .and_then(|o| out.flush().map(|_| o).map_err(mislint::RunError::from));
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
         Ok(Outcome::Errors) => ExitCode::from(2),
         // A closed pipe (`mislint … | head`) is not an error worth a message.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(mislint::RunError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mislint: {e}");
+            eprintln!("{:?}", miette::Report::new(e));
             ExitCode::from(2)
         }
     }

@@ -58,11 +58,18 @@ fn compliant_fixture_exits_zero() {
 
 #[test]
 fn unknown_scenario_is_a_usage_error() {
-    let o = mislint(&["fixtures/iptables/compliant.rules", "--scenario", "exchange2003"]);
+    let o = mislint(&[
+        "fixtures/iptables/compliant.rules",
+        "--scenario",
+        "exchange2003",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("unknown scenario `exchange2003`"), "{err}");
-    assert!(err.contains("exchange2000-smtp"), "lists the known ones: {err}");
+    assert!(
+        err.contains("exchange2000-smtp"),
+        "lists the known ones: {err}"
+    );
 }
 
 #[test]
@@ -98,7 +105,10 @@ fn list_scenarios_shows_each_with_its_flows() {
         .next()
         .expect("smtp comes first");
     assert!(smtp.contains("tcp/25") && smtp.contains("perimeter → public"));
-    assert!(out.contains("tcp/1024-65535"), "exchange55 browse lists dynamic RPC");
+    assert!(
+        out.contains("tcp/1024-65535"),
+        "exchange55 browse lists dynamic RPC"
+    );
 }
 
 #[test]
@@ -106,7 +116,12 @@ fn explain_prints_the_documentation() {
     let o = mislint(&["--explain", "needless-port"]);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
-    for section in ["## What it finds", "## Why it matters", "## How to fix", "## How to suppress"] {
+    for section in [
+        "## What it finds",
+        "## Why it matters",
+        "## How to fix",
+        "## How to suppress",
+    ] {
         assert!(out.contains(section), "{section}");
     }
     assert!(out.contains("KB 294297"));
@@ -123,7 +138,11 @@ fn fail_on_sets_the_threshold() {
         "--static-rpc",
     ];
     args.extend(ZONES);
-    assert_eq!(mislint(&args).status.code(), Some(0), "a warning does not fail by default");
+    assert_eq!(
+        mislint(&args).status.code(),
+        Some(0),
+        "a warning does not fail by default"
+    );
     let mut warn = args.clone();
     warn.extend(["--fail-on", "warning"]);
     assert_eq!(mislint(&warn).status.code(), Some(1));
@@ -174,10 +193,20 @@ fn directory_with_a_broken_file_still_reports_the_others() {
     .expect("write");
     std::fs::write(dir.join("README.md"), "# not a config\n").expect("write");
     let dir_str = dir.to_str().expect("UTF-8 temp path");
-    let mut args = vec![dir_str, "--format", "json", "--scenario", "exchange2000-smtp"];
+    let mut args = vec![
+        dir_str,
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+    ];
     args.extend(ZONES);
     let o = mislint(&args);
-    assert_eq!(o.status.code(), Some(2), "a parse error makes the run exit 2");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a parse error makes the run exit 2"
+    );
     let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     let files: Vec<&str> = json["files"]
         .as_array()
@@ -188,9 +217,9 @@ fn directory_with_a_broken_file_still_reports_the_others() {
     assert_eq!(files.len(), 3, "README.md is not a config: {files:?}");
     let findings = json["findings"].as_array().expect("findings");
     let in_file = |name: &str, rule: &str| {
-        findings.iter().any(|f| {
-            f["file"].as_str().is_some_and(|p| p.ends_with(name)) && f["rule"] == rule
-        })
+        findings
+            .iter()
+            .any(|f| f["file"].as_str().is_some_and(|p| p.ends_with(name)) && f["rule"] == rule)
     };
     assert!(in_file("shadowed-ldap.rules", "missing-port"));
     assert!(in_file("broken.rules", "parse-error"));
@@ -212,7 +241,10 @@ fn unreadable_and_non_config_paths_exit_two_but_others_are_linted() {
     let out = stdout(&o);
     assert!(out.contains("does/not/exist.rules"), "{out}");
     assert!(out.contains("is not an iptables-save dump"), "{out}");
-    assert!(out.contains("missing-port"), "the good file is still linted:\n{out}");
+    assert!(
+        out.contains("missing-port"),
+        "the good file is still linted:\n{out}"
+    );
 }
 
 #[test]
@@ -247,8 +279,16 @@ fn json_finding_has_every_documented_field() {
     assert_eq!(f["witness"]["src"], "192.168.10.5");
     assert_eq!(f["witness"]["in_interface"], "eth1");
     assert_eq!(f["witness"]["out_interface"], "eth2");
-    assert!(f["message"].as_str().is_some_and(|m| m.contains("`tcp/389`")));
-    assert!(f["kb"].as_str().is_some_and(|k| k.contains("389 - Lightweight Directory Access Protocol")));
+    assert!(
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`tcp/389`"))
+    );
+    assert!(
+        f["kb"]
+            .as_str()
+            .is_some_and(|k| k.contains("389 - Lightweight Directory Access Protocol"))
+    );
 }
 
 #[test]
@@ -269,7 +309,10 @@ fn zones_without_mapping_are_reported_not_silently_skipped() {
         .collect();
     assert!(rules.contains(&"unmapped-interface"), "{rules:?}");
     assert!(rules.contains(&"boundary-not-checked"), "{rules:?}");
-    assert!(!rules.contains(&"missing-port"), "nothing is claimed without zones");
+    assert!(
+        !rules.contains(&"missing-port"),
+        "nothing is claimed without zones"
+    );
 }
 
 #[test]
@@ -294,6 +337,10 @@ fn internal_firewall_does_not_answer_for_external_requirements() {
         .iter()
         .find(|f| f["rule"] == "boundary-not-checked")
         .expect("a note about the public zone");
-    assert!(note["message"].as_str().is_some_and(|m| m.contains("smtp-carrier")));
+    assert!(
+        note["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("smtp-carrier"))
+    );
     assert!(!findings.iter().any(|f| f["requirement"] == "smtp-carrier"));
 }

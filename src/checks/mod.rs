@@ -13,6 +13,7 @@ pub mod unmapped_interface;
 
 use crate::analysis::zones::Zoning;
 use crate::analysis::{Cube, Decider, Field, Model, Outcome, Verdict};
+use crate::config::site::Hosts;
 use crate::graph::sets::proto;
 use crate::graph::{IntervalSet, Zone};
 use crate::parse;
@@ -74,9 +75,16 @@ pub const PARSER_FINDINGS: &[CheckMeta] = &[
     },
 ];
 
+/// Findings about suppressions.
+pub const SUPPRESSION_FINDINGS: &[CheckMeta] = &[crate::suppress::UNUSED, crate::suppress::INVALID];
+
 /// Every finding kind mislint can report.
 pub fn all_metas() -> impl Iterator<Item = &'static CheckMeta> {
-    CHECKS.iter().map(|(m, _)| m).chain(PARSER_FINDINGS.iter())
+    CHECKS
+        .iter()
+        .map(|(m, _)| m)
+        .chain(PARSER_FINDINGS.iter())
+        .chain(SUPPRESSION_FINDINGS.iter())
 }
 
 /// The metadata of a finding kind.
@@ -104,6 +112,8 @@ pub struct CheckCx<'a> {
     pub zoning: &'a Zoning,
     /// The run's settings.
     pub settings: &'a Settings,
+    /// Host addresses that narrow each zone to the MIS flows' endpoints.
+    pub hosts: &'a Hosts,
     /// The flows the active scenarios require or allow.
     pub flows: &'a [ActiveFlow],
     /// The evaluated traffic of each MIS zone pair the firewall stands on.
@@ -117,12 +127,13 @@ impl<'a> CheckCx<'a> {
         model: &'a Model<'a>,
         zoning: &'a Zoning,
         settings: &'a Settings,
+        hosts: &'a Hosts,
         flows: &'a [ActiveFlow],
     ) -> CheckCx<'a> {
         let mut pairs = BTreeMap::new();
         for (from, to) in MIS_PAIRS {
             if zoning.has_zone(from) && zoning.has_zone(to) {
-                let query = pair_query(model, zoning, from, to);
+                let query = pair_query(model, zoning, hosts, from, to);
                 pairs.insert((from, to), model.evaluate(&query));
             }
         }
@@ -131,6 +142,7 @@ impl<'a> CheckCx<'a> {
             model,
             zoning,
             settings,
+            hosts,
             flows,
             pairs,
         }
@@ -138,8 +150,9 @@ impl<'a> CheckCx<'a> {
 }
 
 /// Every NEW packet from zone `from` to zone `to`: entering on an interface of `from`,
-/// leaving on one of `to`, with addresses of those zones, not addressed to the firewall.
-pub fn pair_query(model: &Model, zoning: &Zoning, from: Zone, to: Zone) -> Cube {
+/// leaving on one of `to`, with addresses of those zones — or of the hosts the site file
+/// names for them (the MIS host, the internal servers) — not addressed to the firewall.
+pub fn pair_query(model: &Model, zoning: &Zoning, hosts: &Hosts, from: Zone, to: Zone) -> Cube {
     let mut q = model.new_packets();
     let space = model.graph.family.space();
     if zoning.has_interface_in(from) {
@@ -151,7 +164,11 @@ pub fn pair_query(model: &Model, zoning: &Zoning, from: Zone, to: Zone) -> Cube 
     if zoning.has_interface_in(to) {
         q.restrict(Field::OutIface, &model.iface_set(&zoning.interfaces_in(to)));
     }
-    q.restrict(Field::SrcAddr, &zoning.zone_addresses(from, &space));
+    let endpoints = |zone: Zone| match hosts.of(zone) {
+        Some(h) => h.intersect(&space),
+        None => zoning.zone_addresses(zone, &space),
+    };
+    q.restrict(Field::SrcAddr, &endpoints(from));
     let own = model
         .graph
         .interfaces

@@ -15,12 +15,13 @@ use std::io::{self, Write};
 
 /// The sources of a run, with their line indexes.
 pub struct Sources {
-    files: Vec<(SourceFile, LineIndex, Dialect)>,
+    files: Vec<(SourceFile, LineIndex, Option<Dialect>)>,
 }
 
 impl Sources {
-    /// Indexes the files; their ids must be their positions.
-    pub fn new(files: Vec<(SourceFile, Dialect)>) -> Sources {
+    /// Indexes the files; their ids must be their positions. Files without a dialect are
+    /// site files that findings may point into, not linted configs.
+    pub fn new(files: Vec<(SourceFile, Option<Dialect>)>) -> Sources {
         Sources {
             files: files
                 .into_iter()
@@ -44,9 +45,9 @@ impl Sources {
             .map_or((1, 1), |(f, idx, _)| idx.line_col(&f.text, offset))
     }
 
-    /// Every file with its dialect.
+    /// Every linted file with its dialect.
     pub fn iter(&self) -> impl Iterator<Item = (&SourceFile, Dialect)> {
-        self.files.iter().map(|(f, _, d)| (f, *d))
+        self.files.iter().filter_map(|(f, _, d)| d.map(|d| (f, d)))
     }
 }
 
