@@ -7,9 +7,40 @@
 //! vendor-shaped here is structure: tables, chains, policies, targets by name, and the
 //! unions a single rule line can write (`--ports`, a negated address list).
 
-use crate::graph::{Action, CondKind, Family};
+use crate::graph::{Action, Cond, CondKind, Family};
 use crate::source::Span;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A small multiplicative hasher (the FxHash scheme used inside rustc) for chain-name
+/// maps: SipHash's DoS resistance buys nothing for a config file and costs a tenth of
+/// the parse time on 100k-rule dumps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.hash = (self.hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.hash = (self.hash.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// Chain name → index, with [`FxHasher`].
+pub type NameMap<V> = HashMap<String, V, BuildHasherDefault<FxHasher>>;
 
 /// The tables `iptables-restore` knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,24 +97,15 @@ impl TableName {
     }
 }
 
-/// One condition of a rule line; most are a single graph condition, some a union.
+/// Other choices for one condition of a rule line that is a union (`--ports`, a
+/// negated address list, which iptables expands into one rule per element). The
+/// rule's `conds[at]` holds the first choice; lowering emits one graph rule per choice.
 #[derive(Clone, Debug)]
-pub enum Factor {
-    /// One condition.
-    One(CondKind),
-    /// Any one of these conditions (a union across fields or a negated address list,
-    /// which iptables expands into one rule per element). Lowering emits one graph
-    /// rule per alternative.
-    AnyOf(Vec<CondKind>),
-}
-
-/// A condition with the span of the tokens that wrote it.
-#[derive(Clone, Debug)]
-pub struct MatchAst {
-    /// What it constrains.
-    pub factor: Factor,
-    /// The option and its arguments.
-    pub span: Span,
+pub struct Alternatives {
+    /// Index into the rule's conditions.
+    pub at: usize,
+    /// The remaining choices.
+    pub others: Vec<CondKind>,
 }
 
 /// A NAT target's destination, kept for DNAT modelling later.
@@ -112,6 +134,14 @@ pub enum TargetAst {
         /// True if target options followed the name (then it is no chain jump).
         has_options: bool,
     },
+    /// A chain declared before the rule (the usual case in dumps): its index in the
+    /// table, so no name is kept per rule. `goto` for `-g`.
+    DeclaredChain {
+        /// Index into the table's chains.
+        index: usize,
+        /// True for `-g`.
+        goto: bool,
+    },
     /// A non-terminating extension (LOG, MARK, …) or, in `nat`, a NAT target.
     Continue {
         /// The target name.
@@ -130,8 +160,11 @@ pub struct RuleAst {
     pub span: Span,
     /// The `-j NAME` / `-g NAME` tokens, or the line if there is none.
     pub action_span: Span,
-    /// The conditions, in the order written.
-    pub matches: Vec<MatchAst>,
+    /// The conditions, in the order written, already in graph form so lowering moves
+    /// them instead of copying.
+    pub conds: Vec<Cond>,
+    /// Unions across conditions; empty for almost every rule.
+    pub alternatives: Vec<Alternatives>,
     /// The target.
     pub target: TargetAst,
     /// `-4` / `-6`: the rule only applies in files of this family.
@@ -150,7 +183,8 @@ impl RuleAst {
         RuleAst {
             span,
             action_span: span,
-            matches: Vec::new(),
+            conds: Vec::new(),
+            alternatives: Vec::new(),
             target: TargetAst::Unknown("unparsed".to_string()),
             only: None,
             comment: None,
@@ -185,7 +219,7 @@ pub struct TableAst {
     /// Its chains in order of appearance.
     pub chains: Vec<ChainAst>,
     /// Chain name → index in `chains`.
-    pub index: HashMap<String, usize>,
+    pub index: NameMap<usize>,
     /// True once `COMMIT` was read.
     pub committed: bool,
 }
@@ -197,7 +231,7 @@ impl TableAst {
             name,
             span,
             chains: Vec::new(),
-            index: HashMap::new(),
+            index: NameMap::default(),
             committed: false,
         }
     }

@@ -8,10 +8,10 @@
 //! their options for the rest of the line. The EBNF in `grammars/iptables-save.ebnf`
 //! names the productions; functions here carry the same names.
 
-use super::ast::{Factor, MatchAst, NatSpec, RuleAst, TableName, TargetAst};
+use super::ast::{Alternatives, NameMap, NatSpec, RuleAst, TableName, TargetAst};
 use super::{NoteEvent, NoteKind};
 use crate::graph::sets::{ADDR_MAX, PORT_MAX, PROTO_MAX, addr, ct, proto};
-use crate::graph::{Action, CondKind, Family, IfaceMatch, IfacePattern, IntervalSet};
+use crate::graph::{Action, Cond, CondKind, Family, IfaceMatch, IfacePattern, IntervalSet};
 use crate::source::{FileId, Span};
 use nom::branch::alt;
 use nom::bytes::complete::{is_not, take_till, take_till1, take_while1};
@@ -21,7 +21,6 @@ use nom::multi::many0_count;
 use nom::sequence::{delimited, preceded, separated_pair};
 use nom::{IResult, Parser};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A problem on one line: where, and what was expected.
@@ -744,6 +743,14 @@ struct Arg<'a> {
     span: Span,
 }
 
+/// Buffers the rule reader reuses from line to line, so a rule costs no allocations
+/// beyond the ones its graph conditions keep.
+#[derive(Default)]
+pub struct Scratch<'a> {
+    mods: Vec<ModInst<'a>>,
+    fixups: Vec<(usize, &'a str, bool)>,
+}
+
 /// What a rule line needs to know about its surroundings.
 pub struct RuleContext<'e> {
     /// The file.
@@ -751,7 +758,7 @@ pub struct RuleContext<'e> {
     /// The table the rule is in.
     pub table: TableName,
     /// Chains declared so far in the table.
-    pub chains: &'e HashMap<String, usize>,
+    pub chains: &'e NameMap<usize>,
 }
 
 /// Reads the options of one `-A`/`-I` line (the tokens after the chain name).
@@ -763,11 +770,16 @@ pub fn rule_options<'a>(
     tokens: &[Token<'a>],
     span: Span,
     notes: &mut Vec<NoteEvent<'a>>,
+    scratch: &mut Scratch<'a>,
 ) -> Result<RuleAst, LineError> {
+    scratch.mods.clear();
+    scratch.fixups.clear();
     let rule = RuleAst {
         span,
         action_span: span,
-        matches: Vec::new(),
+        // Each condition takes at least two tokens; one allocation per rule.
+        conds: Vec::with_capacity(tokens.len() / 2 + 1),
+        alternatives: Vec::new(),
         target: TargetAst::None,
         only: None,
         comment: None,
@@ -783,12 +795,12 @@ pub fn rule_options<'a>(
         notes,
         proto: None,
         proto_span: span,
-        mods: Vec::new(),
+        mods: &mut scratch.mods,
         target_mode: None,
         reject_tcp: None,
         seen_std: 0,
         last_end: span.start as usize,
-        fixups: Vec::new(),
+        fixups: &mut scratch.fixups,
     }
     .run()
 }
@@ -802,14 +814,14 @@ struct RuleParser<'t, 'a, 'e> {
     notes: &'e mut Vec<NoteEvent<'a>>,
     proto: Option<ProtoSeen>,
     proto_span: Span,
-    mods: Vec<ModInst<'a>>,
+    mods: &'e mut Vec<ModInst<'a>>,
     target_mode: Option<TargetMode>,
     reject_tcp: Option<Span>,
     seen_std: u32,
     last_end: usize,
     /// Unknown conditions whose text is cut from the line once their span is final:
     /// (match index, module name, starts at the `-m` token).
-    fixups: Vec<(usize, &'a str, bool)>,
+    fixups: &'e mut Vec<(usize, &'a str, bool)>,
 }
 
 const STD_PROTO: u32 = 1;
@@ -1001,10 +1013,18 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
     }
 
     fn push(&mut self, kind: CondKind, span: Span) {
-        self.rule.matches.push(MatchAst {
-            factor: Factor::One(kind),
-            span,
-        });
+        self.rule.conds.push(Cond { kind, span });
+    }
+
+    /// A condition that is one of several choices.
+    fn push_union(&mut self, first: CondKind, others: Vec<CondKind>, span: Span) {
+        if !others.is_empty() {
+            self.rule.alternatives.push(Alternatives {
+                at: self.rule.conds.len(),
+                others,
+            });
+        }
+        self.push(first, span);
     }
 
     fn note(&mut self, kind: NoteKind, name: Cow<'a, str>, span: Span) {
@@ -1102,6 +1122,34 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
     fn opt_address(&mut self, mut opt: Opt<'a>, dst: bool) -> Result<(), LineError> {
         self.once(if dst { STD_DST } else { STD_SRC }, &opt)?;
         let arg = self.arg(&mut opt)?;
+        if !arg.value.contains(',') {
+            // The usual case, one address: no list to build.
+            return match address(&arg.value) {
+                Ok((set, v6)) => {
+                    self.rule.has_v6_addr |= v6;
+                    let set = if opt.neg.is_some() {
+                        set.complement(ADDR_MAX)
+                    } else {
+                        set
+                    };
+                    let span = self.opt_span(&opt);
+                    self.push(
+                        if dst {
+                            CondKind::DstAddr(set)
+                        } else {
+                            CondKind::SrcAddr(set)
+                        },
+                        span,
+                    );
+                    Ok(())
+                }
+                Err(ValueError::Unmodelled(kind)) => {
+                    self.unmodelled(kind, &opt, arg.value);
+                    Ok(())
+                }
+                Err(ValueError::Invalid(m)) => self.err(arg.span, m),
+            };
+        }
         match address_list(&arg.value) {
             Ok((sets, v6)) => {
                 self.rule.has_v6_addr |= v6;
@@ -1127,23 +1175,18 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
                 CondKind::SrcAddr(s)
             }
         };
-        let factor = if !negated {
+        if !negated {
             let union = sets
                 .into_iter()
                 .reduce(|a, b| a.union(&b))
                 .unwrap_or_default();
-            Factor::One(make(union))
-        } else if sets.len() == 1 {
-            let set = sets.into_iter().next().unwrap_or_default();
-            Factor::One(make(set.complement(ADDR_MAX)))
-        } else {
-            Factor::AnyOf(
-                sets.into_iter()
-                    .map(|s| make(s.complement(ADDR_MAX)))
-                    .collect(),
-            )
-        };
-        self.rule.matches.push(MatchAst { factor, span });
+            self.push(make(union), span);
+            return;
+        }
+        let mut kinds = sets.into_iter().map(|s| make(s.complement(ADDR_MAX)));
+        if let Some(first) = kinds.next() {
+            self.push_union(first, kinds.collect(), span);
+        }
     }
 
     fn opt_interface(&mut self, mut opt: Opt<'a>, out: bool) -> Result<(), LineError> {
@@ -1206,62 +1249,41 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
             );
         }
         self.rule.action_span = self.opt_span(&opt);
-        let declared = self.cx.chains.contains_key(name);
-        let (target, mode) = if goto {
-            let mode = if declared {
-                TargetMode::NoOptions
-            } else {
-                TargetMode::Candidate
-            };
-            (
-                TargetAst::Chain {
-                    name: name.to_string(),
-                    goto: true,
-                    has_options: false,
+        let declared = self.cx.chains.get(name).copied();
+        let undeclared = || TargetAst::Chain {
+            name: name.to_string(),
+            goto,
+            has_options: false,
+        };
+        let (target, mode) = match (name, declared) {
+            (_, Some(index)) => (
+                TargetAst::DeclaredChain { index, goto },
+                TargetMode::NoOptions,
+            ),
+            _ if goto => (undeclared(), TargetMode::Candidate),
+            ("ACCEPT", _) => (TargetAst::Verdict(Action::Accept), TargetMode::NoOptions),
+            ("DROP", _) => (TargetAst::Verdict(Action::Drop), TargetMode::NoOptions),
+            ("RETURN", _) => (TargetAst::Verdict(Action::Return), TargetMode::NoOptions),
+            ("REJECT", _) => (TargetAst::Verdict(Action::Reject), TargetMode::Reject),
+            (n, _) if CONTINUE_TARGETS.contains(&n) => (
+                TargetAst::Continue {
+                    name: n.to_string(),
+                    nat: None,
                 },
-                mode,
-            )
-        } else {
-            match name {
-                "ACCEPT" => (TargetAst::Verdict(Action::Accept), TargetMode::NoOptions),
-                "DROP" => (TargetAst::Verdict(Action::Drop), TargetMode::NoOptions),
-                "RETURN" => (TargetAst::Verdict(Action::Return), TargetMode::NoOptions),
-                "REJECT" => (TargetAst::Verdict(Action::Reject), TargetMode::Reject),
-                n if CONTINUE_TARGETS.contains(&n) => (
-                    TargetAst::Continue {
-                        name: n.to_string(),
-                        nat: None,
-                    },
-                    TargetMode::Any,
-                ),
-                n if NAT_TARGETS.contains(&n) && self.cx.table == TableName::Nat => (
-                    TargetAst::Continue {
-                        name: n.to_string(),
-                        nat: None,
-                    },
-                    TargetMode::Any,
-                ),
-                n if NAT_TARGETS.contains(&n) || UNKNOWN_TARGETS.contains(&n) => {
-                    self.note(NoteKind::Target, arg.value.clone(), self.rule.action_span);
-                    (TargetAst::Unknown(n.to_string()), TargetMode::Any)
-                }
-                n if declared => (
-                    TargetAst::Chain {
-                        name: n.to_string(),
-                        goto: false,
-                        has_options: false,
-                    },
-                    TargetMode::NoOptions,
-                ),
-                n => (
-                    TargetAst::Chain {
-                        name: n.to_string(),
-                        goto: false,
-                        has_options: false,
-                    },
-                    TargetMode::Candidate,
-                ),
+                TargetMode::Any,
+            ),
+            (n, _) if NAT_TARGETS.contains(&n) && self.cx.table == TableName::Nat => (
+                TargetAst::Continue {
+                    name: n.to_string(),
+                    nat: None,
+                },
+                TargetMode::Any,
+            ),
+            (n, _) if NAT_TARGETS.contains(&n) || UNKNOWN_TARGETS.contains(&n) => {
+                self.note(NoteKind::Target, arg.value.clone(), self.rule.action_span);
+                (TargetAst::Unknown(n.to_string()), TargetMode::Any)
             }
+            _ => (undeclared(), TargetMode::Candidate),
         };
         self.rule.target = target;
         self.target_mode = Some(mode);
@@ -1286,8 +1308,8 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
                 .mods
                 .iter()
                 .any(|m| m.kind == ModKind::Unknown && m.name == name);
-            cond = Some(self.rule.matches.len());
-            self.fixups.push((self.rule.matches.len(), name, true));
+            cond = Some(self.rule.conds.len());
+            self.fixups.push((self.rule.conds.len(), name, true));
             self.push(CondKind::Unknown(String::new()), span);
             if first_in_rule {
                 self.note(NoteKind::Module, Cow::Borrowed(name), span);
@@ -1408,18 +1430,18 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
     fn unknown_module_option(&mut self, i: usize, mut opt: Opt<'a>) -> Result<(), LineError> {
         self.free_args(&mut opt);
         let span = self.opt_span(&opt);
-        let last = self.rule.matches.len().checked_sub(1);
+        let last = self.rule.conds.len().checked_sub(1);
         let Some(m) = self.mods.get_mut(i) else {
             return Ok(());
         };
         match m.cond {
             Some(ci) if Some(ci) == last => {
-                if let Some(cond) = self.rule.matches.get_mut(ci) {
+                if let Some(cond) = self.rule.conds.get_mut(ci) {
                     cond.span = cond.span.to(span);
                 }
             }
             _ => {
-                let ci = self.rule.matches.len();
+                let ci = self.rule.conds.len();
                 m.cond = Some(ci);
                 let name = m.name;
                 self.fixups.push((ci, name, false));
@@ -1491,13 +1513,11 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
                                 self.push(CondKind::DstPort(set), span);
                             }
                             // `--ports`: either port is in the list, a union across fields.
-                            _ => self.rule.matches.push(MatchAst {
-                                factor: Factor::AnyOf(vec![
-                                    CondKind::SrcPort(set.clone()),
-                                    CondKind::DstPort(set),
-                                ]),
+                            _ => self.push_union(
+                                CondKind::SrcPort(set.clone()),
+                                vec![CondKind::DstPort(set)],
                                 span,
-                            }),
+                            ),
                         }
                     }
                     Err(ValueError::Unmodelled(k)) => self.unmodelled(k, &opt, arg.value),
@@ -1589,7 +1609,7 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
 
     fn finish(mut self) -> Result<RuleAst, LineError> {
         let proto = self.proto.filter(|p| !p.negated).and_then(|p| p.number);
-        for m in &self.mods {
+        for m in self.mods.iter() {
             let needs = |want: &[u8]| proto.is_some_and(|p| want.contains(&p));
             let problem = match m.kind {
                 ModKind::Tcp if !needs(&[proto::TCP]) => Some("`-m tcp` needs `-p tcp`"),
@@ -1631,8 +1651,8 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
         {
             return self.err(span, "`--reject-with tcp-reset` needs `-p tcp`");
         }
-        for &(ci, name, at_m) in &self.fixups {
-            let Some(cond) = self.rule.matches.get_mut(ci) else {
+        for &(ci, name, at_m) in self.fixups.iter() {
+            let Some(cond) = self.rule.conds.get_mut(ci) else {
                 continue;
             };
             let body = self
@@ -1644,7 +1664,7 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
             } else {
                 format!("-m {name} {body}")
             };
-            cond.factor = Factor::One(CondKind::Unknown(text));
+            cond.kind = CondKind::Unknown(text);
         }
         Ok(self.rule)
     }

@@ -8,7 +8,7 @@
 //! rule lines that are unions (`--ports`, a negated address list) become consecutive
 //! rules with the same span. Jump loops are found here, iteratively.
 
-use super::ast::{DumpAst, Factor, MatchAst, RuleAst, TableAst, TableName, TargetAst};
+use super::ast::{Alternatives, DumpAst, NameMap, RuleAst, TableAst, TableName, TargetAst};
 use super::{NoteKind, Notes};
 use crate::graph::{
     Action, Chain, ChainId, Cond, CondKind, Default, Dialect, Family, Rule, RuleGraph, Stage,
@@ -44,9 +44,11 @@ pub fn lower_dump(
 
     let mut bases = Vec::with_capacity(tables.len());
     let mut builtin: Vec<Vec<bool>> = Vec::with_capacity(tables.len());
+    let mut names: Vec<Vec<String>> = Vec::with_capacity(tables.len());
     for t in &tables {
         bases.push(graph.chains.len());
         builtin.push(t.chains.iter().map(|c| c.builtin).collect());
+        names.push(t.chains.iter().map(|c| c.name.clone()).collect());
         for c in &t.chains {
             let default = c
                 .builtin
@@ -71,6 +73,7 @@ pub fn lower_dump(
     for (ti, t) in tables.into_iter().enumerate() {
         let base = bases.get(ti).copied().unwrap_or(0);
         let flags = builtin.get(ti).map(Vec::as_slice).unwrap_or(&[]);
+        let chain_names = names.get(ti).map(Vec::as_slice).unwrap_or(&[]);
         let TableAst {
             name: table,
             chains,
@@ -85,6 +88,7 @@ pub fn lower_dump(
                     table,
                     index: &index,
                     builtin: flags,
+                    names: chain_names,
                     base,
                     nat_prerouting,
                 };
@@ -161,8 +165,9 @@ fn chain_default(t: &TableAst, chain: &str, policy: Option<(Action, Span)>) -> D
 
 struct TargetCx<'t> {
     table: TableName,
-    index: &'t HashMap<String, usize>,
+    index: &'t NameMap<usize>,
     builtin: &'t [bool],
+    names: &'t [String],
     base: usize,
     nat_prerouting: bool,
 }
@@ -177,7 +182,7 @@ struct Lowering<'n> {
 }
 
 impl Lowering<'_> {
-    fn lower_rule(&mut self, r: RuleAst, cx: &TargetCx<'_>, out: &mut Vec<Rule>) {
+    fn lower_rule(&mut self, mut r: RuleAst, cx: &TargetCx<'_>, out: &mut Vec<Rule>) {
         if r.failed {
             out.push(Rule {
                 conds: vec![Cond {
@@ -195,9 +200,20 @@ impl Lowering<'_> {
         if r.only.is_some_and(|f| f != self.family) {
             return;
         }
-        let action = self.resolve_target(r.target, r.action_span, cx);
-        self.collect_interfaces(&r.matches);
-        expand_rule(r.matches, action, r.span, r.action_span, r.comment, out);
+        let target = std::mem::replace(&mut r.target, TargetAst::None);
+        let action = self.resolve_target(target, r.action_span, cx);
+        self.collect_interfaces(&r.conds);
+        if r.alternatives.is_empty() {
+            out.push(Rule {
+                conds: r.conds,
+                action,
+                span: r.span,
+                action_span: r.action_span,
+                comment: r.comment,
+            });
+        } else {
+            expand_rule(r, action, out);
+        }
     }
 
     fn resolve_target(&mut self, target: TargetAst, span: Span, cx: &TargetCx<'_>) -> Action {
@@ -211,6 +227,23 @@ impl Lowering<'_> {
                     self.notes.add(NoteKind::Dnat, &name, span);
                 }
                 Action::Continue(name)
+            }
+            TargetAst::DeclaredChain { index, goto } => {
+                if cx.builtin.get(index).copied().unwrap_or(false) {
+                    let name = cx.names.get(index).map_or("", String::as_str);
+                    self.findings.push(Finding::new(
+                        PARSE_ERROR,
+                        Severity::Error,
+                        span,
+                        format!("cannot jump to built-in chain `{name}`"),
+                    ));
+                    return Action::Unknown(name.to_string());
+                }
+                if goto {
+                    Action::Goto(ChainId(cx.base + index))
+                } else {
+                    Action::Jump(ChainId(cx.base + index))
+                }
             }
             TargetAst::Chain {
                 name,
@@ -256,9 +289,9 @@ impl Lowering<'_> {
     }
 
     /// Interface names the rules use; wildcard patterns (`eth+`) name no interface.
-    fn collect_interfaces(&mut self, matches: &[MatchAst]) {
-        for m in matches {
-            if let Factor::One(CondKind::InIface(im) | CondKind::OutIface(im)) = &m.factor {
+    fn collect_interfaces(&mut self, conds: &[Cond]) {
+        for c in conds {
+            if let CondKind::InIface(im) | CondKind::OutIface(im) = &c.kind {
                 for p in &im.patterns {
                     if !p.prefix && !self.interfaces.contains(&p.name) {
                         self.interfaces.insert(p.name.clone());
@@ -270,65 +303,29 @@ impl Lowering<'_> {
     }
 }
 
-/// One graph rule per combination of alternatives; a plain rule line is one rule.
-fn expand_rule(
-    matches: Vec<MatchAst>,
-    action: Action,
-    span: Span,
-    action_span: Span,
-    comment: Option<String>,
-    out: &mut Vec<Rule>,
-) {
-    let total: usize = matches
-        .iter()
-        .map(|m| match &m.factor {
-            Factor::One(_) => 1,
-            Factor::AnyOf(v) => v.len().max(1),
-        })
-        .product();
-    if total <= 1 {
-        let conds = matches
-            .into_iter()
-            .filter_map(|m| match m.factor {
-                Factor::One(kind) => Some(Cond { kind, span: m.span }),
-                Factor::AnyOf(v) => v.into_iter().next().map(|kind| Cond { kind, span: m.span }),
-            })
-            .collect();
-        out.push(Rule {
-            conds,
-            action,
-            span,
-            action_span,
-            comment,
-        });
-        return;
-    }
+/// One graph rule per combination of alternatives, in order, with the line's span.
+fn expand_rule(r: RuleAst, action: Action, out: &mut Vec<Rule>) {
+    let total: usize = r.alternatives.iter().map(|a| a.others.len() + 1).product();
     for k in 0..total {
         let mut rest = k;
-        let conds = matches
-            .iter()
-            .filter_map(|m| match &m.factor {
-                Factor::One(kind) => Some(Cond {
-                    kind: kind.clone(),
-                    span: m.span,
-                }),
-                Factor::AnyOf(v) => {
-                    let len = v.len().max(1);
-                    let pick = v.get(rest % len);
-                    rest /= len;
-                    pick.map(|kind| Cond {
-                        kind: kind.clone(),
-                        span: m.span,
-                    })
-                }
-            })
-            .collect();
+        let mut conds = r.conds.clone();
+        for Alternatives { at, others } in &r.alternatives {
+            let len = others.len() + 1;
+            let pick = rest % len;
+            rest /= len;
+            if let (Some(kind), Some(cond)) = (
+                pick.checked_sub(1).and_then(|i| others.get(i)),
+                conds.get_mut(*at),
+            ) {
+                cond.kind = kind.clone();
+            }
+        }
         out.push(Rule {
             conds,
             action: action.clone(),
-            span,
-            action_span,
-            comment: comment.clone(),
+            span: r.span,
+            action_span: r.action_span,
+            comment: r.comment.clone(),
         });
     }
 }

@@ -18,10 +18,9 @@ use super::{PARSE_ERROR, Parsed, UNKNOWN_SYNTAX};
 use crate::graph::{Action, Family};
 use crate::report::finding::{Finding, Severity};
 use crate::source::{FileId, SourceFile, Span};
-use ast::{DumpAst, RuleAst, TableAst, TableName};
+use ast::{DumpAst, NameMap, RuleAst, TableAst, TableName};
 use grammar::{LineError, RuleContext, Token};
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Parses an iptables-save dump into a rule graph and findings.
 pub fn parse(file: &SourceFile) -> Parsed {
@@ -121,7 +120,7 @@ pub struct NoteEvent<'a> {
 /// Notes deduplicated by kind and name: the first span and a count.
 #[derive(Debug, Default)]
 pub struct Notes {
-    index: [HashMap<String, usize>; NOTE_KINDS],
+    index: [NameMap<usize>; NOTE_KINDS],
     entries: Vec<(NoteKind, String, Span, usize)>,
 }
 
@@ -167,6 +166,7 @@ struct Reader<'a> {
     notes: Notes,
     tokens: Vec<Token<'a>>,
     events: Vec<NoteEvent<'a>>,
+    scratch: grammar::Scratch<'a>,
 }
 
 impl<'a> Reader<'a> {
@@ -181,6 +181,7 @@ impl<'a> Reader<'a> {
             notes: Notes::default(),
             tokens: Vec::new(),
             events: Vec::new(),
+            scratch: grammar::Scratch::default(),
         }
     }
 
@@ -535,6 +536,7 @@ impl<'a> Reader<'a> {
                     tokens.get(first_opt..).unwrap_or(&[]),
                     span,
                     &mut self.events,
+                    &mut self.scratch,
                 )
             }
         };
