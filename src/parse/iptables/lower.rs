@@ -1,0 +1,423 @@
+//! Lowering: the iptables AST becomes the normalized [`RuleGraph`].
+//!
+//! The last stage of the iptables room. Implicit behaviour becomes explicit here: each
+//! built-in chain gets its policy as the chain default (span: the `:CHAIN POLICY` or
+//! `-P` line; a built-in chain without one gets ACCEPT, the kernel's default, with the
+//! span of its table header); the chains a forwarded packet meets become stages in hook
+//! priority order; target names resolve to chain jumps or undefined references; and
+//! rule lines that are unions (`--ports`, a negated address list) become consecutive
+//! rules with the same span. Jump loops are found here, iteratively.
+
+use super::ast::{Alternatives, DumpAst, NameMap, RuleAst, TableAst, TableName, TargetAst};
+use super::{NoteKind, Notes};
+use crate::graph::{
+    Action, Chain, ChainId, Cond, CondKind, Default, Dialect, Family, Rule, RuleGraph, Stage,
+};
+use crate::parse::{PARSE_ERROR, REFERENCE_CYCLE, UNDEFINED_REFERENCE};
+use crate::report::finding::{Finding, Severity};
+use crate::source::{FileId, Span};
+use std::collections::{HashMap, HashSet};
+
+/// The chains a forwarded packet meets, in netfilter hook-priority order (raw -300,
+/// mangle -150, filter 0, security 50 on PREROUTING/FORWARD/POSTROUTING), with the
+/// stage names findings use. `nat` chains rewrite rather than filter and are not stages.
+const FORWARD_STAGES: &[(&str, &str)] = &[
+    ("raw:PREROUTING", "raw PREROUTING"),
+    ("mangle:PREROUTING", "mangle PREROUTING"),
+    ("mangle:FORWARD", "mangle FORWARD"),
+    ("FORWARD", "filter FORWARD"),
+    ("security:FORWARD", "security FORWARD"),
+    ("mangle:POSTROUTING", "mangle POSTROUTING"),
+];
+
+/// Builds the graph of a whole dump; findings for undefined jumps and loops go to
+/// `findings`, notes to `notes`.
+pub fn lower_dump(
+    file: FileId,
+    dump: DumpAst,
+    notes: &mut Notes,
+    findings: &mut Vec<Finding>,
+) -> RuleGraph {
+    let family = dump.header_family.unwrap_or_else(|| detect_family(&dump));
+    let mut graph = RuleGraph::new(Dialect::Iptables, file, family);
+    let tables = keep_last_tables(dump.tables);
+
+    let mut bases = Vec::with_capacity(tables.len());
+    let mut builtin: Vec<Vec<bool>> = Vec::with_capacity(tables.len());
+    let mut names: Vec<Vec<String>> = Vec::with_capacity(tables.len());
+    for t in &tables {
+        bases.push(graph.chains.len());
+        builtin.push(t.chains.iter().map(|c| c.builtin).collect());
+        names.push(t.chains.iter().map(|c| c.name.clone()).collect());
+        for c in &t.chains {
+            let default = c
+                .builtin
+                .then(|| chain_default(t, &c.name, c.policy.clone()));
+            graph.add_chain(Chain {
+                name: graph_chain_name(t.name, &c.name),
+                rules: Vec::new(),
+                default,
+                span: c.span,
+            });
+        }
+    }
+
+    let mut lowering = Lowering {
+        family,
+        notes,
+        findings,
+        interfaces: HashSet::new(),
+        interface_order: Vec::new(),
+        dnat_noted: false,
+    };
+    for (ti, t) in tables.into_iter().enumerate() {
+        let base = bases.get(ti).copied().unwrap_or(0);
+        let flags = builtin.get(ti).map(Vec::as_slice).unwrap_or(&[]);
+        let chain_names = names.get(ti).map(Vec::as_slice).unwrap_or(&[]);
+        let TableAst {
+            name: table,
+            chains,
+            index,
+            ..
+        } = t;
+        for (ci, c) in chains.into_iter().enumerate() {
+            let nat_prerouting = table == TableName::Nat && c.name == "PREROUTING";
+            let mut rules = Vec::with_capacity(c.rules.len());
+            for r in c.rules {
+                let target = TargetCx {
+                    table,
+                    index: &index,
+                    builtin: flags,
+                    names: chain_names,
+                    base,
+                    nat_prerouting,
+                };
+                lowering.lower_rule(r, &target, &mut rules);
+            }
+            if let Some(chain) = graph.chains.get_mut(base + ci) {
+                chain.rules = rules;
+            }
+        }
+    }
+    for name in lowering.interface_order {
+        graph.ensure_interface(&name);
+    }
+
+    add_stages(&mut graph);
+    find_jump_cycles(&graph, findings);
+    graph
+}
+
+/// `ip6tables-save` says so in its header; without a header, any IPv6 address in a
+/// rule that applies to both families makes the file IPv6.
+fn detect_family(dump: &DumpAst) -> Family {
+    let v6 = dump.tables.iter().any(|t| {
+        t.chains
+            .iter()
+            .any(|c| c.rules.iter().any(|r| r.has_v6_addr && r.only.is_none()))
+    });
+    if v6 { Family::V6 } else { Family::V4 }
+}
+
+/// `iptables-restore` flushes a table at its header, so a table given twice keeps only
+/// its last block.
+fn keep_last_tables(tables: Vec<TableAst>) -> Vec<TableAst> {
+    let mut last: HashMap<TableName, usize> = HashMap::new();
+    for (i, t) in tables.iter().enumerate() {
+        last.insert(t.name, i);
+    }
+    tables
+        .into_iter()
+        .enumerate()
+        .filter(|(i, t)| last.get(&t.name) == Some(i))
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// Bare names for `filter`, `table:NAME` for the others.
+fn graph_chain_name(table: TableName, chain: &str) -> String {
+    match table {
+        TableName::Filter => chain.to_string(),
+        other => format!("{}:{chain}", other.name()),
+    }
+}
+
+fn chain_default(t: &TableAst, chain: &str, policy: Option<(Action, Span)>) -> Default {
+    let in_table = match t.name {
+        TableName::Filter => String::new(),
+        other => format!(" in table `{}`", other.name()),
+    };
+    match policy {
+        Some((action, span)) => Default {
+            action,
+            span,
+            reason: format!("policy of chain `{chain}`{in_table}"),
+        },
+        None => Default {
+            action: Action::Accept,
+            span: t.span,
+            reason: format!(
+                "built-in chain `{chain}`{in_table} has no policy line, so the kernel's default `ACCEPT` applies"
+            ),
+        },
+    }
+}
+
+struct TargetCx<'t> {
+    table: TableName,
+    index: &'t NameMap<usize>,
+    builtin: &'t [bool],
+    names: &'t [String],
+    base: usize,
+    nat_prerouting: bool,
+}
+
+struct Lowering<'n> {
+    family: Family,
+    notes: &'n mut Notes,
+    findings: &'n mut Vec<Finding>,
+    interfaces: HashSet<String>,
+    interface_order: Vec<String>,
+    dnat_noted: bool,
+}
+
+impl Lowering<'_> {
+    fn lower_rule(&mut self, mut r: RuleAst, cx: &TargetCx<'_>, out: &mut Vec<Rule>) {
+        if r.failed {
+            out.push(Rule {
+                conds: vec![Cond {
+                    kind: CondKind::Unknown("unparsed rule".to_string()),
+                    span: r.span,
+                }],
+                action: Action::Unknown("unparsed".to_string()),
+                span: r.span,
+                action_span: r.action_span,
+                comment: None,
+            });
+            return;
+        }
+        // `-4`/`-6`: iptables-restore skips rules of the other family.
+        if r.only.is_some_and(|f| f != self.family) {
+            return;
+        }
+        let target = std::mem::replace(&mut r.target, TargetAst::None);
+        let action = self.resolve_target(target, r.action_span, cx);
+        self.collect_interfaces(&r.conds);
+        if r.alternatives.is_empty() {
+            out.push(Rule {
+                conds: r.conds,
+                action,
+                span: r.span,
+                action_span: r.action_span,
+                comment: r.comment,
+            });
+        } else {
+            expand_rule(r, action, out);
+        }
+    }
+
+    fn resolve_target(&mut self, target: TargetAst, span: Span, cx: &TargetCx<'_>) -> Action {
+        match target {
+            TargetAst::None => Action::Continue(String::new()),
+            TargetAst::Verdict(a) => a,
+            TargetAst::Unknown(name) => Action::Unknown(name),
+            TargetAst::Continue { name, .. } => {
+                if cx.nat_prerouting && !self.dnat_noted && (name == "DNAT" || name == "REDIRECT") {
+                    self.dnat_noted = true;
+                    self.notes.add(NoteKind::Dnat, &name, span);
+                }
+                Action::Continue(name)
+            }
+            TargetAst::DeclaredChain { index, goto } => {
+                if cx.builtin.get(index).copied().unwrap_or(false) {
+                    let name = cx.names.get(index).map_or("", String::as_str);
+                    self.findings.push(Finding::new(
+                        PARSE_ERROR,
+                        Severity::Error,
+                        span,
+                        format!("cannot jump to built-in chain `{name}`"),
+                    ));
+                    return Action::Unknown(name.to_string());
+                }
+                if goto {
+                    Action::Goto(ChainId(cx.base + index))
+                } else {
+                    Action::Jump(ChainId(cx.base + index))
+                }
+            }
+            TargetAst::Chain {
+                name,
+                goto,
+                has_options,
+            } => match cx.index.get(&name).copied() {
+                Some(i) if cx.builtin.get(i).copied().unwrap_or(false) => {
+                    self.findings.push(Finding::new(
+                        PARSE_ERROR,
+                        Severity::Error,
+                        span,
+                        format!("cannot jump to built-in chain `{name}`"),
+                    ));
+                    Action::Unknown(name)
+                }
+                Some(i) if goto => Action::Goto(ChainId(cx.base + i)),
+                Some(i) => Action::Jump(ChainId(cx.base + i)),
+                None if has_options => {
+                    self.notes.add(NoteKind::Target, &name, span);
+                    Action::Unknown(name)
+                }
+                None => {
+                    let flag = if goto { "-g" } else { "-j" };
+                    self.findings.push(
+                        Finding::new(
+                            UNDEFINED_REFERENCE,
+                            Severity::Error,
+                            span,
+                            format!(
+                                "`{flag} {name}` names no chain of table `{}` and no known target",
+                                cx.table.name()
+                            ),
+                        )
+                        .with_label("undefined chain")
+                        .with_help(format!(
+                            "declare it with `:{name} - [0:0]` in the table, or fix the name"
+                        )),
+                    );
+                    Action::Unknown(name)
+                }
+            },
+        }
+    }
+
+    /// Interface names the rules use; wildcard patterns (`eth+`) name no interface.
+    fn collect_interfaces(&mut self, conds: &[Cond]) {
+        for c in conds {
+            if let CondKind::InIface(im) | CondKind::OutIface(im) = &c.kind {
+                for p in &im.patterns {
+                    if !p.prefix && !self.interfaces.contains(&p.name) {
+                        self.interfaces.insert(p.name.clone());
+                        self.interface_order.push(p.name.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One graph rule per combination of alternatives, in order, with the line's span.
+fn expand_rule(r: RuleAst, action: Action, out: &mut Vec<Rule>) {
+    let total: usize = r.alternatives.iter().map(|a| a.others.len() + 1).product();
+    for k in 0..total {
+        let mut rest = k;
+        let mut conds = r.conds.clone();
+        for Alternatives { at, others } in &r.alternatives {
+            let len = others.len() + 1;
+            let pick = rest % len;
+            rest /= len;
+            if let (Some(kind), Some(cond)) = (
+                pick.checked_sub(1).and_then(|i| others.get(i)),
+                conds.get_mut(*at),
+            ) {
+                cond.kind = kind.clone();
+            }
+        }
+        out.push(Rule {
+            conds,
+            action: action.clone(),
+            span: r.span,
+            action_span: r.action_span,
+            comment: r.comment.clone(),
+        });
+    }
+}
+
+fn add_stages(graph: &mut RuleGraph) {
+    for (chain, stage) in FORWARD_STAGES {
+        if let Some(i) = graph.chains.iter().position(|c| c.name == *chain) {
+            graph.stages.push(Stage {
+                name: (*stage).to_string(),
+                chain: ChainId(i),
+            });
+        }
+    }
+}
+
+fn jump_target(action: &Action) -> Option<usize> {
+    match action {
+        Action::Jump(c) | Action::Goto(c) => Some(c.0),
+        _ => None,
+    }
+}
+
+/// Depth-first search over jump and goto edges with an explicit stack, so 10,000-deep
+/// chains cannot overflow; every edge back into the current path closes a loop.
+/// `iptables-restore` refuses such rulesets (ELOOP), so each is an error.
+fn find_jump_cycles(graph: &RuleGraph, findings: &mut Vec<Finding>) {
+    const WHITE: u8 = 0;
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let n = graph.chains.len();
+    let mut color = vec![WHITE; n];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for root in 0..n {
+        if color.get(root) != Some(&WHITE) {
+            continue;
+        }
+        if let Some(c) = color.get_mut(root) {
+            *c = ON_PATH;
+        }
+        stack.push((root, 0));
+        while let Some((chain, next)) = stack.last().copied() {
+            let rules = graph.chains.get(chain).map_or(&[][..], |c| &c.rules[..]);
+            let found = rules
+                .iter()
+                .enumerate()
+                .skip(next)
+                .find_map(|(i, r)| jump_target(&r.action).map(|t| (i, t, r.action_span)));
+            let Some((i, target, span)) = found else {
+                if let Some(c) = color.get_mut(chain) {
+                    *c = DONE;
+                }
+                stack.pop();
+                continue;
+            };
+            if let Some(top) = stack.last_mut() {
+                top.1 = i + 1;
+            }
+            match color.get(target).copied() {
+                Some(WHITE) => {
+                    if let Some(c) = color.get_mut(target) {
+                        *c = ON_PATH;
+                    }
+                    stack.push((target, 0));
+                }
+                Some(ON_PATH) => {
+                    let from = stack.iter().position(|(c, _)| *c == target).unwrap_or(0);
+                    let mut path: Vec<&str> = stack
+                        .get(from..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .filter_map(|(c, _)| graph.chains.get(*c).map(|c| c.name.as_str()))
+                        .collect();
+                    let target_name = graph.chains.get(target).map_or("", |c| c.name.as_str());
+                    path.push(target_name);
+                    findings.push(
+                        Finding::new(
+                            REFERENCE_CYCLE,
+                            Severity::Error,
+                            span,
+                            format!(
+                                "jump to `{target_name}` closes a loop {}: `iptables-restore` refuses chain loops",
+                                path.iter()
+                                    .map(|p| format!("`{p}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(" -> ")
+                            ),
+                        )
+                        .with_label("this jump closes the loop"),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
