@@ -9,6 +9,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Errors render like findings: fixed width, colour only on a terminal.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().width(100).build())
+    }));
     let config = match Config::from_cli(cli) {
         Ok(c) => c,
         Err(e) => {
