@@ -458,7 +458,10 @@ pub fn object_network_value<'a>(cx: &Cx<'a>, i: &'a str) -> Res<'a, NetValue<'a>
             let (r, a) = ip(rest)?;
             let (r2, b) = ip(r)?;
             if a.is_ipv4() != b.is_ipv4() || a > b {
-                return Err(fail(r, "a range end of the same family, not below its start"));
+                return Err(fail(
+                    r,
+                    "a range end of the same family, not below its start",
+                ));
             }
             (r2, NetValue::Range(a, b))
         }
@@ -703,7 +706,9 @@ pub fn access_list<'a>(cx: &Cx<'a>, line: &'a str) -> Res<'a, AclLine<'a>> {
     let mut i = i;
     if at_kw(i, "line") {
         let (r, _) = kw(i, "line")?;
-        i = number(r, 1, u32::MAX, "a line number").map_err(to_failure)?.0;
+        i = number(r, 1, u32::MAX, "a line number")
+            .map_err(to_failure)?
+            .0;
     }
     let what = "extended, standard, remark, permit or deny";
     let (rest, t) = tok_as(i, what)?;
@@ -763,7 +768,10 @@ pub fn access_group<'a>(cx: &Cx<'a>, line: &'a str) -> Res<'a, AccessGroup<'a>> 
                 if !(opt.eq_ignore_ascii_case("per-user-override")
                     || opt.eq_ignore_ascii_case("control-plane"))
                 {
-                    return Err(fail(r, "per-user-override, control-plane or the end of the line"));
+                    return Err(fail(
+                        r,
+                        "per-user-override, control-plane or the end of the line",
+                    ));
                 }
             }
             if dir.eq_ignore_ascii_case("in") {
@@ -1002,8 +1010,8 @@ pub fn member<'a>(cx: &Cx<'a>, kind: GroupKind, i: &'a str) -> Res<'a, Member<'a
             }
         }
         ("icmp-object", GroupKind::IcmpType) => {
-            let (r, (t, span)) = icmp_type(cx, rest, false)
-                .or_else(|_| icmp_type(cx, rest, true))?;
+            let (r, (t, span)) =
+                icmp_type(cx, rest, false).or_else(|_| icmp_type(cx, rest, true))?;
             (r, Member::Icmp(t, span))
         }
         _ => return Err(fail(i, what)),
@@ -1034,7 +1042,8 @@ pub fn nat_line<'a>(line: &'a str, form: NatForm) -> Res<'a, Nat<'a>> {
         return Err(fail(i, "a translation"));
     }
     let is_static = head.eq_ignore_ascii_case("static")
-        || i.split_whitespace().any(|w| w.eq_ignore_ascii_case("static"));
+        || i.split_whitespace()
+            .any(|w| w.eq_ignore_ascii_case("static"));
     Ok((
         "",
         Nat {
@@ -1098,7 +1107,10 @@ mod tests {
         let c = cx(text);
         let (r, e) = endpoint(&c, text).unwrap();
         assert!(matches!(e.spec, AddrSpec::Net(NetValue::Host(Addr::Ip(_)))));
-        assert_eq!(c.text.get(e.span.start as usize..e.span.end as usize), Some("host 10.0.0.1"));
+        assert_eq!(
+            c.text.get(e.span.start as usize..e.span.end as usize),
+            Some("host 10.0.0.1")
+        );
         let (r, e) = endpoint(&c, r).unwrap();
         assert!(matches!(e.spec, AddrSpec::Net(NetValue::Mask(..))));
         let (r, e) = endpoint(&c, r).unwrap();

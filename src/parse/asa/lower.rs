@@ -59,7 +59,11 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
         if !bindings.binds(acl.name) {
             let mut i = before;
             while i < lw.findings.len() {
-                if lw.findings.get(i).is_some_and(|f| f.rule == UNDEFINED_REFERENCE) {
+                if lw
+                    .findings
+                    .get(i)
+                    .is_some_and(|f| f.rule == UNDEFINED_REFERENCE)
+                {
                     i += 1;
                 } else {
                     lw.findings.remove(i);
@@ -142,7 +146,11 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
             span: start,
             reason: "no outbound access-list".into(),
         }),
-        span: bindings.outs.first().map(|(_, ag)| ag.span).unwrap_or(start),
+        span: bindings
+            .outs
+            .first()
+            .map(|(_, ag)| ag.span)
+            .unwrap_or(start),
     });
     graph.stages.push(Stage {
         name: "ingress".into(),
@@ -251,7 +259,10 @@ fn implicit_deny(ag: &AccessGroup<'_>) -> Rule {
         action: Action::Drop,
         span: ag.span,
         action_span: ag.span,
-        comment: Some(format!("implicit deny at the end of access-list `{}`", ag.acl)),
+        comment: Some(format!(
+            "implicit deny at the end of access-list `{}`",
+            ag.acl
+        )),
     }
 }
 
@@ -264,7 +275,8 @@ fn security_level_rules(
     let mut out = Vec::new();
     for x in levels.iter().filter(|l| !with_acl.contains(l.name)) {
         for y in levels.iter().filter(|y| y.name != x.name) {
-            let permitted = x.level > y.level || (x.level == y.level && cfg.inter_interface.is_some());
+            let permitted =
+                x.level > y.level || (x.level == y.level && cfg.inter_interface.is_some());
             if !permitted {
                 continue;
             }
@@ -276,7 +288,10 @@ fn security_level_rules(
                 comment.push_str(", same-security-traffic permit inter-interface");
             }
             out.push(Rule {
-                conds: vec![iface_cond(x.name, x.span, true), iface_cond(y.name, y.span, false)],
+                conds: vec![
+                    iface_cond(x.name, x.span, true),
+                    iface_cond(y.name, y.span, false),
+                ],
                 action: Action::Accept,
                 span: x.span,
                 action_span: x.span,
@@ -285,7 +300,10 @@ fn security_level_rules(
         }
         if let Some(intra) = cfg.intra_interface {
             out.push(Rule {
-                conds: vec![iface_cond(x.name, x.span, true), iface_cond(x.name, x.span, false)],
+                conds: vec![
+                    iface_cond(x.name, x.span, true),
+                    iface_cond(x.name, x.span, false),
+                ],
                 action: Action::Accept,
                 span: intra,
                 action_span: intra,
@@ -437,7 +455,13 @@ fn build_conds(cube: &Cube, s: &Alt, sp: &Alt, d: &Alt, dp: &Alt, extra: &[Cond]
     if let Some(a) = &s.set {
         push(CondKind::SrcAddr(a.clone()), s.span);
     }
-    let port_span = |alt: &Alt| if alt.set.is_some() { alt.span } else { cube.span };
+    let port_span = |alt: &Alt| {
+        if alt.set.is_some() {
+            alt.span
+        } else {
+            cube.span
+        }
+    };
     if let Some(p) = intersect(cube.src.clone(), sp.set.clone()) {
         push(CondKind::SrcPort(p), port_span(sp));
     }
@@ -507,7 +531,10 @@ struct Lowerer<'c, 'a> {
 
 impl<'c, 'a> Lowerer<'c, 'a> {
     fn undefined(&mut self, span: Span, message: String) {
-        if self.reported.insert((span.start, span.end, message.clone())) {
+        if self
+            .reported
+            .insert((span.start, span.end, message.clone()))
+        {
             self.findings.push(Finding::new(
                 UNDEFINED_REFERENCE,
                 Severity::Error,
@@ -518,8 +545,12 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     }
 
     fn note(&mut self, span: Span, text: &str) {
-        let message = format!("mislint does not model {text}: the rule is treated as one that may match");
-        if self.reported.insert((span.start, span.end, message.clone())) {
+        let message =
+            format!("mislint does not model {text}: the rule is treated as one that may match");
+        if self
+            .reported
+            .insert((span.start, span.end, message.clone()))
+        {
             self.findings.push(
                 Finding::new(UNKNOWN_SYNTAX, Severity::Note, span, message)
                     .maybe()
@@ -553,7 +584,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 let ip = self.resolve(a)?;
                 let len = sets::addr::v4_mask_len(*m).unwrap_or(32);
                 match ip {
-                    IpAddr::V4(_) => sets::addr::cidr(ip, len).ok_or_else(|| "a bad netmask".into()),
+                    IpAddr::V4(_) => {
+                        sets::addr::cidr(ip, len).ok_or_else(|| "a bad netmask".into())
+                    }
                     IpAddr::V6(_) => Err(format!("IPv6 address `{ip}` with an IPv4 netmask")),
                 }
             }
@@ -655,7 +688,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                             let message = format!(
                                 "object-group `{n}` includes itself (through `{name}`); the device refuses this"
                             );
-                            if self.reported.insert((span.start, span.end, message.clone())) {
+                            if self
+                                .reported
+                                .insert((span.start, span.end, message.clone()))
+                            {
                                 self.findings.push(Finding::new(
                                     REFERENCE_CYCLE,
                                     Severity::Error,
@@ -716,7 +752,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     fn net_object(&mut self, name: &str) -> Option<Result<IntervalSet, String>> {
         let obj = self.cfg.net_objects.get(name)?;
         Some(match &obj.value {
-            Some((v, _)) => self.net_value(v).map_err(|e| format!("network object `{name}`: {e}")),
+            Some((v, _)) => self
+                .net_value(v)
+                .map_err(|e| format!("network object `{name}`: {e}")),
             None => Ok(IntervalSet::empty()),
         })
     }
@@ -736,7 +774,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 Some(Err(t)) => vec![Alt::unknown(t, span)],
                 None => {
                     self.undefined(span, format!("network object `{n}` is not defined"));
-                    vec![Alt::unknown(format!("undefined network object `{n}`"), span)]
+                    vec![Alt::unknown(
+                        format!("undefined network object `{n}`"),
+                        span,
+                    )]
                 }
             },
             AddrSpec::Group(n) => self.network_group(n, span),
@@ -747,7 +788,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     span,
                 )],
                 None => {
-                    self.undefined(span, format!("interface `{n}` is not defined by any `nameif`"));
+                    self.undefined(
+                        span,
+                        format!("interface `{n}` is not defined by any `nameif`"),
+                    );
                     vec![Alt::unknown(format!("undefined interface `{n}`"), span)]
                 }
             },
@@ -757,11 +801,17 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     fn network_group(&mut self, name: &str, span: Span) -> Vec<Alt> {
         let Some((leaves, undefined)) = self.flatten(name) else {
             self.undefined(span, format!("object-group `{name}` is not defined"));
-            return vec![Alt::unknown(format!("undefined object-group `{name}`"), span)];
+            return vec![Alt::unknown(
+                format!("undefined object-group `{name}`"),
+                span,
+            )];
         };
         let mut p = Partial::default();
-        p.unknown
-            .extend(undefined.iter().map(|u| format!("undefined object-group `{u}`")));
+        p.unknown.extend(
+            undefined
+                .iter()
+                .map(|u| format!("undefined object-group `{u}`")),
+        );
         for m in leaves {
             let r = match m {
                 Member::Net(v, _) => self.net_value(&v),
@@ -782,7 +832,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         match self.cfg.svc_objects.get(name) {
             Some(o) => Some(match &o.service {
                 Some(s) => service_cubes(s, span),
-                None => vec![Cube::unknown(format!("service object `{name}` without a service"), span)],
+                None => vec![Cube::unknown(
+                    format!("service object `{name}` without a service"),
+                    span,
+                )],
             }),
             None => builtin_service(name, span).map(|c| vec![c]),
         }
@@ -795,7 +848,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             ProtoSpec::Named(ProtoName::Num(n), span) => vec![Cube::proto(Some(n), span)],
             ProtoSpec::Object(n, span) => self.svc_object_cubes(n, span).unwrap_or_else(|| {
                 self.undefined(span, format!("service object `{n}` is not defined"));
-                vec![Cube::unknown(format!("undefined service object `{n}`"), span)]
+                vec![Cube::unknown(
+                    format!("undefined service object `{n}`"),
+                    span,
+                )]
             }),
             ProtoSpec::Group(n, span) => {
                 let kind = self.cfg.groups.get(n).map(|g| g.kind);
@@ -815,11 +871,16 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         Member::Service(s) => cubes.extend(service_cubes(&s, span)),
                         Member::SvcObject(o, _) => match self.svc_object_cubes(o, span) {
                             Some(c) => cubes.extend(c),
-                            None => cubes.push(Cube::unknown(format!("undefined service object `{o}`"), span)),
+                            None => cubes.push(Cube::unknown(
+                                format!("undefined service object `{o}`"),
+                                span,
+                            )),
                         },
                         Member::Port(pm) => {
                             let ps: Vec<Option<u8>> = match kind {
-                                Some(GroupKind::Service(Some(SvcProto::Proto(ProtoName::Num(p))))) => {
+                                Some(GroupKind::Service(Some(SvcProto::Proto(
+                                    ProtoName::Num(p),
+                                )))) => {
                                     vec![Some(p)]
                                 }
                                 _ => vec![Some(6), Some(17)],
@@ -848,7 +909,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         span,
                         format!("object-group `{n}` is not a protocol or service group"),
                     );
-                    cubes.push(Cube::unknown(format!("object-group `{n}` as a protocol"), span));
+                    cubes.push(Cube::unknown(
+                        format!("object-group `{n}` as a protocol"),
+                        span,
+                    ));
                 }
                 cubes
             }
@@ -865,16 +929,23 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     return vec![Alt::unknown(format!("undefined object-group `{n}`"), *span)];
                 };
                 let mut part = Partial::default();
-                part.unknown
-                    .extend(undefined.iter().map(|u| format!("undefined object-group `{u}`")));
+                part.unknown.extend(
+                    undefined
+                        .iter()
+                        .map(|u| format!("undefined object-group `{u}`")),
+                );
                 for m in leaves {
                     match m {
                         Member::Port(pm) => part.set = part.set.union(&port_set(&pm)),
                         Member::Service(s) => match s.dst {
                             Some(d) if s.src.is_none() => part.set = part.set.union(&port_set(&d)),
-                            _ => part.unknown.push("a service-object in a port position".into()),
+                            _ => part
+                                .unknown
+                                .push("a service-object in a port position".into()),
                         },
-                        _ => part.unknown.push("a non-port member in a port position".into()),
+                        _ => part
+                            .unknown
+                            .push("a non-port member in a port position".into()),
                     }
                 }
                 part.alts(*span)
@@ -1004,7 +1075,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             if !acls.iter().any(|a| a.name == ag.acl) {
                 self.undefined(
                     ag.acl_span,
-                    format!("access-group applies access-list `{}`, which is not defined", ag.acl),
+                    format!(
+                        "access-group applies access-list `{}`, which is not defined",
+                        ag.acl
+                    ),
                 );
                 continue;
             }
@@ -1012,7 +1086,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 Bind::Global => b.global = Some(ag),
                 Bind::In(i, span) | Bind::Out(i, span) => {
                     if graph.interface(i).is_none() {
-                        self.undefined(span, format!("interface `{i}` is not defined by any `nameif`"));
+                        self.undefined(
+                            span,
+                            format!("interface `{i}` is not defined by any `nameif`"),
+                        );
                         continue;
                     }
                     let list = if matches!(ag.bind, Bind::In(..)) {
@@ -1028,5 +1105,676 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             }
         }
         b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use crate::graph::sets::{addr, proto};
+    use crate::graph::{Action, Chain, CondKind, IntervalSet, Rule, RuleGraph, Zone};
+    use crate::parse::{PARSE_ERROR, Parsed, REFERENCE_CYCLE, UNDEFINED_REFERENCE, UNKNOWN_SYNTAX};
+    use crate::source::{FileId, SourceFile};
+    use std::net::Ipv4Addr;
+
+    const IFACES: &str = "interface G0\n nameif outside\n security-level 0\n ip address 203.0.113.1 255.255.255.0\n\
+interface G1\n nameif dmz\n security-level 50\n ip address 192.168.10.1 255.255.255.0\n\
+interface G2\n nameif inside\n security-level 100\n ip address 10.0.0.1 255.255.255.0\n";
+
+    fn run(text: &str) -> (SourceFile, Parsed) {
+        let file = SourceFile::new(FileId(0), "test.cfg", text);
+        let parsed = parse(&file);
+        (file, parsed)
+    }
+
+    fn graph(p: &Parsed) -> &RuleGraph {
+        p.graph.as_ref().expect("a graph")
+    }
+
+    fn chain<'g>(g: &'g RuleGraph, name: &str) -> &'g Chain {
+        g.chains
+            .iter()
+            .find(|c| c.name == name)
+            .expect("chain exists")
+    }
+
+    fn errors(p: &Parsed, rule: &str) -> usize {
+        p.findings.iter().filter(|f| f.rule == rule).count()
+    }
+
+    fn field(r: &Rule, pick: fn(&CondKind) -> Option<&IntervalSet>) -> Option<IntervalSet> {
+        r.conds.iter().find_map(|c| pick(&c.kind)).cloned()
+    }
+
+    fn dport(r: &Rule) -> Option<IntervalSet> {
+        field(r, |k| {
+            if let CondKind::DstPort(s) = k {
+                Some(s)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn protos(r: &Rule) -> Option<IntervalSet> {
+        field(r, |k| {
+            if let CondKind::Protocol(s) = k {
+                Some(s)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn dst(r: &Rule) -> Option<IntervalSet> {
+        field(r, |k| {
+            if let CondKind::DstAddr(s) = k {
+                Some(s)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn unknowns(r: &Rule) -> Vec<String> {
+        r.conds
+            .iter()
+            .filter_map(|c| match &c.kind {
+                CondKind::Unknown(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn v4(a: [u8; 4]) -> u128 {
+        addr::v4(Ipv4Addr::from(a))
+    }
+
+    fn ports(r: &[(u128, u128)]) -> IntervalSet {
+        IntervalSet::from_ranges(r.iter().copied())
+    }
+
+    #[test]
+    fn interfaces_get_zones_levels_and_networks() {
+        let (_, p) = run(IFACES);
+        let g = graph(&p);
+        let dmz = g.interface("dmz").expect("dmz");
+        assert_eq!(dmz.zone_hint, Some(Zone::Perimeter));
+        assert_eq!(dmz.security_level, Some(50));
+        assert!(dmz.networks.contains(v4([192, 168, 10, 77])));
+        assert_eq!(
+            dmz.own_addresses,
+            IntervalSet::single(v4([192, 168, 10, 1]))
+        );
+        assert_eq!(
+            g.interface("outside").and_then(|i| i.zone_hint),
+            Some(Zone::Public)
+        );
+        assert_eq!(
+            g.interface("inside").and_then(|i| i.zone_hint),
+            Some(Zone::Internal)
+        );
+    }
+
+    #[test]
+    fn security_levels_without_acls() {
+        let text = format!("{IFACES}same-security-traffic permit intra-interface\n");
+        let (file, p) = run(&text);
+        let g = graph(&p);
+        let ingress = chain(g, "ingress");
+        let accepts: Vec<&str> = ingress
+            .rules
+            .iter()
+            .filter(|r| r.action == Action::Accept)
+            .filter_map(|r| r.comment.as_deref())
+            .collect();
+        assert!(accepts.contains(&"security level 100 (`inside`) to 50 (`dmz`)"));
+        assert!(accepts.contains(&"security level 50 (`dmz`) to 0 (`outside`)"));
+        assert!(!accepts.iter().any(|c| c.starts_with("security level 0")));
+        let drop_outside = ingress
+            .rules
+            .iter()
+            .find(|r| {
+                r.action == Action::Drop
+                    && r.conds.len() == 1
+                    && file.slice(r.span) == "security-level 0"
+            })
+            .expect("lower to higher is denied");
+        assert_eq!(
+            drop_outside.comment.as_deref(),
+            Some("lower to higher security level without an access-list")
+        );
+        assert!(ingress.rules.iter().any(|r| {
+            r.comment.as_deref() == Some("same-security-traffic permit intra-interface")
+        }));
+        assert_eq!(
+            ingress.default.as_ref().map(|d| d.action.clone()),
+            Some(Action::Drop)
+        );
+        assert_eq!(g.stages.len(), 2);
+    }
+
+    #[test]
+    fn equal_levels_need_inter_interface() {
+        let base = "interface a\n nameif a\n security-level 50\ninterface b\n nameif b\n security-level 50\n";
+        let (_, p) = run(base);
+        let n = chain(graph(&p), "ingress")
+            .rules
+            .iter()
+            .filter(|r| r.action == Action::Accept)
+            .count();
+        assert_eq!(n, 0);
+        let (_, p) = run(&format!(
+            "{base}same-security-traffic permit inter-interface\n"
+        ));
+        let n = chain(graph(&p), "ingress")
+            .rules
+            .iter()
+            .filter(|r| r.action == Action::Accept)
+            .count();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn implicit_deny_spans_the_access_group_line() {
+        let text = format!(
+            "{IFACES}access-list dmz_in extended permit tcp any any eq www\naccess-group dmz_in in interface dmz\n"
+        );
+        let (file, p) = run(&text);
+        let g = graph(&p);
+        let acl = chain(g, "dmz_in");
+        assert_eq!(acl.rules.len(), 2);
+        let last = acl.rules.last().expect("implicit deny");
+        assert_eq!(last.action, Action::Drop);
+        assert!(last.conds.is_empty());
+        assert_eq!(
+            file.slice(last.span),
+            "access-group dmz_in in interface dmz"
+        );
+        assert_eq!(
+            last.comment.as_deref(),
+            Some("implicit deny at the end of access-list `dmz_in`")
+        );
+        let ingress = chain(g, "ingress");
+        let first = ingress.rules.first().expect("goto rule");
+        assert!(matches!(first.action, Action::Goto(_)));
+        // dmz has an ACL, so no security-level rule starts from dmz.
+        assert!(!ingress.rules.iter().any(|r| {
+            r.comment
+                .as_deref()
+                .is_some_and(|c| c.contains("(`dmz`) to"))
+        }));
+        let permit = acl.rules.first().expect("permit");
+        assert_eq!(dport(permit), Some(IntervalSet::single(80)));
+        assert_eq!(protos(permit), Some(IntervalSet::single(6)));
+    }
+
+    #[test]
+    fn global_acl_replaces_security_levels() {
+        let text = format!(
+            "{IFACES}access-list g extended deny tcp any any eq 23\naccess-list d extended permit ip any any\n\
+access-group g global\naccess-group d in interface dmz\n"
+        );
+        let (file, p) = run(&text);
+        let g = graph(&p);
+        let ingress = chain(g, "ingress");
+        assert!(!ingress.rules.iter().any(|r| r.action == Action::Accept));
+        assert_eq!(ingress.rules.len(), 2);
+        let d = chain(g, "d");
+        let tail = d.rules.last().expect("tail");
+        assert!(
+            matches!(tail.action, Action::Goto(_)),
+            "interface ACL falls through to the global one"
+        );
+        let global = chain(g, "g");
+        let deny = global.rules.last().expect("implicit deny");
+        assert_eq!(file.slice(deny.span), "access-group g global");
+    }
+
+    #[test]
+    fn out_acl_goes_to_egress() {
+        let text = format!(
+            "{IFACES}access-list o extended permit tcp any any eq 25\naccess-group o out interface outside\n"
+        );
+        let (file, p) = run(&text);
+        let g = graph(&p);
+        let egress = chain(g, "egress");
+        assert_eq!(egress.rules.len(), 1);
+        let rule = egress.rules.first().expect("rule");
+        assert!(
+            matches!(rule.conds.first().map(|c| &c.kind), Some(CondKind::OutIface(m)) if m.matches("outside"))
+        );
+        assert_eq!(
+            egress.default.as_ref().map(|d| d.action.clone()),
+            Some(Action::Accept)
+        );
+        let o = chain(g, "o");
+        assert_eq!(
+            file.slice(o.rules.last().expect("tail").span),
+            "access-group o out interface outside"
+        );
+    }
+
+    #[test]
+    fn port_operators_are_exact() {
+        let text = format!(
+            "{IFACES}access-list a extended permit tcp any any neq 80\n\
+access-list a extended permit tcp any any lt 1024\n\
+access-list a extended permit tcp any any gt 1023\n\
+access-list a extended permit udp any any range netbios-ns netbios-dgm\n\
+access-list a extended permit tcp any any lt 0\n\
+access-group a in interface inside\n"
+        );
+        let (_, p) = run(&text);
+        let a = chain(graph(&p), "a");
+        let sets: Vec<Option<IntervalSet>> = a.rules.iter().map(dport).collect();
+        assert_eq!(
+            sets.first().cloned().flatten(),
+            Some(ports(&[(0, 79), (81, 65535)]))
+        );
+        assert_eq!(sets.get(1).cloned().flatten(), Some(ports(&[(0, 1023)])));
+        assert_eq!(
+            sets.get(2).cloned().flatten(),
+            Some(ports(&[(1024, 65535)]))
+        );
+        assert_eq!(sets.get(3).cloned().flatten(), Some(ports(&[(137, 138)])));
+        assert_eq!(sets.get(4).cloned().flatten(), Some(IntervalSet::empty()));
+    }
+
+    #[test]
+    fn tcp_udp_and_service_groups_expand_to_several_rules() {
+        let text = format!(
+            "{IFACES}object service DNS\n service tcp-udp destination eq domain\n\
+object-group service MIXED\n service-object tcp destination eq www\n service-object object DNS\n service-object esp\n\
+object-group service PORTS tcp-udp\n port-object eq 88\n\
+access-list a extended permit object DNS any any\n\
+access-list a extended permit object-group MIXED any any\n\
+access-list a extended permit tcp any any object-group PORTS\n\
+access-group a in interface inside\n"
+        );
+        let (file, p) = run(&text);
+        assert_eq!(errors(&p, PARSE_ERROR), 0, "{:?}", p.findings);
+        let a = chain(graph(&p), "a");
+        let line = |r: &Rule| file.slice(r.span).to_string();
+        let dns: Vec<&Rule> = a
+            .rules
+            .iter()
+            .filter(|r| line(r).contains("object DNS"))
+            .collect();
+        assert_eq!(dns.len(), 2);
+        assert_eq!(
+            dns.first().and_then(|r| protos(r)),
+            Some(IntervalSet::single(6))
+        );
+        assert_eq!(
+            dns.get(1).and_then(|r| protos(r)),
+            Some(IntervalSet::single(17))
+        );
+        assert!(
+            dns.iter()
+                .all(|r| dport(r) == Some(IntervalSet::single(53)))
+        );
+        let mixed: Vec<&Rule> = a
+            .rules
+            .iter()
+            .filter(|r| line(r).contains("MIXED"))
+            .collect();
+        assert_eq!(mixed.len(), 4, "tcp/80, tcp/53, udp/53, esp");
+        assert!(
+            mixed
+                .iter()
+                .any(|r| protos(r) == Some(IntervalSet::single(50)) && dport(r).is_none())
+        );
+        let port_group: Vec<&Rule> = a
+            .rules
+            .iter()
+            .filter(|r| line(r).contains("PORTS"))
+            .collect();
+        assert_eq!(port_group.len(), 1);
+        assert_eq!(
+            port_group.first().and_then(|r| dport(r)),
+            Some(IntervalSet::single(88))
+        );
+    }
+
+    #[test]
+    fn nested_groups_union() {
+        let text = format!(
+            "{IFACES}object network H\n host 10.0.0.10\n\
+object-group network A\n network-object host 10.0.0.20\n group-object B\n\
+object-group network B\n network-object object H\n group-object C\n\
+object-group network C\n network-object 10.0.1.0 255.255.255.0\n\
+access-list a extended permit ip any object-group A\naccess-group a in interface inside\n"
+        );
+        let (_, p) = run(&text);
+        let a = chain(graph(&p), "a");
+        let expect = IntervalSet::from_ranges([
+            (v4([10, 0, 0, 10]), v4([10, 0, 0, 10])),
+            (v4([10, 0, 0, 20]), v4([10, 0, 0, 20])),
+            (v4([10, 0, 1, 0]), v4([10, 0, 1, 255])),
+        ]);
+        assert_eq!(a.rules.first().and_then(dst), Some(expect));
+    }
+
+    #[test]
+    fn group_cycle_is_reported_not_followed() {
+        let text = format!(
+            "{IFACES}object-group network A\n network-object host 10.0.0.1\n group-object B\n\
+object-group network B\n group-object A\n\
+access-list a extended permit ip any object-group A\naccess-group a in interface inside\n"
+        );
+        let (_, p) = run(&text);
+        assert_eq!(errors(&p, REFERENCE_CYCLE), 1);
+        let a = chain(graph(&p), "a");
+        assert_eq!(
+            a.rules.first().and_then(dst),
+            Some(IntervalSet::single(v4([10, 0, 0, 1])))
+        );
+    }
+
+    #[test]
+    fn ten_thousand_deep_nesting() {
+        let mut text = String::from(IFACES);
+        let depth = 10_000;
+        for i in 0..depth {
+            text.push_str(&format!(
+                "object-group network G{i}\n group-object G{}\n",
+                i + 1
+            ));
+        }
+        text.push_str(&format!(
+            "object-group network G{depth}\n network-object host 10.0.0.9\n"
+        ));
+        text.push_str("access-list a extended permit ip any object-group G0\naccess-group a in interface inside\n");
+        let (_, p) = run(&text);
+        assert_eq!(errors(&p, REFERENCE_CYCLE), 0);
+        assert_eq!(errors(&p, UNDEFINED_REFERENCE), 0);
+        let a = chain(graph(&p), "a");
+        assert_eq!(
+            a.rules.first().and_then(dst),
+            Some(IntervalSet::single(v4([10, 0, 0, 9])))
+        );
+    }
+
+    #[test]
+    fn inactive_time_range_and_remark() {
+        let text = format!(
+            "{IFACES}access-list a remark first line\naccess-list a remark second line\n\
+access-list a extended permit tcp any any eq 445 time-range WORK\n\
+access-list a extended permit tcp any any eq 23 inactive\naccess-group a in interface inside\n"
+        );
+        let (file, p) = run(&text);
+        let a = chain(graph(&p), "a");
+        assert_eq!(a.rules.len(), 2, "the inactive entry is not lowered");
+        let r = a.rules.first().expect("rule");
+        assert_eq!(r.comment.as_deref(), Some("first line\nsecond line"));
+        assert_eq!(unknowns(r), vec!["time-range `WORK`".to_string()]);
+        let c = r
+            .conds
+            .iter()
+            .find(|c| matches!(c.kind, CondKind::Unknown(_)))
+            .expect("cond");
+        assert_eq!(file.slice(c.span), "time-range WORK");
+        let note = p
+            .findings
+            .iter()
+            .find(|f| f.rule == UNKNOWN_SYNTAX && file.slice(f.primary.span) == "time-range WORK");
+        assert!(note.is_some());
+    }
+
+    #[test]
+    fn undefined_object_is_an_error_and_may_match() {
+        let text = format!(
+            "{IFACES}access-list a extended deny tcp any object NOPE eq 389\naccess-group a in interface inside\n\
+access-group missing in interface dmz\n"
+        );
+        let (file, p) = run(&text);
+        assert_eq!(errors(&p, UNDEFINED_REFERENCE), 2);
+        let a = chain(graph(&p), "a");
+        let r = a.rules.first().expect("the entry is kept");
+        assert_eq!(r.action, Action::Drop);
+        assert_eq!(dst(r), None);
+        assert_eq!(
+            unknowns(r),
+            vec!["undefined network object `NOPE`".to_string()]
+        );
+        let spans: Vec<&str> = p
+            .findings
+            .iter()
+            .filter(|f| f.rule == UNDEFINED_REFERENCE)
+            .map(|f| file.slice(f.primary.span))
+            .collect();
+        assert!(
+            spans.contains(&"object NOPE") && spans.contains(&"missing"),
+            "{spans:?}"
+        );
+    }
+
+    #[test]
+    fn fqdn_and_icmp_types_may_match() {
+        let text = format!(
+            "{IFACES}object network WEB\n fqdn v4 www.example.com\n\
+access-list a extended permit tcp any object WEB eq https\n\
+access-list a extended permit icmp any any echo\naccess-group a in interface inside\n"
+        );
+        let (_, p) = run(&text);
+        let a = chain(graph(&p), "a");
+        let fq = a.rules.first().expect("fqdn rule");
+        assert_eq!(dst(fq), None);
+        assert_eq!(
+            unknowns(fq),
+            vec!["network object `WEB`: fqdn `www.example.com`".to_string()]
+        );
+        let icmp = a.rules.get(1).expect("icmp rule");
+        assert_eq!(
+            protos(icmp),
+            Some(IntervalSet::single(u128::from(proto::ICMP)))
+        );
+        assert_eq!(unknowns(icmp), vec!["icmp type `echo`".to_string()]);
+    }
+
+    #[test]
+    fn partly_undefined_group_splits_into_known_and_unknown() {
+        let text = format!(
+            "{IFACES}object-group network A\n network-object host 10.0.0.1\n group-object GONE\n\
+access-list a extended permit ip any object-group A\naccess-group a in interface inside\n"
+        );
+        let (_, p) = run(&text);
+        assert_eq!(errors(&p, UNDEFINED_REFERENCE), 1);
+        let a = chain(graph(&p), "a");
+        assert_eq!(a.rules.len(), 3);
+        assert_eq!(
+            a.rules.first().and_then(dst),
+            Some(IntervalSet::single(v4([10, 0, 0, 1])))
+        );
+        let second = a.rules.get(1).expect("unknown part");
+        assert_eq!(dst(second), None);
+        assert_eq!(
+            unknowns(second),
+            vec!["undefined object-group `GONE`".to_string()]
+        );
+    }
+
+    #[test]
+    fn malformed_ace_is_a_parse_error_at_the_token() {
+        let text = format!(
+            "{IFACES}access-list a extended permit tcp any any eq wwww\n\
+access-list a extended permit tcp any 10.0.0.0 255.0.255.0\naccess-list a extended permit udp any any eq ldap\n"
+        );
+        let (file, p) = run(&text);
+        let errs: Vec<&str> = p
+            .findings
+            .iter()
+            .filter(|f| f.rule == PARSE_ERROR)
+            .map(|f| file.slice(f.primary.span))
+            .collect();
+        assert_eq!(errs, vec!["wwww", "255.0.255.0", "ldap"]);
+        assert!(p.graph.is_some());
+    }
+
+    #[test]
+    fn skipped_lines_are_counted_in_one_note() {
+        let text = "crypto map m 1 set peer 1.2.3.4\nlogging enable\npolicy-map global_policy\n class x\n  inspect dns\n! comment\n";
+        let (_, p) = run(text);
+        let notes: Vec<&str> = p
+            .findings
+            .iter()
+            .filter(|f| f.rule == UNKNOWN_SYNTAX)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(
+            notes,
+            vec!["skipped 5 lines mislint does not model: crypto, logging, policy-map"]
+        );
+    }
+
+    #[test]
+    fn show_access_list_output_is_refused() {
+        let (_, p) = run("access-list a line 1 extended permit ip any any (hitcnt=0) 0x1234\n");
+        assert!(p.graph.is_none());
+        assert_eq!(errors(&p, PARSE_ERROR), 1);
+    }
+
+    fn fixture(name: &str) -> (SourceFile, Parsed) {
+        let path = format!("{}/fixtures/asa/{name}.cfg", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("fixture exists");
+        let file = SourceFile::new(FileId(0), path, text);
+        let parsed = parse(&file);
+        (file, parsed)
+    }
+
+    /// The lines of the dmz_in chain's rules, in order.
+    fn dmz_lines(file: &SourceFile, p: &Parsed) -> Vec<String> {
+        chain(graph(p), "dmz_in")
+            .rules
+            .iter()
+            .map(|r| file.slice(r.span).to_string())
+            .collect()
+    }
+
+    #[test]
+    fn fixtures_parse_cleanly_and_lower_to_the_expected_chains() {
+        for name in [
+            "compliant",
+            "shadowed-ldap",
+            "dynamic-rpc-open",
+            "ipsec-plain-port",
+            "unknown-module",
+        ] {
+            let (file, p) = fixture(name);
+            assert_eq!(errors(&p, PARSE_ERROR), 0, "{name}: {:?}", p.findings);
+            assert_eq!(errors(&p, UNDEFINED_REFERENCE), 0, "{name}");
+            let g = graph(&p);
+            let names: Vec<&str> = g.chains.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(
+                names,
+                vec!["dmz_in", "inside_in", "ingress", "egress"],
+                "{name}"
+            );
+            let ingress = chain(g, "ingress");
+            // dmz and inside go to their ACLs; outside (level 0) may reach nothing.
+            assert_eq!(ingress.rules.len(), 3, "{name}");
+            assert!(ingress.rules.get(2).is_some_and(
+                |r| r.action == Action::Drop && file.slice(r.span) == "security-level 0"
+            ));
+            let lines = dmz_lines(&file, &p);
+            assert_eq!(
+                lines.last().map(String::as_str),
+                Some("access-group dmz_in in interface dmz")
+            );
+        }
+    }
+
+    #[test]
+    fn compliant_fixture_rules() {
+        let (file, p) = fixture("compliant");
+        let dmz = chain(graph(&p), "dmz_in");
+        assert_eq!(
+            dmz.rules.len(),
+            14,
+            "12 MIS-to-internal entries, smtp, implicit deny"
+        );
+        let mis = IntervalSet::single(v4([192, 168, 10, 5]));
+        let first = dmz.rules.first().expect("www");
+        assert_eq!(dport(first), Some(IntervalSet::single(80)));
+        assert!(
+            first
+                .conds
+                .iter()
+                .any(|c| c.kind == CondKind::SrcAddr(mis.clone()))
+        );
+        assert_eq!(
+            first.comment.as_deref(),
+            Some("MIS to the internal network, the ports of KB 294297")
+        );
+        let ldap = dmz
+            .rules
+            .iter()
+            .find(|r| file.slice(r.span).ends_with("eq ldap"))
+            .expect("ldap");
+        assert_eq!(dport(ldap), Some(IntervalSet::single(389)));
+        let smtp = dmz.rules.get(12).expect("smtp");
+        assert_eq!(dst(smtp), Some(IntervalSet::single(v4([198, 51, 100, 25]))));
+        assert_eq!(dport(smtp), Some(IntervalSet::single(25)));
+        let inside = chain(graph(&p), "inside_in");
+        assert_eq!(
+            inside.rules.first().map(|r| r.action.clone()),
+            Some(Action::Drop)
+        );
+        let skipped = p
+            .findings
+            .iter()
+            .find(|f| f.message.starts_with("skipped "))
+            .expect("note");
+        assert!(skipped.message.contains("logging") && skipped.message.contains("policy-map"));
+    }
+
+    #[test]
+    fn variant_fixtures_differ_where_they_should() {
+        let (file, p) = fixture("shadowed-ldap");
+        let lines = dmz_lines(&file, &p);
+        let deny = lines
+            .iter()
+            .position(|l| l.contains("deny tcp") && l.ends_with("eq ldap"));
+        let permit = lines
+            .iter()
+            .position(|l| l.contains("permit tcp") && l.ends_with("eq ldap"));
+        assert!(deny.is_some() && deny < permit);
+
+        let (file, p) = fixture("dynamic-rpc-open");
+        let dmz = chain(graph(&p), "dmz_in");
+        let rpc = dmz
+            .rules
+            .iter()
+            .find(|r| file.slice(r.span).ends_with("range 1024 65535"))
+            .expect("rpc");
+        assert_eq!(dport(rpc), Some(ports(&[(1024, 65535)])));
+
+        let (file, p) = fixture("unknown-module");
+        let dmz = chain(graph(&p), "dmz_in");
+        let smb = dmz
+            .rules
+            .iter()
+            .find(|r| file.slice(r.span).contains("eq 445"))
+            .expect("smb");
+        assert_eq!(
+            unknowns(smb),
+            vec!["time-range `BUSINESS-HOURS`".to_string()]
+        );
+        assert!(p.findings.iter().any(|f| f.rule == UNKNOWN_SYNTAX
+            && file.slice(f.primary.span) == "time-range BUSINESS-HOURS"));
+
+        let (file, p) = fixture("ipsec-plain-port");
+        let dmz = chain(graph(&p), "dmz_in");
+        let esp = dmz.rules.first().expect("esp");
+        assert_eq!(protos(esp), Some(IntervalSet::single(50)));
+        let www = dmz
+            .rules
+            .iter()
+            .find(|r| file.slice(r.span).ends_with("eq www"))
+            .expect("www");
+        assert_eq!(dport(www), Some(IntervalSet::single(80)));
+        let inside = chain(graph(&p), "inside_in");
+        assert_eq!(inside.rules.len(), 6);
     }
 }

@@ -129,7 +129,9 @@ fn find_show_output<'a>(lines: &[Line<'a>]) -> Option<&'a str> {
     lines.iter().map(|l| l.text).find(|t| {
         let t = t.trim_start();
         t.starts_with("access-list ")
-            && (t.contains("(hitcnt=") || t.contains(" elements; name hash") || t.contains("cached ACL log flows"))
+            && (t.contains("(hitcnt=")
+                || t.contains(" elements; name hash")
+                || t.contains("cached ACL log flows"))
     })
 }
 
@@ -324,7 +326,10 @@ impl<'a> Reader<'_, 'a> {
     }
 
     fn read_interface(&mut self, head: &'a str, children: &[&'a str]) {
-        let hw = after_first_word(head).split_whitespace().next().unwrap_or("");
+        let hw = after_first_word(head)
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
         if hw.is_empty() {
             self.report(
                 head,
@@ -350,13 +355,11 @@ impl<'a> Reader<'_, 'a> {
                     Ok((_, l)) => def.level = Some((l, self.cx.span(line))),
                     Err(e) => self.report(line, e),
                 },
-                "ip" if rest.starts_with("address") => {
-                    match grammar::ip_address(self.cx, line) {
-                        Ok((_, Some((a, m)))) => def.address = Some((a, m, self.cx.span(line))),
-                        Ok((_, None)) => def.address = None,
-                        Err(e) => self.report(line, e),
-                    }
-                }
+                "ip" if rest.starts_with("address") => match grammar::ip_address(self.cx, line) {
+                    Ok((_, Some((a, m)))) => def.address = Some((a, m, self.cx.span(line))),
+                    Ok((_, None)) => def.address = None,
+                    Err(e) => self.report(line, e),
+                },
                 "ipv6" if rest.starts_with("address") => match grammar::ipv6_address(line) {
                     Ok((_, Some((a, l)))) => def.v6.push((a, l, self.cx.span(line))),
                     Ok((_, None)) => self.skip("ipv6".into(), 1),
@@ -423,13 +426,18 @@ impl<'a> Reader<'_, 'a> {
                 match found {
                     Some(d) => d.address = addr.map(|(a, m)| (a, m, span)),
                     None => {
-                        let at = line.find(ifname).and_then(|i| line.get(i..)).unwrap_or(line);
+                        let at = line
+                            .find(ifname)
+                            .and_then(|i| line.get(i..))
+                            .unwrap_or(line);
                         let name_span = self.cx.span(at.split_whitespace().next().unwrap_or(at));
                         self.findings.push(Finding::new(
                             UNDEFINED_REFERENCE,
                             Severity::Error,
                             name_span,
-                            format!("`ip address` names interface `{ifname}`, which no `nameif` defines"),
+                            format!(
+                                "`ip address` names interface `{ifname}`, which no `nameif` defines"
+                            ),
                         ));
                     }
                 }
@@ -476,11 +484,10 @@ impl<'a> Reader<'_, 'a> {
             }
             self.cfg.net_objects.insert(name, obj);
         } else {
-            let mut obj = self
-                .cfg
-                .svc_objects
-                .remove(name)
-                .unwrap_or(SvcObject { span, service: None });
+            let mut obj = self.cfg.svc_objects.remove(name).unwrap_or(SvcObject {
+                span,
+                service: None,
+            });
             for &c in children {
                 let line = strip_comment(c);
                 match first_word(line).as_str() {
@@ -562,7 +569,12 @@ impl<'a> Reader<'_, 'a> {
                 let mut words = after_first_word(line).split_whitespace();
                 let name = words.next().unwrap_or("");
                 let word = match words.next() {
-                    Some(w) if w.eq_ignore_ascii_case("webtype") || w.eq_ignore_ascii_case("ethertype") => w,
+                    Some(w)
+                        if w.eq_ignore_ascii_case("webtype")
+                            || w.eq_ignore_ascii_case("ethertype") =>
+                    {
+                        w
+                    }
                     _ => name,
                 }
                 .to_ascii_lowercase();
@@ -592,12 +604,18 @@ mod tests {
         assert!(lines.get(1).is_some_and(|l| l.indented));
         let blocks = group_blocks(&lines);
         assert_eq!(blocks.len(), 2);
-        assert_eq!(blocks.first().map(|b| b.children.clone()), Some(vec!["nameif inside"]));
+        assert_eq!(
+            blocks.first().map(|b| b.children.clone()),
+            Some(vec!["nameif inside"])
+        );
     }
 
     #[test]
     fn inline_comments_are_cut() {
-        assert_eq!(strip_comment("service-object udp eq 1235   ! note"), "service-object udp eq 1235");
+        assert_eq!(
+            strip_comment("service-object udp eq 1235   ! note"),
+            "service-object udp eq 1235"
+        );
         assert_eq!(strip_comment("host 10.0.0.1"), "host 10.0.0.1");
     }
 }
