@@ -526,10 +526,10 @@ fn acl_port<'a>(cx: &Cx<'a>, i: &'a str, transport: Transport) -> Res<'a, Option
     }
     if at_kw(i, "object-group") {
         let (r, _) = kw(i, "object-group")?;
-        if let Ok((r2, n)) = tok(r) {
-            if cx.service_groups.contains(n) {
-                return Ok((r2, Some(PortSpec::Group(n, cx.consumed(i, r2)))));
-            }
+        if let Ok((r2, n)) = tok(r)
+            && cx.service_groups.contains(n)
+        {
+            return Ok((r2, Some(PortSpec::Group(n, cx.consumed(i, r2)))));
         }
     }
     Ok((i, None))
@@ -632,18 +632,20 @@ fn ace<'a>(cx: &Cx<'a>, acl: &'a str, line: &'a str, i: &'a str) -> Res<'a, Ace<
         _ => None,
     };
     let mut icmp = None;
-    if let Some(v6) = icmp_v6 {
-        if peek(rest).is_some() && !at_option(rest) && dst_port.is_none() {
-            if at_kw(rest, "object-group") {
-                let (r, _) = kw(rest, "object-group")?;
-                let (r, n) = tok_as(r, "an icmp-type object-group name").map_err(to_failure)?;
-                icmp = Some(IcmpSpec::Group(n, cx.consumed(rest, r)));
-                rest = r;
-            } else {
-                let (r, (t, span)) = icmp_type(cx, rest, v6)?;
-                icmp = Some(IcmpSpec::Type(t, span));
-                rest = r;
-            }
+    if let Some(v6) = icmp_v6
+        && peek(rest).is_some()
+        && !at_option(rest)
+        && dst_port.is_none()
+    {
+        if at_kw(rest, "object-group") {
+            let (r, _) = kw(rest, "object-group")?;
+            let (r, n) = tok_as(r, "an icmp-type object-group name").map_err(to_failure)?;
+            icmp = Some(IcmpSpec::Group(n, cx.consumed(rest, r)));
+            rest = r;
+        } else {
+            let (r, (t, span)) = icmp_type(cx, rest, v6)?;
+            icmp = Some(IcmpSpec::Type(t, span));
+            rest = r;
         }
     }
     let mut time_range = None;
@@ -764,15 +766,14 @@ pub fn access_group<'a>(cx: &Cx<'a>, line: &'a str) -> Res<'a, AccessGroup<'a>> 
             let (r, _) = kw(r, "interface").map_err(to_failure)?;
             let (r, ifname) = tok_as(r, "an interface name (nameif)").map_err(to_failure)?;
             // `per-user-override` / `control-plane` do not change through traffic.
-            if let Some(opt) = peek(r) {
-                if !(opt.eq_ignore_ascii_case("per-user-override")
+            if let Some(opt) = peek(r)
+                && !(opt.eq_ignore_ascii_case("per-user-override")
                     || opt.eq_ignore_ascii_case("control-plane"))
-                {
-                    return Err(fail(
-                        r,
-                        "per-user-override, control-plane or the end of the line",
-                    ));
-                }
+            {
+                return Err(fail(
+                    r,
+                    "per-user-override, control-plane or the end of the line",
+                ));
             }
             if dir.eq_ignore_ascii_case("in") {
                 Bind::In(ifname, cx.span(ifname))
@@ -1025,18 +1026,18 @@ pub fn member<'a>(cx: &Cx<'a>, kind: GroupKind, i: &'a str) -> Res<'a, Member<'a
 pub fn nat_line<'a>(line: &'a str, form: NatForm) -> Res<'a, Nat<'a>> {
     let (i, head) = tok(line)?;
     let (mut i, mut real_if, mut mapped_if) = (i, None, None);
-    if let Some(t) = peek(i) {
-        if t.starts_with('(') {
-            let (r, t) = tok(i)?;
-            let inner = t.trim_start_matches('(').trim_end_matches(')');
-            let mut parts = inner.splitn(2, ',');
-            real_if = parts.next().filter(|s| !s.is_empty());
-            mapped_if = parts.next().filter(|s| !s.is_empty());
-            if !t.ends_with(')') || real_if.is_none() {
-                return Err(fail(i, "(REAL_IF,MAPPED_IF)"));
-            }
-            i = r;
+    if let Some(t) = peek(i)
+        && t.starts_with('(')
+    {
+        let (r, t) = tok(i)?;
+        let inner = t.trim_start_matches('(').trim_end_matches(')');
+        let mut parts = inner.splitn(2, ',');
+        real_if = parts.next().filter(|s| !s.is_empty());
+        mapped_if = parts.next().filter(|s| !s.is_empty());
+        if !t.ends_with(')') || real_if.is_none() {
+            return Err(fail(i, "(REAL_IF,MAPPED_IF)"));
         }
+        i = r;
     }
     if peek(i).is_none() {
         return Err(fail(i, "a translation"));

@@ -201,11 +201,11 @@ fn collect_acls<'c, 'a>(cfg: &'c Config<'a>) -> Vec<Acl<'c, 'a>> {
                 out.len() - 1
             }
         };
-        if let Some(acl) = out.get_mut(idx) {
-            if let Some(a) = ace {
-                acl.aces.push(a);
-                acl.standard = false;
-            }
+        if let Some(acl) = out.get_mut(idx)
+            && let Some(a) = ace
+        {
+            acl.aces.push(a);
+            acl.standard = false;
         }
     }
     out
@@ -615,15 +615,15 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             let mut networks = IntervalSet::empty();
             let mut own = IntervalSet::empty();
             let mut has_addr = false;
-            if let Some((a, m, _)) = &d.address {
-                if let Ok(ip) = self.resolve(a) {
-                    let len = sets::addr::v4_mask_len(*m).unwrap_or(32);
-                    if let Some(net) = sets::addr::cidr(ip, len) {
-                        networks = networks.union(&net);
-                    }
-                    own = own.union(&IntervalSet::single(sets::addr::ip(ip)));
-                    has_addr = true;
+            if let Some((a, m, _)) = &d.address
+                && let Ok(ip) = self.resolve(a)
+            {
+                let len = sets::addr::v4_mask_len(*m).unwrap_or(32);
+                if let Some(net) = sets::addr::cidr(ip, len) {
+                    networks = networks.union(&net);
                 }
+                own = own.union(&IntervalSet::single(sets::addr::ip(ip)));
+                has_addr = true;
             }
             for (a, len, _) in &d.v6 {
                 let ip = IpAddr::V6(*a);
