@@ -409,10 +409,7 @@ mod tests {
         };
         assert!(m.matches("eth0") && m.matches("eth12"));
         assert!(!m.matches("wlan0"));
-        let neg = IfaceMatch {
-            negated: true,
-            ..m
-        };
+        let neg = IfaceMatch { negated: true, ..m };
         assert!(!neg.matches("eth0") && neg.matches("ppp0"));
     }
 

@@ -75,9 +75,9 @@ impl IntervalSet {
 
     /// Number of values, saturating at `u128::MAX`.
     pub fn count(&self) -> u128 {
-        self.ranges
-            .iter()
-            .fold(0u128, |acc, (lo, hi)| acc.saturating_add(hi - lo).saturating_add(1))
+        self.ranges.iter().fold(0u128, |acc, (lo, hi)| {
+            acc.saturating_add(hi - lo).saturating_add(1)
+        })
     }
 
     /// True if `v` is in the set.
@@ -402,7 +402,10 @@ mod tests {
 
     #[test]
     fn from_ranges_merges_overlap_and_adjacency() {
-        assert_eq!(set(&[(5, 9), (1, 3), (4, 4), (20, 30)]).ranges(), &[(1, 9), (20, 30)]);
+        assert_eq!(
+            set(&[(5, 9), (1, 3), (4, 4), (20, 30)]).ranges(),
+            &[(1, 9), (20, 30)]
+        );
     }
 
     #[test]
@@ -424,7 +427,11 @@ mod tests {
 
     #[test]
     fn complement_of_full_is_empty() {
-        assert!(IntervalSet::range(0, PORT_MAX).complement(PORT_MAX).is_empty());
+        assert!(
+            IntervalSet::range(0, PORT_MAX)
+                .complement(PORT_MAX)
+                .is_empty()
+        );
         assert_eq!(
             IntervalSet::single(80).complement(PORT_MAX).ranges(),
             &[(0, 79), (81, PORT_MAX)]
@@ -447,13 +454,25 @@ mod tests {
         );
         assert_eq!(s.count(), 256);
         assert!(addr::cidr("10.0.0.0".parse().expect("literal"), 33).is_none());
-        assert_eq!(addr::cidr("::".parse().expect("literal"), 0).map(|s| s.count()), Some(u128::MAX));
+        assert_eq!(
+            addr::cidr("::".parse().expect("literal"), 0).map(|s| s.count()),
+            Some(u128::MAX)
+        );
     }
 
     #[test]
     fn netmask_to_prefix() {
-        assert_eq!(addr::v4_mask_len("255.255.255.0".parse().expect("literal")), Some(24));
-        assert_eq!(addr::v4_mask_len("0.0.0.0".parse().expect("literal")), Some(0));
-        assert_eq!(addr::v4_mask_len("255.0.255.0".parse().expect("literal")), None);
+        assert_eq!(
+            addr::v4_mask_len("255.255.255.0".parse().expect("literal")),
+            Some(24)
+        );
+        assert_eq!(
+            addr::v4_mask_len("0.0.0.0".parse().expect("literal")),
+            Some(0)
+        );
+        assert_eq!(
+            addr::v4_mask_len("255.0.255.0".parse().expect("literal")),
+            None
+        );
     }
 }

@@ -103,7 +103,10 @@ mod tests {
 
     #[test]
     fn sniffs_each_dialect() {
-        assert_eq!(sniff("# Generated\n*filter\n:INPUT ACCEPT [0:0]\n"), Some(Dialect::Iptables));
+        assert_eq!(
+            sniff("# Generated\n*filter\n:INPUT ACCEPT [0:0]\n"),
+            Some(Dialect::Iptables)
+        );
         assert_eq!(
             sniff("<?xml version=\"1.0\"?>\n<pfsense>\n</pfsense>"),
             Some(Dialect::Pfsense)
