@@ -259,20 +259,31 @@ struct AliasValue {
     unknown: Option<String>,
 }
 
-/// Memo slot of one alias during resolution.
-#[derive(Clone)]
-enum Slot {
-    Todo,
-    Busy,
-    Done(AliasValue),
+/// Where an alias stands in the current expansion.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Not met in this expansion.
+    Unseen,
+    /// On the expansion stack: meeting it again closes a cycle.
+    OnStack,
+    /// Already merged into the expansion's result; meeting it again adds nothing.
+    Merged,
 }
 
-/// Aliases by name, resolved lazily and iteratively (no recursion, so 10,000-deep nesting
-/// costs heap, not stack), each at most once.
+/// Aliases by name, expanded iteratively (no recursion, so 10,000-deep nesting costs
+/// heap, not stack). Only aliases that rules name are memoized: memoizing every inner
+/// alias of a deep chain would hold a quadratic number of ranges. Within one expansion
+/// an alias met twice is merged once (unions are idempotent), so diamond-shaped nesting
+/// stays linear, and merging the smaller range list into the larger keeps a deep chain
+/// at O(n log n).
 struct AliasTable<'a> {
     aliases: &'a [Alias],
     index: HashMap<&'a str, usize>,
-    slots: Vec<Slot>,
+    memo: Vec<Option<AliasValue>>,
+    /// Generation of the expansion that last set `marks[i]`.
+    stamps: Vec<u32>,
+    marks: Vec<Mark>,
+    generation: u32,
     cycle_reported: HashSet<usize>,
 }
 
@@ -296,11 +307,26 @@ impl Frame {
         }
     }
 
-    fn absorb(&mut self, v: &AliasValue) {
+    fn absorb_value(&mut self, v: &AliasValue) {
         self.addrs.extend_from_slice(v.addrs.ranges());
         self.ports.extend_from_slice(v.ports.ranges());
         if self.unknown.is_none() {
             self.unknown.clone_from(&v.unknown);
+        }
+    }
+
+    /// Merges a finished child, appending the shorter list to the longer.
+    fn absorb_frame(&mut self, mut child: Frame) {
+        if self.addrs.len() < child.addrs.len() {
+            std::mem::swap(&mut self.addrs, &mut child.addrs);
+        }
+        self.addrs.append(&mut child.addrs);
+        if self.ports.len() < child.ports.len() {
+            std::mem::swap(&mut self.ports, &mut child.ports);
+        }
+        self.ports.append(&mut child.ports);
+        if self.unknown.is_none() {
+            self.unknown = child.unknown;
         }
     }
 }
@@ -315,7 +341,10 @@ impl<'a> AliasTable<'a> {
         AliasTable {
             aliases,
             index,
-            slots: vec![Slot::Todo; aliases.len()],
+            memo: vec![None; aliases.len()],
+            stamps: vec![0; aliases.len()],
+            marks: vec![Mark::Unseen; aliases.len()],
+            generation: 0,
             cycle_reported: HashSet::new(),
         }
     }
@@ -323,84 +352,108 @@ impl<'a> AliasTable<'a> {
     /// The value of the alias called `name`, or `None` if there is none.
     fn value(&mut self, name: &str, findings: &mut Vec<Finding>) -> Option<AliasValue> {
         let idx = *self.index.get(name)?;
-        Some(self.resolve(idx, findings))
+        if let Some(Some(v)) = self.memo.get(idx) {
+            return Some(v.clone());
+        }
+        let v = self.expand(idx, findings);
+        if let Some(slot) = self.memo.get_mut(idx) {
+            *slot = Some(v.clone());
+        }
+        Some(v)
+    }
+
+    fn mark(&self, idx: usize) -> Mark {
+        match (self.stamps.get(idx), self.marks.get(idx)) {
+            (Some(&g), Some(&m)) if g == self.generation => m,
+            _ => Mark::Unseen,
+        }
+    }
+
+    fn set_mark(&mut self, idx: usize, mark: Mark) {
+        if let (Some(g), Some(m)) = (self.stamps.get_mut(idx), self.marks.get_mut(idx)) {
+            *g = self.generation;
+            *m = mark;
+        }
     }
 
     /// Expands alias `root` depth-first with an explicit stack.
-    fn resolve(&mut self, root: usize, findings: &mut Vec<Finding>) -> AliasValue {
-        if let Some(Slot::Done(v)) = self.slots.get(root) {
-            return v.clone();
-        }
-        self.set_slot(root, Slot::Busy);
+    fn expand(&mut self, root: usize, findings: &mut Vec<Finding>) -> AliasValue {
+        self.generation = self.generation.wrapping_add(1);
+        self.set_mark(root, Mark::OnStack);
         let mut stack = vec![Frame::new(root)];
-        let mut result = AliasValue::default();
-        while let Some(top) = stack.last_mut() {
+        loop {
+            let Some(top) = stack.last_mut() else {
+                return AliasValue::default();
+            };
             let Some(alias) = self.aliases.get(top.idx) else {
-                stack.pop();
-                continue;
+                return AliasValue::default();
             };
             let Some(member) = alias.members.get(top.pos) else {
-                let done = finish_frame(alias, top);
-                let idx = top.idx;
-                stack.pop();
-                self.set_slot(idx, Slot::Done(done.clone()));
+                let Some(mut done) = stack.pop() else {
+                    return AliasValue::default();
+                };
+                self.set_mark(done.idx, Mark::Merged);
+                if let Some(why) = runtime_reason(alias) {
+                    done.unknown = Some(why);
+                }
                 match stack.last_mut() {
                     Some(parent) => {
-                        parent.absorb(&done);
+                        parent.absorb_frame(done);
                         parent.pos += 1;
                     }
-                    None => result = done,
+                    None => {
+                        return AliasValue {
+                            addrs: IntervalSet::from_ranges(done.addrs),
+                            ports: IntervalSet::from_ranges(done.ports),
+                            unknown: done.unknown,
+                        };
+                    }
                 }
                 continue;
             };
-            if let Some(&child) = self.index.get(member.as_str()) {
-                match self.slots.get(child) {
-                    Some(Slot::Done(v)) => {
-                        let v = v.clone();
-                        top.absorb(&v);
-                        top.pos += 1;
-                    }
-                    Some(Slot::Busy) => {
-                        if top.unknown.is_none() {
-                            top.unknown = Some(format!("alias `{member}` refers to itself"));
-                        }
-                        top.pos += 1;
-                        if self.cycle_reported.insert(top.idx) {
-                            findings.push(Finding::new(
-                                REFERENCE_CYCLE,
-                                Severity::Error,
-                                alias.span,
-                                format!(
-                                    "alias `{}` contains `{member}`, which contains `{}` again: \
-                                     the aliases form a cycle",
-                                    alias.name, alias.name
-                                ),
-                            ));
-                        }
-                    }
-                    _ => {
-                        self.set_slot(child, Slot::Busy);
-                        stack.push(Frame::new(child));
-                    }
-                }
+            let Some(&child) = self.index.get(member.as_str()) else {
+                classify_member(alias, member, top);
+                top.pos += 1;
+                continue;
+            };
+            top.pos += 1;
+            if let Some(Some(v)) = self.memo.get(child) {
+                top.absorb_value(v);
                 continue;
             }
-            classify_member(alias, member, top);
-            top.pos += 1;
-        }
-        result
-    }
-
-    fn set_slot(&mut self, idx: usize, slot: Slot) {
-        if let Some(s) = self.slots.get_mut(idx) {
-            *s = slot;
+            match self.mark(child) {
+                Mark::Merged => {}
+                Mark::OnStack => {
+                    if top.unknown.is_none() {
+                        top.unknown = Some(format!("alias `{member}` refers to itself"));
+                    }
+                    if self.cycle_reported.insert(top.idx) {
+                        findings.push(Finding::new(
+                            REFERENCE_CYCLE,
+                            Severity::Error,
+                            alias.span,
+                            format!(
+                                "alias `{}` contains `{member}`, which leads back to `{}`: \
+                                 the aliases form a cycle",
+                                alias.name, alias.name
+                            ),
+                        ));
+                    }
+                }
+                Mark::Unseen => {
+                    // Undo the advance: the parent moves past `member` once the child is done.
+                    top.pos -= 1;
+                    self.set_mark(child, Mark::OnStack);
+                    stack.push(Frame::new(child));
+                }
+            }
         }
     }
 }
 
-/// The value of an alias whose members are all read.
-fn finish_frame(alias: &Alias, f: &mut Frame) -> AliasValue {
-    let unknown = if is_runtime_alias(&alias.kind) {
+/// Why an alias's content cannot be known from config.xml, if it cannot.
+fn runtime_reason(alias: &Alias) -> Option<String> {
+    if is_runtime_alias(&alias.kind) {
         Some(format!(
             "alias `{}` is of type `{}`, whose content is fetched at run time",
             alias.name, alias.kind
@@ -408,12 +461,7 @@ fn finish_frame(alias: &Alias, f: &mut Frame) -> AliasValue {
     } else if !alias.enabled {
         Some(format!("alias `{}` is disabled", alias.name))
     } else {
-        f.unknown.take()
-    };
-    AliasValue {
-        addrs: IntervalSet::from_ranges(std::mem::take(&mut f.addrs)),
-        ports: IntervalSet::from_ranges(std::mem::take(&mut f.ports)),
-        unknown,
+        None
     }
 }
 
