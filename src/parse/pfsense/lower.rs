@@ -1,0 +1,1141 @@
+//! Lowering of the pfSense / OPNsense AST into the rule graph: alias resolution, address
+//! and port sets, and pf's evaluation order made explicit as two first-match chains.
+//!
+//! pf evaluates every rule; a `quick` match ends the walk at once, otherwise the *last*
+//! matching rule decides. pfSense loads floating rules first, then interface-group rules,
+//! then interface rules (all of which are quick), above a non-quick "block all". So a
+//! first-match chain that means the same is: quick rules in load order, then the
+//! non-quick rules in reverse order (the last match is the first one met backwards),
+//! then the default. Stage `inbound` holds rules for packets entering an interface
+//! (default deny, span = `<filter>`); stage `outbound` holds floating rules with
+//! direction out/any for packets leaving one (default pass, as pfSense's own
+//! "pass out" rules do).
+
+use super::ast::{Alias, Config, Endpoint, FilterRule, Flavor, IfaceDecl, Origin, Text};
+use crate::graph::sets::{ADDR_MAX, addr, proto};
+use crate::graph::{
+    Action, Chain, Cond, CondKind, Default, Dialect, Family, IfaceMatch, IfacePattern, Interface,
+    IntervalSet, Rule, RuleGraph, Stage, Zone,
+};
+use crate::parse::{REFERENCE_CYCLE, UNDEFINED_REFERENCE, UNKNOWN_SYNTAX};
+use crate::report::finding::{Finding, Severity};
+use crate::source::{FileId, Span};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Lowers a parsed config into a graph plus the findings lowering produced.
+pub fn lower(cfg: &Config, file: FileId) -> (RuleGraph, Vec<Finding>) {
+    let mut lw = Lowerer::new(cfg);
+    let mut graph = RuleGraph::new(Dialect::Pfsense, file, Family::Both);
+    graph.interfaces = cfg.interfaces.iter().map(lower_interface).collect();
+    let filter_span = cfg.filter_span.unwrap_or(cfg.root_span);
+
+    let lowered: Vec<Lowered> = ordered_rules(cfg)
+        .into_iter()
+        .filter_map(|r| lw.lower_rule(r))
+        .collect();
+    for name in &lw.undefined_ifaces {
+        graph.ensure_interface(name);
+    }
+
+    let mut inbound = lw.implicit_blocks();
+    inbound.extend(chain_rules(&lowered, Direction::In));
+    let outbound = chain_rules(&lowered, Direction::Out);
+    let inbound_id = graph.add_chain(Chain {
+        name: "inbound".into(),
+        rules: inbound,
+        default: Some(Default {
+            action: Action::Drop,
+            span: filter_span,
+            reason: "pfSense default deny".into(),
+        }),
+        span: filter_span,
+    });
+    let outbound_id = graph.add_chain(Chain {
+        name: "outbound".into(),
+        rules: outbound,
+        default: Some(Default {
+            action: Action::Accept,
+            span: filter_span,
+            reason: "pfSense passes outbound traffic by default".into(),
+        }),
+        span: filter_span,
+    });
+    graph.stages = vec![
+        Stage {
+            name: "inbound".into(),
+            chain: inbound_id,
+        },
+        Stage {
+            name: "outbound".into(),
+            chain: outbound_id,
+        },
+    ];
+    lw.note_unapplied(cfg);
+    (graph, lw.findings)
+}
+
+/// The rules in pfSense's load order: OPNsense automation rules (by sequence), floating
+/// rules, interface-group rules, interface rules; each group in file order.
+fn ordered_rules(cfg: &Config) -> Vec<&FilterRule> {
+    let groups: HashSet<&str> = cfg.ifgroups.iter().map(|g| g.name.as_str()).collect();
+    let on_group = |r: &FilterRule| {
+        r.interface
+            .as_ref()
+            .is_some_and(|i| groups.contains(i.value.as_str()))
+    };
+    let mut automation: Vec<&FilterRule> = cfg
+        .rules
+        .iter()
+        .filter(|r| r.origin == Origin::Automation)
+        .collect();
+    automation.sort_by_key(|r| r.sequence.unwrap_or(u64::MAX));
+    let legacy = || cfg.rules.iter().filter(|r| r.origin == Origin::Legacy);
+    let mut out = automation;
+    out.extend(legacy().filter(|r| r.floating));
+    out.extend(legacy().filter(|r| !r.floating && on_group(r)));
+    out.extend(legacy().filter(|r| !r.floating && !on_group(r)));
+    out
+}
+
+/// Which stage a rule applies in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    In,
+    Out,
+}
+
+/// A rule lowered except for its interface condition, which depends on the stage.
+struct Lowered {
+    /// Conditions other than the interface.
+    conds: Vec<Cond>,
+    action: Action,
+    span: Span,
+    action_span: Span,
+    comment: Option<String>,
+    quick: bool,
+    inbound: bool,
+    outbound: bool,
+    /// The interfaces, or `None` for a floating rule on every interface.
+    ifaces: Option<(IfaceMatch, Span)>,
+}
+
+/// The chain of one stage: quick rules in order, then non-quick rules reversed.
+fn chain_rules(lowered: &[Lowered], dir: Direction) -> Vec<Rule> {
+    let applies = |l: &&Lowered| match dir {
+        Direction::In => l.inbound,
+        Direction::Out => l.outbound,
+    };
+    let quick = lowered.iter().filter(applies).filter(|l| l.quick);
+    let last_match = lowered.iter().filter(applies).filter(|l| !l.quick).rev();
+    quick
+        .chain(last_match)
+        .map(|l| {
+            let mut conds = Vec::with_capacity(l.conds.len() + 1);
+            if let Some((m, span)) = &l.ifaces {
+                let kind = match dir {
+                    Direction::In => CondKind::InIface(m.clone()),
+                    Direction::Out => CondKind::OutIface(m.clone()),
+                };
+                conds.push(Cond { kind, span: *span });
+            }
+            conds.extend(l.conds.iter().cloned());
+            Rule {
+                conds,
+                action: l.action.clone(),
+                span: l.span,
+                action_span: l.action_span,
+                comment: l.comment.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The graph interface of an `<interfaces>` child.
+fn lower_interface(decl: &IfaceDecl) -> Interface {
+    let v4 = static_addr(decl.ipaddr.as_ref(), decl.subnet.as_ref());
+    let v6 = static_addr(decl.ipaddrv6.as_ref(), decl.subnetv6.as_ref());
+    let mut networks = IntervalSet::empty();
+    let mut own = IntervalSet::empty();
+    for part in [v4, v6] {
+        if let AddrConf::Static { net, own: o } = part {
+            networks = networks.union(&net);
+            own = own.union(&o);
+        }
+    }
+    Interface {
+        name: decl.name.clone(),
+        description: decl.descr.clone(),
+        zone_hint: zone_hint(&decl.name, decl.descr.as_deref()),
+        security_level: None,
+        networks,
+        own_addresses: own,
+        span: Some(decl.span),
+    }
+}
+
+/// The zone an interface's name and description suggest (DESIGN.md, "Zones").
+fn zone_hint(name: &str, descr: Option<&str>) -> Option<Zone> {
+    match name {
+        "wan" => return Some(Zone::Public),
+        "lan" => return Some(Zone::Internal),
+        _ => {}
+    }
+    let d = descr?.to_ascii_lowercase();
+    if d.contains("dmz") || d.contains("perimeter") {
+        Some(Zone::Perimeter)
+    } else if d.contains("lan") || d.contains("inside") || d.contains("internal") {
+        Some(Zone::Internal)
+    } else if d.contains("wan") || d.contains("outside") || d.contains("internet") {
+        Some(Zone::Public)
+    } else {
+        None
+    }
+}
+
+/// One address family's configuration of an interface.
+#[derive(Clone, Debug)]
+enum AddrConf {
+    /// Not configured.
+    None,
+    /// A static address and its subnet.
+    Static { net: IntervalSet, own: IntervalSet },
+    /// Assigned at run time (`dhcp`, `pppoe`, `track6`, …): the method.
+    Dynamic(String),
+}
+
+/// Reads `<ipaddr>`/`<subnet>` (or the v6 pair).
+fn static_addr(ip: Option<&Text>, prefix: Option<&Text>) -> AddrConf {
+    let Some(ip) = ip.filter(|t| !t.value.is_empty()) else {
+        return AddrConf::None;
+    };
+    let Ok(a) = ip.value.parse::<IpAddr>() else {
+        return AddrConf::Dynamic(ip.value.clone());
+    };
+    let own = IntervalSet::single(addr::ip(a));
+    let net = prefix
+        .and_then(|p| p.value.parse::<u8>().ok())
+        .and_then(|len| addr::cidr(a, len))
+        .unwrap_or_else(|| own.clone());
+    AddrConf::Static { net, own }
+}
+
+/// A rule's address family (`<ipprotocol>`); pfSense treats a missing one as inet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fam {
+    V4,
+    V6,
+    Both,
+}
+
+impl Fam {
+    fn space(self) -> IntervalSet {
+        match self {
+            Fam::V4 => addr::v4_space(),
+            Fam::V6 => addr::v6_space(),
+            Fam::Both => IntervalSet::range(0, ADDR_MAX),
+        }
+    }
+}
+
+/// An address or port operand after resolution.
+enum Operand {
+    /// No restriction.
+    Any,
+    /// Exactly these values.
+    Set(IntervalSet),
+    /// Depends on something resolved at run time; the text says what.
+    Unknown(String),
+    /// Names nothing the config defines.
+    Undefined(String),
+}
+
+/// The resolved value of an alias.
+#[derive(Clone, Debug, Default)]
+struct AliasValue {
+    addrs: IntervalSet,
+    ports: IntervalSet,
+    /// Why part of the alias cannot be known statically (URL, FQDN, cycle).
+    unknown: Option<String>,
+}
+
+/// Where an alias stands in the current expansion.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Not met in this expansion.
+    Unseen,
+    /// On the expansion stack: meeting it again closes a cycle.
+    OnStack,
+    /// Already merged into the expansion's result; meeting it again adds nothing.
+    Merged,
+}
+
+/// Aliases by name, expanded iteratively (no recursion, so 10,000-deep nesting costs
+/// heap, not stack). Only aliases that rules name are memoized: memoizing every inner
+/// alias of a deep chain would hold a quadratic number of ranges. Within one expansion
+/// an alias met twice is merged once (unions are idempotent), so diamond-shaped nesting
+/// stays linear, and merging the smaller range list into the larger keeps a deep chain
+/// at O(n log n).
+struct AliasTable<'a> {
+    aliases: &'a [Alias],
+    index: HashMap<&'a str, usize>,
+    memo: Vec<Option<AliasValue>>,
+    /// Generation of the expansion that last set `marks[i]`.
+    stamps: Vec<u32>,
+    marks: Vec<Mark>,
+    generation: u32,
+    cycle_reported: HashSet<usize>,
+}
+
+/// One alias being expanded: where in its members we are, and what it holds so far.
+struct Frame {
+    idx: usize,
+    pos: usize,
+    addrs: Vec<(u128, u128)>,
+    ports: Vec<(u128, u128)>,
+    unknown: Option<String>,
+}
+
+impl Frame {
+    fn new(idx: usize) -> Frame {
+        Frame {
+            idx,
+            pos: 0,
+            addrs: Vec::new(),
+            ports: Vec::new(),
+            unknown: None,
+        }
+    }
+
+    fn absorb_value(&mut self, v: &AliasValue) {
+        self.addrs.extend_from_slice(v.addrs.ranges());
+        self.ports.extend_from_slice(v.ports.ranges());
+        if self.unknown.is_none() {
+            self.unknown.clone_from(&v.unknown);
+        }
+    }
+
+    /// Merges a finished child, appending the shorter list to the longer.
+    fn absorb_frame(&mut self, mut child: Frame) {
+        if self.addrs.len() < child.addrs.len() {
+            std::mem::swap(&mut self.addrs, &mut child.addrs);
+        }
+        self.addrs.append(&mut child.addrs);
+        if self.ports.len() < child.ports.len() {
+            std::mem::swap(&mut self.ports, &mut child.ports);
+        }
+        self.ports.append(&mut child.ports);
+        if self.unknown.is_none() {
+            self.unknown = child.unknown;
+        }
+    }
+}
+
+impl<'a> AliasTable<'a> {
+    fn new(aliases: &'a [Alias]) -> AliasTable<'a> {
+        let mut index = HashMap::with_capacity(aliases.len());
+        for (i, a) in aliases.iter().enumerate() {
+            // pfSense refuses duplicate names; should one slip in, the first one wins.
+            index.entry(a.name.as_str()).or_insert(i);
+        }
+        AliasTable {
+            aliases,
+            index,
+            memo: vec![None; aliases.len()],
+            stamps: vec![0; aliases.len()],
+            marks: vec![Mark::Unseen; aliases.len()],
+            generation: 0,
+            cycle_reported: HashSet::new(),
+        }
+    }
+
+    /// The value of the alias called `name`, or `None` if there is none.
+    fn value(&mut self, name: &str, findings: &mut Vec<Finding>) -> Option<AliasValue> {
+        let idx = *self.index.get(name)?;
+        if let Some(Some(v)) = self.memo.get(idx) {
+            return Some(v.clone());
+        }
+        let v = self.expand(idx, findings);
+        if let Some(slot) = self.memo.get_mut(idx) {
+            *slot = Some(v.clone());
+        }
+        Some(v)
+    }
+
+    fn mark(&self, idx: usize) -> Mark {
+        match (self.stamps.get(idx), self.marks.get(idx)) {
+            (Some(&g), Some(&m)) if g == self.generation => m,
+            _ => Mark::Unseen,
+        }
+    }
+
+    fn set_mark(&mut self, idx: usize, mark: Mark) {
+        if let (Some(g), Some(m)) = (self.stamps.get_mut(idx), self.marks.get_mut(idx)) {
+            *g = self.generation;
+            *m = mark;
+        }
+    }
+
+    /// Expands alias `root` depth-first with an explicit stack.
+    fn expand(&mut self, root: usize, findings: &mut Vec<Finding>) -> AliasValue {
+        self.generation = self.generation.wrapping_add(1);
+        self.set_mark(root, Mark::OnStack);
+        let mut stack = vec![Frame::new(root)];
+        loop {
+            let Some(top) = stack.last_mut() else {
+                return AliasValue::default();
+            };
+            let Some(alias) = self.aliases.get(top.idx) else {
+                return AliasValue::default();
+            };
+            let Some(member) = alias.members.get(top.pos) else {
+                let Some(mut done) = stack.pop() else {
+                    return AliasValue::default();
+                };
+                self.set_mark(done.idx, Mark::Merged);
+                if let Some(why) = runtime_reason(alias) {
+                    done.unknown = Some(why);
+                }
+                match stack.last_mut() {
+                    Some(parent) => {
+                        parent.absorb_frame(done);
+                        parent.pos += 1;
+                    }
+                    None => {
+                        return AliasValue {
+                            addrs: IntervalSet::from_ranges(done.addrs),
+                            ports: IntervalSet::from_ranges(done.ports),
+                            unknown: done.unknown,
+                        };
+                    }
+                }
+                continue;
+            };
+            let Some(&child) = self.index.get(member.as_str()) else {
+                classify_member(alias, member, top);
+                top.pos += 1;
+                continue;
+            };
+            top.pos += 1;
+            if let Some(Some(v)) = self.memo.get(child) {
+                top.absorb_value(v);
+                continue;
+            }
+            match self.mark(child) {
+                Mark::Merged => {}
+                Mark::OnStack => {
+                    if top.unknown.is_none() {
+                        top.unknown = Some(format!("alias `{member}` refers to itself"));
+                    }
+                    if self.cycle_reported.insert(top.idx) {
+                        findings.push(Finding::new(
+                            REFERENCE_CYCLE,
+                            Severity::Error,
+                            alias.span,
+                            format!(
+                                "alias `{}` contains `{member}`, which leads back to `{}`: \
+                                 the aliases form a cycle",
+                                alias.name, alias.name
+                            ),
+                        ));
+                    }
+                }
+                Mark::Unseen => {
+                    // Undo the advance: the parent moves past `member` once the child is done.
+                    top.pos -= 1;
+                    self.set_mark(child, Mark::OnStack);
+                    stack.push(Frame::new(child));
+                }
+            }
+        }
+    }
+}
+
+/// Why an alias's content cannot be known from config.xml, if it cannot.
+fn runtime_reason(alias: &Alias) -> Option<String> {
+    if is_runtime_alias(&alias.kind) {
+        Some(format!(
+            "alias `{}` is of type `{}`, whose content is fetched at run time",
+            alias.name, alias.kind
+        ))
+    } else if !alias.enabled {
+        Some(format!("alias `{}` is disabled", alias.name))
+    } else {
+        None
+    }
+}
+
+/// Alias types whose content mislint cannot see in config.xml.
+fn is_runtime_alias(kind: &str) -> bool {
+    !matches!(
+        kind.to_ascii_lowercase().as_str(),
+        "host" | "network" | "networkgroup" | "port" | ""
+    )
+}
+
+/// Adds one literal member (not an alias name) of an alias to the frame.
+fn classify_member(alias: &Alias, member: &str, f: &mut Frame) {
+    if alias.kind.eq_ignore_ascii_case("port") {
+        match parse_port(member) {
+            Some(set) => f.ports.extend_from_slice(set.ranges()),
+            None if f.unknown.is_none() => {
+                f.unknown = Some(format!("port `{member}` in alias `{}`", alias.name));
+            }
+            None => {}
+        }
+        return;
+    }
+    match parse_addr(member) {
+        Some(set) => f.addrs.extend_from_slice(set.ranges()),
+        None if f.unknown.is_none() => {
+            f.unknown = Some(format!(
+                "`{member}` in alias `{}` is a host name resolved at run time",
+                alias.name
+            ));
+        }
+        None => {}
+    }
+}
+
+/// An address literal: `a.b.c.d`, `a.b.c.d/len`, `lo-hi`, or the IPv6 forms.
+fn parse_addr(s: &str) -> Option<IntervalSet> {
+    if let Some((ip, len)) = s.split_once('/') {
+        return addr::cidr(ip.parse().ok()?, len.parse().ok()?);
+    }
+    if let Some((lo, hi)) = s.split_once('-') {
+        return addr::span(lo.parse().ok()?, hi.parse().ok()?);
+    }
+    s.parse::<IpAddr>()
+        .ok()
+        .map(|a| IntervalSet::single(addr::ip(a)))
+}
+
+/// A port literal: `80`, `1024-65535` (rules), `1024:65535` (aliases), or a service name.
+fn parse_port(s: &str) -> Option<IntervalSet> {
+    let one = |p: &str| p.parse::<u16>().ok().or_else(|| service_port(p));
+    if let Some((lo, hi)) = s.split_once(['-', ':']) {
+        let (lo, hi) = (one(lo)?, one(hi)?);
+        return Some(IntervalSet::range(u128::from(lo), u128::from(hi)));
+    }
+    one(s).map(|p| IntervalSet::single(u128::from(p)))
+}
+
+/// Service names pfSense accepts in place of numbers, from FreeBSD's /etc/services
+/// (only the common ones; anything else becomes an unknown condition).
+fn service_port(name: &str) -> Option<u16> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "ftp" => 21,
+        "ssh" => 22,
+        "telnet" => 23,
+        "smtp" => 25,
+        "domain" | "dns" => 53,
+        "http" | "www" => 80,
+        "kerberos" | "kerberos-sec" => 88,
+        "pop3" => 110,
+        "ntp" => 123,
+        "epmap" | "loc-srv" => 135,
+        "netbios-ns" => 137,
+        "netbios-dgm" => 138,
+        "netbios-ssn" => 139,
+        "imap" => 143,
+        "snmp" => 161,
+        "ldap" => 389,
+        "https" => 443,
+        "microsoft-ds" => 445,
+        "isakmp" => 500,
+        "submission" => 587,
+        "ldaps" => 636,
+        "msft-gc" => 3268,
+        "ms-wbt-server" => 3389,
+        _ => return None,
+    })
+}
+
+/// Interface names pfSense uses for traffic that has no `<interfaces>` entry.
+fn is_pseudo_interface(name: &str) -> bool {
+    matches!(
+        name,
+        "enc0" | "openvpn" | "l2tp" | "pppoe" | "ipsec" | "wireguard"
+    )
+}
+
+/// RFC 1918, loopback and IPv6 unique-local: what `<blockpriv>` blocks (pfSense docs,
+/// "Block private networks and loopback addresses").
+fn private_sources() -> IntervalSet {
+    let nets: [(IpAddr, u8); 5] = [
+        (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 8),
+        (IpAddr::V4(Ipv4Addr::new(172, 16, 0, 0)), 12),
+        (IpAddr::V4(Ipv4Addr::new(192, 168, 0, 0)), 16),
+        (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+        (
+            IpAddr::V6(std::net::Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)),
+            7,
+        ),
+    ];
+    nets.iter()
+        .filter_map(|&(a, len)| addr::cidr(a, len))
+        .fold(IntervalSet::empty(), |acc, s| acc.union(&s))
+}
+
+/// Lowering state: interface addresses, aliases, findings.
+struct Lowerer<'a> {
+    cfg: &'a Config,
+    v4: HashMap<&'a str, AddrConf>,
+    v6: HashMap<&'a str, AddrConf>,
+    groups: HashMap<&'a str, &'a [String]>,
+    self_addrs: IntervalSet,
+    aliases: AliasTable<'a>,
+    undefined_ifaces: Vec<String>,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Lowerer<'a> {
+    fn new(cfg: &'a Config) -> Lowerer<'a> {
+        let mut v4 = HashMap::new();
+        let mut v6 = HashMap::new();
+        let mut self_addrs = IntervalSet::empty();
+        for i in &cfg.interfaces {
+            let a4 = static_addr(i.ipaddr.as_ref(), i.subnet.as_ref());
+            let a6 = static_addr(i.ipaddrv6.as_ref(), i.subnetv6.as_ref());
+            for a in [&a4, &a6] {
+                if let AddrConf::Static { own, .. } = a {
+                    self_addrs = self_addrs.union(own);
+                }
+            }
+            v4.insert(i.name.as_str(), a4);
+            v6.insert(i.name.as_str(), a6);
+        }
+        let groups = cfg
+            .ifgroups
+            .iter()
+            .map(|g| (g.name.as_str(), g.members.as_slice()))
+            .collect();
+        Lowerer {
+            cfg,
+            v4,
+            v6,
+            groups,
+            self_addrs,
+            aliases: AliasTable::new(&cfg.aliases),
+            undefined_ifaces: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, span: Span, message: String) {
+        self.findings
+            .push(Finding::new(UNKNOWN_SYNTAX, Severity::Note, span, message).maybe());
+    }
+
+    /// An `Unknown` condition plus its note.
+    fn unknown(&mut self, span: Span, text: String) -> Cond {
+        self.note(
+            span,
+            format!("{text}: not modelled, the rule is treated as possibly matching"),
+        );
+        Cond {
+            kind: CondKind::Unknown(text),
+            span,
+        }
+    }
+
+    /// Lowers one rule; `None` if it is disabled or pfSense would not load it.
+    fn lower_rule(&mut self, r: &FilterRule) -> Option<Lowered> {
+        if r.disabled {
+            return None;
+        }
+        let mut conds = Vec::new();
+        let (action, action_span) = self.lower_action(r);
+        let (fam, fam_span) = self.lower_family(r, &mut conds);
+        let ports_apply = self.lower_protocol(r, fam, &mut conds);
+        let absent = Endpoint {
+            span: r.span,
+            ..Endpoint::default()
+        };
+        let src = r.source.as_ref().unwrap_or(&absent);
+        let dst = r.destination.as_ref().unwrap_or(&absent);
+        let src_set = self.lower_address(r, src, fam, true, &mut conds)?;
+        if !src_set && fam != Fam::Both {
+            // `<ipprotocol>` alone restricts the source to one family.
+            conds.push(Cond {
+                kind: CondKind::SrcAddr(fam.space()),
+                span: fam_span.unwrap_or(src.span),
+            });
+        }
+        if ports_apply {
+            self.lower_port(r, src, true, &mut conds)?;
+        }
+        self.lower_address(r, dst, fam, false, &mut conds)?;
+        if ports_apply {
+            self.lower_port(r, dst, false, &mut conds)?;
+        }
+        for t in &r.unmodelled {
+            let text = match t.value.strip_prefix("sched ") {
+                Some(name) => format!("schedule `{name}`"),
+                None => format!("`{}`", t.value),
+            };
+            let c = self.unknown(t.span, text);
+            conds.push(c);
+        }
+        let ifaces = self.lower_interfaces(r)?;
+        let (inbound, outbound) = self.lower_direction(r);
+        Some(Lowered {
+            conds,
+            action,
+            span: r.span,
+            action_span,
+            comment: r.descr.clone(),
+            quick: self.is_quick(r),
+            inbound,
+            outbound,
+            ifaces,
+        })
+    }
+
+    /// `<type>`: absent means pass.
+    fn lower_action(&mut self, r: &FilterRule) -> (Action, Span) {
+        let Some(t) = &r.action else {
+            return (Action::Accept, r.span);
+        };
+        let action = match t.value.to_ascii_lowercase().as_str() {
+            "pass" | "" => Action::Accept,
+            "block" => Action::Drop,
+            "reject" => Action::Reject,
+            // A match rule applies queues, tags or gateways and never decides.
+            "match" => Action::Continue("match".into()),
+            other => {
+                self.note(t.span, format!("rule type `{other}` is not modelled"));
+                Action::Unknown(other.to_string())
+            }
+        };
+        (action, t.span)
+    }
+
+    /// `<ipprotocol>`.
+    fn lower_family(&mut self, r: &FilterRule, conds: &mut Vec<Cond>) -> (Fam, Option<Span>) {
+        let Some(t) = &r.ipprotocol else {
+            return (Fam::V4, None);
+        };
+        let fam = match t.value.as_str() {
+            "inet" | "" => Fam::V4,
+            "inet6" => Fam::V6,
+            "inet46" => Fam::Both,
+            other => {
+                let c = self.unknown(t.span, format!("ipprotocol `{other}`"));
+                conds.push(c);
+                Fam::Both
+            }
+        };
+        (fam, Some(t.span))
+    }
+
+    /// `<protocol>` (and `<icmptype>`); returns true if ports apply, which pfSense does
+    /// only for tcp, udp and tcp/udp (it ignores `<port>` for anything else).
+    fn lower_protocol(&mut self, r: &FilterRule, fam: Fam, conds: &mut Vec<Cond>) -> bool {
+        let Some(t) = r.protocol.as_ref().filter(|t| !t.value.is_empty()) else {
+            return false;
+        };
+        let value = t.value.to_ascii_lowercase();
+        let protos: Vec<u8> = match value.as_str() {
+            "any" => return false,
+            "tcp/udp" => vec![proto::TCP, proto::UDP],
+            // pfSense writes `icmp` for ICMPv6 too; the family decides which it is.
+            "icmp" => match fam {
+                Fam::V4 => vec![proto::ICMP],
+                Fam::V6 => vec![proto::ICMPV6],
+                Fam::Both => vec![proto::ICMP, proto::ICMPV6],
+            },
+            "pfsync" => vec![240],
+            other => match other.parse::<u8>().ok().or_else(|| proto::by_name(other)) {
+                Some(p) => vec![p],
+                None => {
+                    let c = self.unknown(t.span, format!("protocol `{other}`"));
+                    conds.push(c);
+                    return false;
+                }
+            },
+        };
+        conds.push(Cond {
+            kind: CondKind::Protocol(IntervalSet::from_ranges(
+                protos.iter().map(|&p| (u128::from(p), u128::from(p))),
+            )),
+            span: t.span,
+        });
+        if value == "icmp"
+            && let Some(it) = r
+                .icmptype
+                .as_ref()
+                .filter(|i| !i.value.is_empty() && i.value != "any")
+        {
+            let c = self.unknown(it.span, format!("icmptype `{}`", it.value));
+            conds.push(c);
+        }
+        matches!(value.as_str(), "tcp" | "udp" | "tcp/udp")
+    }
+
+    /// The address of `<source>`/`<destination>`; pushes its condition. Returns
+    /// `Some(true)` if it restricts the field, `Some(false)` if not, `None` to skip the rule.
+    fn lower_address(
+        &mut self,
+        r: &FilterRule,
+        ep: &Endpoint,
+        fam: Fam,
+        is_src: bool,
+        conds: &mut Vec<Cond>,
+    ) -> Option<bool> {
+        let token = ep.network.as_ref().or(ep.address.as_ref());
+        let operand = match token {
+            Some(t) => self.resolve_host(&t.value),
+            None => Operand::Any,
+        };
+        let field = if is_src { "source" } else { "destination" };
+        let set = match operand {
+            Operand::Any if !ep.not => return Some(false),
+            Operand::Any => IntervalSet::empty(),
+            Operand::Set(s) => s,
+            Operand::Unknown(why) => {
+                let c = self.unknown(ep.span, format!("{field} {why}"));
+                conds.push(c);
+                return Some(false);
+            }
+            Operand::Undefined(name) => {
+                self.skip_rule(r, ep.span, &name);
+                return None;
+            }
+        };
+        let space = fam.space();
+        let set = if ep.not {
+            space.subtract(&set)
+        } else {
+            set.intersect(&space)
+        };
+        let kind = if is_src {
+            CondKind::SrcAddr(set)
+        } else {
+            CondKind::DstAddr(set)
+        };
+        conds.push(Cond {
+            kind,
+            span: ep.span,
+        });
+        Some(true)
+    }
+
+    /// pfSense does not load a rule whose alias does not resolve ("unresolvable alias").
+    fn skip_rule(&mut self, r: &FilterRule, span: Span, name: &str) {
+        self.findings.push(
+            Finding::new(
+                UNDEFINED_REFERENCE,
+                Severity::Warning,
+                span,
+                format!("`{name}` is neither an interface, an address nor a defined alias"),
+            )
+            .with_related(r.span, "pfSense skips this rule when it loads the ruleset"),
+        );
+    }
+
+    /// A host token: `any`, `(self)`, `lan`, `lanip`, an address literal or an alias.
+    fn resolve_host(&mut self, token: &str) -> Operand {
+        match token {
+            "" | "any" => return Operand::Any,
+            "(self)" | "self" => return Operand::Set(self.self_addrs.clone()),
+            _ => {}
+        }
+        if self.v4.contains_key(token) {
+            return self.iface_operand(token, false);
+        }
+        if let Some(name) = token.strip_suffix("ip")
+            && self.v4.contains_key(name)
+        {
+            return self.iface_operand(name, true);
+        }
+        if let Some(set) = parse_addr(token) {
+            return Operand::Set(set);
+        }
+        if let Some(v) = self.aliases.value(token, &mut self.findings) {
+            return match v.unknown {
+                Some(why) => Operand::Unknown(why),
+                None => Operand::Set(v.addrs),
+            };
+        }
+        if is_pseudo_interface(token) {
+            return Operand::Unknown(format!("network `{token}` is assigned at run time"));
+        }
+        Operand::Undefined(token.to_string())
+    }
+
+    /// The subnet (or, with `own`, the address) of a declared interface.
+    fn iface_operand(&self, name: &str, own: bool) -> Operand {
+        let mut out = IntervalSet::empty();
+        for map in [&self.v4, &self.v6] {
+            match map.get(name) {
+                Some(AddrConf::Static { net, own: o }) => {
+                    out = out.union(if own { o } else { net });
+                }
+                Some(AddrConf::Dynamic(method)) => {
+                    // A v6 method like `track6` on a v4-only rule would not matter, but
+                    // the rule's family is applied later, so stay on the safe side.
+                    return Operand::Unknown(format!(
+                        "`{name}{}` is assigned at run time (`{method}`)",
+                        if own { "ip" } else { "" }
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Operand::Set(out)
+    }
+
+    /// `<port>` of an endpoint; `None` to skip the rule.
+    fn lower_port(
+        &mut self,
+        r: &FilterRule,
+        ep: &Endpoint,
+        is_src: bool,
+        conds: &mut Vec<Cond>,
+    ) -> Option<()> {
+        let Some(t) = &ep.port else {
+            return Some(());
+        };
+        let operand = if t.value == "any" {
+            Operand::Any
+        } else if let Some(set) = parse_port(&t.value) {
+            Operand::Set(set)
+        } else if let Some(v) = self.aliases.value(&t.value, &mut self.findings) {
+            match v.unknown {
+                Some(why) => Operand::Unknown(why),
+                None => Operand::Set(v.ports),
+            }
+        } else if t
+            .value
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-' || c == ':')
+        {
+            Operand::Undefined(t.value.clone())
+        } else {
+            Operand::Unknown(format!("port `{}` is not a known service name", t.value))
+        };
+        let set = match operand {
+            Operand::Any => return Some(()),
+            Operand::Set(s) => s,
+            Operand::Unknown(why) => {
+                let field = if is_src {
+                    "source port"
+                } else {
+                    "destination port"
+                };
+                let c = self.unknown(t.span, format!("{field}: {why}"));
+                conds.push(c);
+                return Some(());
+            }
+            Operand::Undefined(name) => {
+                self.skip_rule(r, t.span, &name);
+                return None;
+            }
+        };
+        let kind = if is_src {
+            CondKind::SrcPort(set)
+        } else {
+            CondKind::DstPort(set)
+        };
+        conds.push(Cond { kind, span: t.span });
+        Some(())
+    }
+
+    /// `<interface>`: `Some(None)` for a floating rule on every interface, `None` to skip.
+    fn lower_interfaces(&mut self, r: &FilterRule) -> Option<Option<(IfaceMatch, Span)>> {
+        let names: Vec<&str> = r
+            .interface
+            .as_ref()
+            .map(|t| {
+                t.value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let span = r.interface.as_ref().map_or(r.span, |t| t.span);
+        if names.is_empty() {
+            if r.floating {
+                return Some(None);
+            }
+            self.findings.push(Finding::new(
+                UNDEFINED_REFERENCE,
+                Severity::Warning,
+                r.span,
+                "interface rule without `<interface>`: pfSense cannot place it, mislint skips it"
+                    .to_string(),
+            ));
+            return None;
+        }
+        let mut patterns = Vec::new();
+        for name in names {
+            if self.v4.contains_key(name) {
+                patterns.push(pattern(name));
+            } else if let Some(members) = self.groups.get(name) {
+                patterns.extend(members.iter().map(|m| pattern(m)));
+            } else {
+                self.report_undefined_iface(name, span);
+                patterns.push(pattern(name));
+            }
+        }
+        Some(Some((
+            IfaceMatch {
+                patterns,
+                negated: r.interface_not,
+            },
+            span,
+        )))
+    }
+
+    fn report_undefined_iface(&mut self, name: &str, span: Span) {
+        let (severity, message) = if is_pseudo_interface(name) {
+            (
+                Severity::Note,
+                format!(
+                    "rules on `{name}` apply to tunnel traffic no `<interfaces>` entry declares; no zone maps to it unless you map one"
+                ),
+            )
+        } else {
+            (
+                Severity::Warning,
+                format!(
+                    "interface `{name}` is not defined in `<interfaces>`; its rules are kept but match no declared interface"
+                ),
+            )
+        };
+        self.findings
+            .push(Finding::new(UNDEFINED_REFERENCE, severity, span, message));
+        if !self.undefined_ifaces.iter().any(|n| n == name) {
+            self.undefined_ifaces.push(name.to_string());
+        }
+    }
+
+    /// Which stages a rule is in: pfSense interface rules filter inbound only; floating
+    /// (and OPNsense) rules follow `<direction>`.
+    fn lower_direction(&mut self, r: &FilterRule) -> (bool, bool) {
+        if !r.floating && self.cfg.flavor == Flavor::PfSense {
+            return (true, false);
+        }
+        let default = if r.floating { "any" } else { "in" };
+        let dir = r.direction.as_ref().map_or(default, |t| {
+            if t.value.is_empty() {
+                default
+            } else {
+                t.value.as_str()
+            }
+        });
+        match dir {
+            "in" => (true, false),
+            "out" => (false, true),
+            "any" => (true, true),
+            other => {
+                let span = r.direction.as_ref().map_or(r.span, |t| t.span);
+                self.note(
+                    span,
+                    format!("direction `{other}` is not known; the rule is applied both ways"),
+                );
+                (true, true)
+            }
+        }
+    }
+
+    /// pfSense: interface rules are always quick, floating rules only with `<quick>`.
+    /// OPNsense: `<quick>` decides, and defaults to quick except on floating rules.
+    fn is_quick(&self, r: &FilterRule) -> bool {
+        let off = |v: &str| matches!(v, "0" | "no" | "false");
+        match (self.cfg.flavor, r.origin, &r.quick) {
+            (Flavor::PfSense, Origin::Legacy, _) if !r.floating => true,
+            (Flavor::PfSense, _, q) => q.as_ref().is_some_and(|t| !off(&t.value)),
+            (Flavor::OpnSense, Origin::Automation, None) => true,
+            (Flavor::OpnSense, _, None) => !r.floating,
+            (Flavor::OpnSense, _, Some(t)) => !t.value.is_empty() && !off(&t.value),
+        }
+    }
+
+    /// Rules pfSense generates itself above the user's: `<blockpriv>` on an interface.
+    fn implicit_blocks(&mut self) -> Vec<Rule> {
+        let mut out = Vec::new();
+        for i in &self.cfg.interfaces {
+            if let Some(span) = i.blockpriv {
+                out.push(Rule {
+                    conds: vec![
+                        Cond {
+                            kind: CondKind::InIface(IfaceMatch {
+                                patterns: vec![pattern(&i.name)],
+                                negated: false,
+                            }),
+                            span,
+                        },
+                        Cond {
+                            kind: CondKind::SrcAddr(private_sources()),
+                            span,
+                        },
+                    ],
+                    action: Action::Drop,
+                    span,
+                    action_span: span,
+                    comment: Some(format!("block private networks on `{}`", i.name)),
+                });
+            }
+            if let Some(span) = i.blockbogons {
+                self.findings.push(
+                    Finding::new(
+                        UNKNOWN_SYNTAX,
+                        Severity::Note,
+                        span,
+                        format!(
+                            "bogon networks blocked on `{}` come from a list pfSense downloads; \
+                             mislint does not apply that block",
+                            i.name
+                        ),
+                    )
+                    .maybe(),
+                );
+            }
+        }
+        out
+    }
+
+    /// One note each for NAT and OPNsense automation rules, which are not applied exactly.
+    fn note_unapplied(&mut self, cfg: &Config) {
+        if let Some(first) = cfg.port_forwards.first() {
+            let n = cfg.port_forwards.len();
+            let m = cfg.one_to_one.len();
+            let extra = if m > 0 {
+                format!(" and {m} 1:1 NAT entr{}", if m == 1 { "y" } else { "ies" })
+            } else {
+                String::new()
+            };
+            self.note(
+                first.span,
+                format!(
+                    "{n} port forward{}{extra} are parsed but not yet applied to the analysis",
+                    if n == 1 { "" } else { "s" }
+                ),
+            );
+        } else if let Some(&span) = cfg.one_to_one.first() {
+            self.note(
+                span,
+                "1:1 NAT entries are parsed but not yet applied to the analysis".into(),
+            );
+        }
+        if let Some(first) = cfg.rules.iter().find(|r| r.origin == Origin::Automation) {
+            self.note(
+                first.span,
+                "OPNsense automation rules are placed before the floating and interface rules \
+                 (assumed order)"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// An exact interface pattern.
+fn pattern(name: &str) -> IfacePattern {
+    IfacePattern {
+        name: name.to_string(),
+        prefix: false,
+    }
+}

@@ -1,0 +1,1057 @@
+//! pfSense / OPNsense `config.xml`: the third dialect room of the parse stage.
+//!
+//! `parse` reads the XML with roxmltree (DTDs refused, so no entity-expansion bombs),
+//! walks the few sections the linter needs — `<interfaces>`, `<ifgroups>`, `<aliases>`,
+//! `<filter>`, `<nat>`, OPNsense's `<OPNsense><Firewall>` — into the vendor AST of
+//! [`ast`], and hands that to [`lower`], which resolves aliases and builds the rule
+//! graph. Everything else in the file (users, DHCP, packages, …) is not read at all.
+//! The accepted element tree is written down in `grammars/pfsense.md`.
+
+pub mod ast;
+pub mod lower;
+
+use super::{PARSE_ERROR, Parsed};
+use crate::report::finding::{Finding, Severity};
+use crate::source::{FileId, LineIndex, SourceFile, Span};
+use ast::{
+    Alias, Config, Endpoint, FilterRule, Flavor, IfGroup, IfaceDecl, Origin, PortForward, Text,
+};
+use roxmltree::{Document, Node, ParsingOptions};
+
+/// Parses a pfSense or OPNsense `config.xml`.
+pub fn parse(file: &SourceFile) -> Parsed {
+    let options = ParsingOptions {
+        // A DTD is never part of a real config.xml; refusing it rules out entity bombs.
+        allow_dtd: false,
+        ..ParsingOptions::default()
+    };
+    let doc = match Document::parse_with_options(&file.text, options) {
+        Ok(doc) => doc,
+        Err(e) => return refuse(file, &e),
+    };
+    match read_config(file.id, &doc) {
+        Ok(cfg) => {
+            let (graph, findings) = lower::lower(&cfg, file.id);
+            Parsed {
+                graph: Some(graph),
+                findings,
+            }
+        }
+        Err(finding) => Parsed {
+            graph: None,
+            findings: vec![*finding],
+        },
+    }
+}
+
+/// One PARSE_ERROR at the position roxmltree reports.
+fn refuse(file: &SourceFile, e: &roxmltree::Error) -> Parsed {
+    let pos = e.pos();
+    let offset = offset_of(&file.text, pos.row as usize, pos.col as usize);
+    let end = file
+        .text
+        .get(offset..)
+        .and_then(|rest| rest.chars().next())
+        .map_or(offset, |c| offset + c.len_utf8());
+    let message = match e {
+        roxmltree::Error::DtdDetected => {
+            "a DTD is not allowed in config.xml (refused to rule out entity expansion)".to_string()
+        }
+        other => format!("not well-formed XML: {other}"),
+    };
+    Parsed {
+        graph: None,
+        findings: vec![
+            Finding::new(
+                PARSE_ERROR,
+                Severity::Error,
+                Span::new(file.id, offset, end),
+                message,
+            )
+            .with_label("here"),
+        ],
+    }
+}
+
+/// The byte offset of 1-based `row`/`col` (col counts characters, as roxmltree does).
+fn offset_of(text: &str, row: usize, col: usize) -> usize {
+    let index = LineIndex::new(text);
+    let Some((start, end)) = index.line_range(text, row.max(1)) else {
+        return text.len();
+    };
+    let line = text.get(start..end).unwrap_or("");
+    let skip = col.saturating_sub(1);
+    let within = line.char_indices().nth(skip).map_or(line.len(), |(i, _)| i);
+    start + within
+}
+
+/// The span of a node's whole range.
+fn span_of(file: FileId, node: Node) -> Span {
+    let r = node.range();
+    Span::new(file, r.start, r.end)
+}
+
+/// The span of an element's start tag: up to its first child, or the whole element if
+/// it has none (`<rule/>`).
+fn start_tag(file: FileId, node: Node) -> Span {
+    let r = node.range();
+    let end = node.first_child().map_or(r.end, |c| c.range().start);
+    Span::new(file, r.start, end)
+}
+
+/// The element children of `node` named `name`.
+fn children_named<'a, 'i>(node: Node<'a, 'i>, name: &'a str) -> impl Iterator<Item = Node<'a, 'i>> {
+    node.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == name)
+}
+
+/// The first element child named `name`.
+fn child<'a, 'i>(node: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
+    node.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
+}
+
+/// The trimmed text of an element (all its text and CDATA, without comments).
+fn text_of(node: Node) -> String {
+    let mut out = String::new();
+    for c in node.children().filter(|c| c.is_text()) {
+        out.push_str(c.text().unwrap_or(""));
+    }
+    out.trim().to_string()
+}
+
+/// The child `name` as a [`Text`].
+fn child_text(file: FileId, node: Node, name: &str) -> Option<Text> {
+    child(node, name).map(|c| Text {
+        value: text_of(c),
+        span: span_of(file, c),
+    })
+}
+
+/// The child `name`'s text, if present and non-empty.
+fn child_string(node: Node, name: &str) -> Option<String> {
+    child(node, name).map(text_of).filter(|s| !s.is_empty())
+}
+
+/// Reads the AST, or says why the file is not a pfSense/OPNsense config.
+fn read_config(file: FileId, doc: &Document) -> Result<Config, Box<Finding>> {
+    let root = doc.root_element();
+    let flavor = match root.tag_name().name() {
+        "pfsense" => Flavor::PfSense,
+        "opnsense" => Flavor::OpnSense,
+        other => {
+            return Err(Box::new(Finding::new(
+                PARSE_ERROR,
+                Severity::Error,
+                start_tag(file, root),
+                format!("root element is `<{other}>`, not `<pfsense>` or `<opnsense>`"),
+            )));
+        }
+    };
+    let mut cfg = Config {
+        flavor,
+        root_span: start_tag(file, root),
+        filter_span: None,
+        interfaces: Vec::new(),
+        ifgroups: Vec::new(),
+        aliases: Vec::new(),
+        rules: Vec::new(),
+        port_forwards: Vec::new(),
+        one_to_one: Vec::new(),
+    };
+    for section in root.children().filter(Node::is_element) {
+        match section.tag_name().name() {
+            "interfaces" => read_interfaces(file, section, &mut cfg),
+            "ifgroups" => read_ifgroups(section, &mut cfg),
+            "aliases" => read_aliases(file, section, &mut cfg),
+            "filter" => read_filter(file, section, &mut cfg),
+            "nat" => read_nat(file, section, &mut cfg),
+            "OPNsense" => read_opnsense(file, section, &mut cfg),
+            _ => {}
+        }
+    }
+    Ok(cfg)
+}
+
+/// `<interfaces>`: every element child is one interface, named by its tag.
+fn read_interfaces(file: FileId, section: Node, cfg: &mut Config) {
+    for node in section.children().filter(Node::is_element) {
+        cfg.interfaces.push(IfaceDecl {
+            name: node.tag_name().name().to_string(),
+            span: start_tag(file, node),
+            descr: child_string(node, "descr"),
+            ipaddr: child_text(file, node, "ipaddr"),
+            subnet: child_text(file, node, "subnet"),
+            ipaddrv6: child_text(file, node, "ipaddrv6"),
+            subnetv6: child_text(file, node, "subnetv6"),
+            blockpriv: read_flag(file, node, "blockpriv"),
+            blockbogons: read_flag(file, node, "blockbogons"),
+        });
+    }
+}
+
+/// A presence flag as pfSense writes it (`<x/>`, `<x></x>`, `<x>1</x>`); OPNsense
+/// writes `<x>0</x>` for "off", so "0" counts as absent.
+fn read_flag(file: FileId, node: Node, name: &str) -> Option<Span> {
+    child(node, name)
+        .filter(|c| text_of(*c) != "0")
+        .map(|c| span_of(file, c))
+}
+
+/// `<ifgroups><ifgroupentry>`.
+fn read_ifgroups(section: Node, cfg: &mut Config) {
+    for entry in children_named(section, "ifgroupentry") {
+        let Some(name) = child_string(entry, "ifname") else {
+            continue;
+        };
+        let members = child_string(entry, "members")
+            .map(|m| m.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        cfg.ifgroups.push(IfGroup { name, members });
+    }
+}
+
+/// `<aliases><alias>` (pfSense) or `<aliases><alias>` inside OPNsense's `<Alias>`.
+fn read_aliases(file: FileId, section: Node, cfg: &mut Config) {
+    for node in children_named(section, "alias") {
+        let Some(name) = child_string(node, "name") else {
+            continue;
+        };
+        // pfSense: `<address>` space-separated; OPNsense MVC: `<content>` one per line.
+        let members = child_string(node, "address")
+            .or_else(|| child_string(node, "content"))
+            .map(|a| a.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default();
+        cfg.aliases.push(Alias {
+            name,
+            kind: child_string(node, "type").unwrap_or_default(),
+            members,
+            span: start_tag(file, node),
+            enabled: child_string(node, "enabled").is_none_or(|v| v != "0"),
+        });
+    }
+}
+
+/// `<filter>`: its `<rule>` children (separators and other children are ignored).
+fn read_filter(file: FileId, section: Node, cfg: &mut Config) {
+    cfg.filter_span = Some(start_tag(file, section));
+    for node in children_named(section, "rule") {
+        cfg.rules.push(read_rule(file, node));
+    }
+}
+
+/// Rule children that change what a rule matches but that mislint does not model.
+const UNMODELLED_MATCHES: [&str; 8] = [
+    "sched",
+    "tagged",
+    "os",
+    "dscp",
+    "tcpflags1",
+    "tcpflags2",
+    "vlanprio",
+    "l7container",
+];
+
+/// One `<filter><rule>`, in one pass over its children (a 100k-rule file has millions
+/// of them, so no per-field search).
+fn read_rule(file: FileId, node: Node) -> FilterRule {
+    let mut r = FilterRule {
+        origin: Origin::Legacy,
+        span: start_tag(file, node),
+        action: None,
+        interface: None,
+        interface_not: false,
+        ipprotocol: None,
+        protocol: None,
+        icmptype: None,
+        source: None,
+        destination: None,
+        disabled: false,
+        floating: false,
+        quick: None,
+        direction: None,
+        descr: None,
+        tracker: None,
+        unmodelled: Vec::new(),
+        sequence: None,
+    };
+    for c in node.children().filter(Node::is_element) {
+        let name = c.tag_name().name();
+        let text = || Text {
+            value: text_of(c),
+            span: span_of(file, c),
+        };
+        match name {
+            "type" => r.action = Some(text()),
+            "interface" => r.interface = Some(text()),
+            "ipprotocol" => r.ipprotocol = Some(text()),
+            "protocol" => r.protocol = Some(text()),
+            "icmptype" => r.icmptype = Some(text()),
+            "source" => r.source = Some(read_endpoint(file, c)),
+            "destination" => r.destination = Some(read_endpoint(file, c)),
+            "disabled" => r.disabled = true,
+            "floating" => r.floating = matches!(text_of(c).as_str(), "yes" | "1"),
+            "quick" => r.quick = Some(text()),
+            "direction" => r.direction = Some(text()),
+            "descr" => r.descr = Some(text_of(c)).filter(|s| !s.is_empty()),
+            "tracker" => r.tracker = Some(text_of(c)).filter(|s| !s.is_empty()),
+            _ if UNMODELLED_MATCHES.contains(&name) => {
+                let t = text();
+                if !t.value.is_empty() {
+                    r.unmodelled.push(Text {
+                        value: format!("{name} {}", t.value),
+                        span: t.span,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    r
+}
+
+/// `<source>` / `<destination>`.
+fn read_endpoint(file: FileId, node: Node) -> Endpoint {
+    Endpoint {
+        span: span_of(file, node),
+        network: child_text(file, node, "network"),
+        address: child_text(file, node, "address"),
+        port: child_text(file, node, "port").filter(|t| !t.value.is_empty()),
+        not: child(node, "not").is_some(),
+    }
+}
+
+/// `<nat>`: port forwards are read; `<outbound>` (source NAT) does not change what the
+/// filter passes; `<onetoone>` entries are counted for the note.
+fn read_nat(file: FileId, section: Node, cfg: &mut Config) {
+    for node in children_named(section, "rule") {
+        cfg.port_forwards.push(PortForward {
+            span: start_tag(file, node),
+            interface: child_string(node, "interface"),
+            protocol: child_string(node, "protocol"),
+            source: child(node, "source").map(|n| read_endpoint(file, n)),
+            destination: child(node, "destination").map(|n| read_endpoint(file, n)),
+            target: child_string(node, "target"),
+            local_port: child_string(node, "local-port"),
+            associated_rule_id: child_string(node, "associated-rule-id"),
+            disabled: child(node, "disabled").is_some(),
+        });
+    }
+    cfg.one_to_one
+        .extend(children_named(section, "onetoone").map(|n| start_tag(file, n)));
+}
+
+/// OPNsense's MVC section: `<Firewall><Alias><aliases>` and
+/// `<Firewall><Filter><rules><rule>` (Firewall ▸ Automation ▸ Filter).
+fn read_opnsense(file: FileId, section: Node, cfg: &mut Config) {
+    let Some(firewall) = child(section, "Firewall") else {
+        return;
+    };
+    if let Some(aliases) = child(firewall, "Alias").and_then(|a| child(a, "aliases")) {
+        read_aliases(file, aliases, cfg);
+    }
+    if let Some(rules) = child(firewall, "Filter").and_then(|f| child(f, "rules")) {
+        for node in children_named(rules, "rule") {
+            cfg.rules.push(read_automation_rule(file, node));
+        }
+    }
+}
+
+/// One automation rule, mapped onto the legacy shape: `source_net` becomes the
+/// endpoint's network (the lowering accepts the same words and aliases in both).
+fn read_automation_rule(file: FileId, node: Node) -> FilterRule {
+    let endpoint = |prefix: &str| {
+        let net = child_text(file, node, &format!("{prefix}_net"));
+        let port =
+            child_text(file, node, &format!("{prefix}_port")).filter(|t| !t.value.is_empty());
+        let not = child_string(node, &format!("{prefix}_not")).is_some_and(|v| v == "1");
+        let span = net
+            .as_ref()
+            .map_or_else(|| start_tag(file, node), |t| t.span);
+        Endpoint {
+            span,
+            network: net,
+            address: None,
+            port,
+            not,
+        }
+    };
+    let protocol = child_text(file, node, "protocol");
+    FilterRule {
+        origin: Origin::Automation,
+        span: start_tag(file, node),
+        action: child_text(file, node, "action"),
+        interface: child_text(file, node, "interface"),
+        interface_not: child_string(node, "interfacenot").is_some_and(|v| v == "1"),
+        ipprotocol: child_text(file, node, "ipprotocol"),
+        protocol,
+        icmptype: child_text(file, node, "icmptype"),
+        source: Some(endpoint("source")),
+        destination: Some(endpoint("destination")),
+        disabled: child_string(node, "enabled").is_some_and(|v| v == "0"),
+        // Automation rules name interfaces and a direction like floating rules do.
+        floating: true,
+        quick: child_text(file, node, "quick"),
+        direction: child_text(file, node, "direction"),
+        descr: child_string(node, "description"),
+        tracker: None,
+        unmodelled: ["sched", "tagged", "dscp"]
+            .iter()
+            .filter_map(|name| {
+                let t = child_text(file, node, name)?;
+                (!t.value.is_empty()).then(|| Text {
+                    value: format!("{name} {}", t.value),
+                    span: t.span,
+                })
+            })
+            .collect(),
+        sequence: child_string(node, "sequence").and_then(|s| s.parse().ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::sets::{PORT_MAX, addr};
+    use crate::graph::{Action, CondKind, IntervalSet, Rule, RuleGraph, Zone};
+    use crate::parse::{REFERENCE_CYCLE, UNDEFINED_REFERENCE, UNKNOWN_SYNTAX};
+    use std::net::IpAddr;
+
+    const IFACES: &str = "<interfaces>
+  <wan><if>igb0</if><descr>WAN</descr><ipaddr>203.0.113.1</ipaddr><subnet>24</subnet></wan>
+  <lan><if>igb1</if><descr>LAN</descr><ipaddr>10.0.0.1</ipaddr><subnet>24</subnet></lan>
+  <opt1><if>igb2</if><descr>DMZ</descr><ipaddr>192.168.10.1</ipaddr><subnet>24</subnet></opt1>
+</interfaces>";
+
+    fn source(text: String) -> SourceFile {
+        SourceFile::new(FileId(7), "config.xml", text)
+    }
+
+    /// A pfSense config with the topology's interfaces, the given aliases and filter rules.
+    fn config(aliases: &str, rules: &str) -> SourceFile {
+        source(format!(
+            "<?xml version=\"1.0\"?>\n<pfsense>\n{IFACES}\n<aliases>{aliases}</aliases>\n<filter>\n{rules}\n</filter>\n</pfsense>\n"
+        ))
+    }
+
+    fn parse_ok(file: &SourceFile) -> (RuleGraph, Vec<Finding>) {
+        let parsed = parse(file);
+        let errors: Vec<_> = parsed
+            .findings
+            .iter()
+            .filter(|f| f.rule == PARSE_ERROR)
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        (parsed.graph.expect("a graph"), parsed.findings)
+    }
+
+    fn ip(s: &str) -> u128 {
+        addr::ip(s.parse::<IpAddr>().expect("literal"))
+    }
+
+    fn cidr(s: &str) -> IntervalSet {
+        let (a, len) = s.split_once('/').expect("cidr literal");
+        addr::cidr(a.parse().expect("literal"), len.parse().expect("literal")).expect("valid")
+    }
+
+    fn hosts(list: &[&str]) -> IntervalSet {
+        IntervalSet::from_ranges(list.iter().map(|h| (ip(h), ip(h))))
+    }
+
+    fn ports(r: &[(u128, u128)]) -> IntervalSet {
+        IntervalSet::from_ranges(r.iter().copied())
+    }
+
+    /// The condition kinds of a rule, for compact assertions.
+    fn kinds(rule: &Rule) -> Vec<CondKind> {
+        rule.conds.iter().map(|c| c.kind.clone()).collect()
+    }
+
+    fn find(rule: &Rule, pred: impl Fn(&CondKind) -> bool) -> Option<&CondKind> {
+        rule.conds.iter().map(|c| &c.kind).find(|k| pred(k))
+    }
+
+    fn dst_port(rule: &Rule) -> Option<&IntervalSet> {
+        match find(rule, |k| matches!(k, CondKind::DstPort(_))) {
+            Some(CondKind::DstPort(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn dst_addr(rule: &Rule) -> Option<&IntervalSet> {
+        match find(rule, |k| matches!(k, CondKind::DstAddr(_))) {
+            Some(CondKind::DstAddr(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn src_addr(rule: &Rule) -> Option<&IntervalSet> {
+        match find(rule, |k| matches!(k, CondKind::SrcAddr(_))) {
+            Some(CondKind::SrcAddr(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn in_iface(rule: &Rule) -> Vec<String> {
+        match find(rule, |k| matches!(k, CondKind::InIface(_))) {
+            Some(CondKind::InIface(m)) => m.patterns.iter().map(|p| p.name.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn rule(body: &str) -> String {
+        format!("<rule>{body}</rule>")
+    }
+
+    fn fixture(name: &str) -> SourceFile {
+        let path = format!("{}/fixtures/pfsense/{name}.xml", env!("CARGO_MANIFEST_DIR"));
+        source(std::fs::read_to_string(path).expect("fixture exists"))
+    }
+
+    fn comments(graph: &RuleGraph) -> Vec<String> {
+        graph.chains[0]
+            .rules
+            .iter()
+            .map(|r| r.comment.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn compliant_fixture_lowers_to_the_topology() {
+        let file = fixture("compliant");
+        let (g, findings) = parse_ok(&file);
+        assert!(findings.is_empty(), "{findings:?}");
+        let zones: Vec<_> = g
+            .interfaces
+            .iter()
+            .map(|i| (i.name.as_str(), i.zone_hint))
+            .collect();
+        assert_eq!(
+            zones,
+            [
+                ("wan", Some(Zone::Public)),
+                ("lan", Some(Zone::Internal)),
+                ("opt1", Some(Zone::Perimeter))
+            ]
+        );
+        assert_eq!(g.interfaces[2].networks, cidr("192.168.10.0/24"));
+        assert_eq!(g.interfaces[2].own_addresses, hosts(&["192.168.10.1"]));
+        let inbound = &g.chains[g.stages[0].chain.0];
+        assert_eq!(inbound.name, "inbound");
+        assert_eq!(inbound.rules.len(), 5);
+        let default = inbound.default.as_ref().expect("stage chain default");
+        assert_eq!(default.action, Action::Drop);
+        assert_eq!(file.slice(default.span), "<filter>");
+        let outbound = &g.chains[g.stages[1].chain.0];
+        assert!(outbound.rules.is_empty());
+        assert_eq!(
+            outbound.default.as_ref().map(|d| d.action.clone()),
+            Some(Action::Accept)
+        );
+
+        let tcp = &inbound.rules[0];
+        assert_eq!(tcp.action, Action::Accept);
+        assert_eq!(file.slice(tcp.span), "<rule>");
+        assert_eq!(file.slice(tcp.action_span), "<type>pass</type>");
+        assert_eq!(in_iface(tcp), ["opt1"]);
+        assert_eq!(src_addr(tcp), Some(&hosts(&["192.168.10.5"])));
+        // INTERNAL_SERVERS nests EXCHANGE and DC_GC_DNS.
+        assert_eq!(dst_addr(tcp), Some(&hosts(&["10.0.0.10", "10.0.0.20"])));
+        assert_eq!(
+            dst_port(tcp),
+            Some(&ports(&[
+                (80, 80),
+                (88, 88),
+                (135, 135),
+                (139, 139),
+                (389, 389),
+                (1026, 1026),
+                (3268, 3268)
+            ]))
+        );
+        let udp = &inbound.rules[1];
+        assert_eq!(
+            find(udp, |k| matches!(k, CondKind::Protocol(_))),
+            Some(&CondKind::Protocol(IntervalSet::single(17)))
+        );
+        // The port alias range `137:138`.
+        assert_eq!(
+            dst_port(udp),
+            Some(&ports(&[(53, 53), (88, 88), (137, 138), (389, 389)]))
+        );
+        let block = &inbound.rules[3];
+        assert_eq!(block.action, Action::Drop);
+        assert_eq!(in_iface(block), ["lan"]);
+        assert_eq!(src_addr(block), Some(&cidr("10.0.0.0/24")));
+        assert_eq!(dst_addr(block), Some(&cidr("192.168.10.0/24")));
+        // pass lan net -> any: no destination condition at all.
+        assert_eq!(dst_addr(&inbound.rules[4]), None);
+    }
+
+    #[test]
+    fn shadowed_ldap_fixture_rejects_first() {
+        let file = fixture("shadowed-ldap");
+        let (g, findings) = parse_ok(&file);
+        assert!(findings.is_empty(), "{findings:?}");
+        let first = &g.chains[0].rules[0];
+        assert_eq!(first.action, Action::Reject);
+        assert_eq!(file.slice(first.action_span), "<type>reject</type>");
+        assert_eq!(dst_port(first), Some(&IntervalSet::single(389)));
+        assert_eq!(
+            dst_port(&g.chains[0].rules[1]).map(|s| s.contains(389)),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn dynamic_rpc_fixture_has_the_range() {
+        let (g, findings) = parse_ok(&fixture("dynamic-rpc-open"));
+        assert!(findings.is_empty(), "{findings:?}");
+        let rpc = &g.chains[0].rules[2];
+        assert_eq!(dst_port(rpc), Some(&IntervalSet::range(1024, PORT_MAX)));
+        assert_eq!(dst_addr(rpc), Some(&cidr("10.0.0.0/24")));
+    }
+
+    #[test]
+    fn ipsec_fixture_passes_esp_ah_isakmp_both_ways() {
+        let (g, findings) = parse_ok(&fixture("ipsec-plain-port"));
+        assert!(findings.is_empty(), "{findings:?}");
+        let protos: Vec<_> = g.chains[0]
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    in_iface(r),
+                    find(r, |k| matches!(k, CondKind::Protocol(_))).cloned(),
+                )
+            })
+            .collect();
+        let p = |n: u128| Some(CondKind::Protocol(IntervalSet::single(n)));
+        let opt1 = || vec!["opt1".to_string()];
+        let lan = || vec!["lan".to_string()];
+        assert_eq!(
+            protos,
+            [
+                (opt1(), p(50)),
+                (opt1(), p(51)),
+                (opt1(), p(17)),
+                (opt1(), p(6)),
+                (opt1(), p(6)),
+                (lan(), p(50)),
+                (lan(), p(51)),
+                (lan(), p(17)),
+                (lan(), None),
+                (lan(), None),
+            ]
+        );
+        assert_eq!(
+            dst_port(&g.chains[0].rules[3]),
+            Some(&IntervalSet::single(80))
+        );
+    }
+
+    #[test]
+    fn unknown_module_fixture_marks_the_schedule() {
+        let file = fixture("unknown-module");
+        let (g, findings) = parse_ok(&file);
+        let smb = &g.chains[0].rules[2];
+        assert_eq!(dst_port(smb), Some(&IntervalSet::single(445)));
+        let unknown = smb
+            .conds
+            .iter()
+            .find(|c| matches!(c.kind, CondKind::Unknown(_)))
+            .expect("schedule condition");
+        assert_eq!(
+            unknown.kind,
+            CondKind::Unknown("schedule `BusinessHours`".into())
+        );
+        assert_eq!(file.slice(unknown.span), "<sched>BusinessHours</sched>");
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].rule, UNKNOWN_SYNTAX);
+        assert_eq!(findings[0].primary.span, unknown.span);
+    }
+
+    #[test]
+    fn floating_quick_first_then_interface_then_non_quick_reversed() {
+        let rules = [
+            rule("<type>block</type><floating>yes</floating><descr>f-nonquick-1</descr><source><any/></source><destination><any/></destination>"),
+            rule("<type>pass</type><interface>lan</interface><descr>lan-1</descr><source><any/></source><destination><any/></destination>"),
+            rule("<type>pass</type><floating>yes</floating><quick>yes</quick><interface>lan,opt1</interface><direction>in</direction><descr>f-quick</descr>"),
+            rule("<type>pass</type><floating>yes</floating><direction>any</direction><descr>f-nonquick-2</descr>"),
+            rule("<type>match</type><floating>yes</floating><direction>out</direction><interface>wan</interface><descr>f-match-out</descr>"),
+        ]
+        .concat();
+        let (g, _) = parse_ok(&config("", &rules));
+        assert_eq!(
+            comments(&g),
+            ["f-quick", "lan-1", "f-nonquick-2", "f-nonquick-1"]
+        );
+        assert_eq!(in_iface(&g.chains[0].rules[0]), ["lan", "opt1"]);
+        // A floating rule without an interface applies on every interface.
+        assert!(in_iface(&g.chains[0].rules[2]).is_empty());
+        let out: Vec<_> = g.chains[1]
+            .rules
+            .iter()
+            .map(|r| r.comment.clone().unwrap_or_default())
+            .collect();
+        // Non-quick rules without a direction apply both ways, so both reappear reversed.
+        assert_eq!(out, ["f-match-out", "f-nonquick-2", "f-nonquick-1"]);
+        let m = &g.chains[1].rules[0];
+        assert_eq!(m.action, Action::Continue("match".into()));
+        assert!(matches!(&m.conds[0].kind, CondKind::OutIface(i) if i.patterns[0].name == "wan"));
+    }
+
+    #[test]
+    fn disabled_rules_are_skipped() {
+        let rules = [
+            rule("<type>pass</type><interface>lan</interface><disabled></disabled><descr>off</descr>"),
+            rule("<type>pass</type><interface>lan</interface><disabled/><descr>off too</descr>"),
+            rule("<type>pass</type><interface>lan</interface><descr>on</descr>"),
+        ]
+        .concat();
+        let (g, _) = parse_ok(&config("", &rules));
+        assert_eq!(comments(&g), ["on"]);
+    }
+
+    #[test]
+    fn missing_type_is_pass_and_spans_point_at_the_rule() {
+        let file = config("", &rule("<interface>lan</interface>"));
+        let (g, _) = parse_ok(&file);
+        let r = &g.chains[0].rules[0];
+        assert_eq!(r.action, Action::Accept);
+        assert_eq!(file.slice(r.action_span), "<rule>");
+        assert_eq!(file.slice(r.conds[0].span), "<interface>lan</interface>");
+    }
+
+    #[test]
+    fn tcp_udp_with_a_port_range_and_not() {
+        let file = config(
+            "",
+            &rule(
+                "<type>pass</type><interface>opt1</interface><protocol>tcp/udp</protocol>\
+                   <source><address>192.168.10.5</address></source>\
+                   <destination><not/><network>opt1</network><port>1024-2048</port></destination>",
+            ),
+        );
+        let (g, _) = parse_ok(&file);
+        let r = &g.chains[0].rules[0];
+        assert_eq!(
+            find(r, |k| matches!(k, CondKind::Protocol(_))),
+            Some(&CondKind::Protocol(IntervalSet::from_ranges([
+                (6, 6),
+                (17, 17)
+            ])))
+        );
+        assert_eq!(dst_port(r), Some(&IntervalSet::range(1024, 2048)));
+        // `<not/>` complements within the rule's family (inet), not the whole u128 line.
+        assert_eq!(
+            dst_addr(r),
+            Some(&addr::v4_space().subtract(&cidr("192.168.10.0/24")))
+        );
+        let dst = r
+            .conds
+            .iter()
+            .find(|c| matches!(c.kind, CondKind::DstAddr(_)))
+            .expect("dst");
+        assert!(file.slice(dst.span).starts_with("<destination>"));
+    }
+
+    #[test]
+    fn self_and_interface_addresses() {
+        let rules = [
+            rule("<interface>lan</interface><destination><network>(self)</network></destination>"),
+            rule("<interface>lan</interface><destination><network>lanip</network></destination>"),
+            rule("<interface>lan</interface><destination><network>opt1ip</network></destination>"),
+            rule("<interface>lan</interface><destination><network>wan</network></destination>"),
+        ]
+        .concat();
+        let (g, _) = parse_ok(&config("", &rules));
+        let dsts: Vec<_> = g.chains[0]
+            .rules
+            .iter()
+            .map(|r| dst_addr(r).cloned())
+            .collect();
+        assert_eq!(
+            dsts,
+            [
+                Some(hosts(&["203.0.113.1", "10.0.0.1", "192.168.10.1"])),
+                Some(hosts(&["10.0.0.1"])),
+                Some(hosts(&["192.168.10.1"])),
+                Some(cidr("203.0.113.0/24")),
+            ]
+        );
+        // inet is the default family: the source is the IPv4 space.
+        assert_eq!(src_addr(&g.chains[0].rules[0]), Some(&addr::v4_space()));
+    }
+
+    #[test]
+    fn dynamic_interface_network_is_unknown() {
+        let file = source(
+            "<pfsense><interfaces><wan><ipaddr>dhcp</ipaddr></wan></interfaces><filter>\
+             <rule><interface>wan</interface><destination><network>wanip</network></destination></rule>\
+             </filter></pfsense>"
+                .into(),
+        );
+        let (g, findings) = parse_ok(&file);
+        let r = &g.chains[0].rules[0];
+        assert!(dst_addr(r).is_none());
+        assert!(
+            r.conds
+                .iter()
+                .any(|c| matches!(&c.kind, CondKind::Unknown(t) if t.contains("dhcp")))
+        );
+        assert_eq!(findings.len(), 1);
+        assert_eq!(g.interfaces[0].networks, IntervalSet::empty());
+    }
+
+    #[test]
+    fn port_alias_nested_and_fqdn_host_alias() {
+        let aliases = "<alias><name>WEB</name><type>port</type><address>80 443</address></alias>\
+                       <alias><name>ALL_PORTS</name><type>port</type><address>WEB 8000:8080 https</address></alias>\
+                       <alias><name>NAMED</name><type>host</type><address>10.0.0.10 mail.example.org</address></alias>";
+        let rules = [
+            rule("<interface>lan</interface><protocol>tcp</protocol><destination><any/><port>ALL_PORTS</port></destination>"),
+            rule("<interface>lan</interface><destination><address>NAMED</address></destination>"),
+        ]
+        .concat();
+        let (g, findings) = parse_ok(&config(aliases, &rules));
+        assert_eq!(
+            dst_port(&g.chains[0].rules[0]),
+            Some(&ports(&[(80, 80), (443, 443), (8000, 8080)]))
+        );
+        let fqdn = &g.chains[0].rules[1];
+        assert!(dst_addr(fqdn).is_none());
+        assert!(
+            kinds(fqdn)
+                .iter()
+                .any(|k| matches!(k, CondKind::Unknown(t) if t.contains("mail.example.org")))
+        );
+        assert_eq!(
+            findings.iter().filter(|f| f.rule == UNKNOWN_SYNTAX).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn alias_cycle_is_reported_not_followed() {
+        let aliases = "<alias><name>A</name><type>host</type><address>10.0.0.1 B</address></alias>\
+                       <alias><name>B</name><type>host</type><address>A 10.0.0.2</address></alias>";
+        let file = config(
+            aliases,
+            &rule("<interface>lan</interface><source><address>A</address></source>"),
+        );
+        let (g, findings) = parse_ok(&file);
+        let cycles: Vec<_> = findings
+            .iter()
+            .filter(|f| f.rule == REFERENCE_CYCLE)
+            .collect();
+        assert_eq!(cycles.len(), 1, "{findings:?}");
+        assert!(file.slice(cycles[0].primary.span).starts_with("<alias>"));
+        let r = &g.chains[0].rules[0];
+        assert!(
+            kinds(r)
+                .iter()
+                .any(|k| matches!(k, CondKind::Unknown(t) if t.contains("itself")))
+        );
+    }
+
+    #[test]
+    fn ten_thousand_deep_alias_nesting() {
+        let depth = 10_000;
+        let mut aliases = String::new();
+        for i in 0..depth {
+            let member = if i + 1 == depth {
+                "10.9.9.9".to_string()
+            } else {
+                format!("N{} 10.{}.{}.1", i + 1, i / 256 % 256, i % 256)
+            };
+            aliases.push_str(&format!(
+                "<alias><name>N{i}</name><type>host</type><address>{member}</address></alias>"
+            ));
+        }
+        let file = config(
+            &aliases,
+            &rule("<interface>lan</interface><destination><address>N0</address></destination>"),
+        );
+        let (g, findings) = parse_ok(&file);
+        assert!(findings.is_empty());
+        let set = dst_addr(&g.chains[0].rules[0]).expect("resolved");
+        assert_eq!(set.count(), depth as u128);
+        assert!(set.contains(ip("10.9.9.9")) && set.contains(ip("10.0.0.1")));
+
+        // The same chain closed into a cycle terminates too.
+        let cyclic = aliases.replace("<address>10.9.9.9</address>", "<address>N0</address>");
+        let (_, findings) = parse_ok(&config(
+            &cyclic,
+            &rule("<interface>lan</interface><destination><address>N0</address></destination>"),
+        ));
+        assert_eq!(
+            findings
+                .iter()
+                .filter(|f| f.rule == REFERENCE_CYCLE)
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn undefined_alias_skips_the_rule_and_undefined_interface_is_reported() {
+        let rules = [
+            rule("<interface>lan</interface><destination><address>NOPE</address></destination><descr>skipped</descr>"),
+            rule("<interface>opt9</interface><descr>kept</descr>"),
+            rule("<interface>enc0</interface><descr>ipsec</descr>"),
+        ]
+        .concat();
+        let (g, findings) = parse_ok(&config("", &rules));
+        assert_eq!(comments(&g), ["kept", "ipsec"]);
+        let undefined: Vec<_> = findings
+            .iter()
+            .filter(|f| f.rule == UNDEFINED_REFERENCE)
+            .map(|f| f.severity)
+            .collect();
+        assert_eq!(
+            undefined,
+            [Severity::Warning, Severity::Warning, Severity::Note]
+        );
+        assert!(g.interface("opt9").is_some() && g.interface("enc0").is_some());
+    }
+
+    #[test]
+    fn icmp_type_schedule_and_unknown_protocol_are_unknown_conditions() {
+        let rules = [
+            rule("<interface>lan</interface><protocol>icmp</protocol><icmptype>echoreq</icmptype>"),
+            rule("<interface>lan</interface><protocol>icmp</protocol><icmptype>any</icmptype>"),
+            rule("<interface>lan</interface><protocol>frobnicate</protocol>"),
+            rule(
+                "<interface>lan</interface><ipprotocol>inet6</ipprotocol><protocol>icmp</protocol>",
+            ),
+        ]
+        .concat();
+        let (g, findings) = parse_ok(&config("", &rules));
+        let r = &g.chains[0].rules;
+        assert!(
+            kinds(&r[0])
+                .iter()
+                .any(|k| matches!(k, CondKind::Unknown(t) if t.contains("echoreq")))
+        );
+        assert!(
+            !kinds(&r[1])
+                .iter()
+                .any(|k| matches!(k, CondKind::Unknown(_)))
+        );
+        assert!(
+            kinds(&r[2])
+                .iter()
+                .any(|k| matches!(k, CondKind::Unknown(t) if t.contains("frobnicate")))
+        );
+        assert_eq!(
+            find(&r[3], |k| matches!(k, CondKind::Protocol(_))),
+            Some(&CondKind::Protocol(IntervalSet::single(58)))
+        );
+        assert_eq!(findings.len(), 2);
+    }
+
+    #[test]
+    fn port_forwards_give_one_note() {
+        let file = source(format!(
+            "<pfsense>{IFACES}<filter/><nat><outbound><mode>automatic</mode></outbound>\
+             <rule><interface>wan</interface><protocol>tcp</protocol><target>192.168.10.5</target><local-port>25</local-port></rule>\
+             <rule><interface>wan</interface><protocol>tcp</protocol><target>192.168.10.5</target><local-port>80</local-port></rule>\
+             </nat></pfsense>"
+        ));
+        let (g, findings) = parse_ok(&file);
+        assert_eq!(findings.len(), 1);
+        assert!(findings[0].message.starts_with("2 port forwards"));
+        assert_eq!(
+            file.slice(g.chains[0].default.as_ref().expect("default").span),
+            "<filter/>"
+        );
+    }
+
+    #[test]
+    fn blockpriv_becomes_a_leading_drop() {
+        let file = source(
+            "<pfsense><interfaces><wan><ipaddr>203.0.113.1</ipaddr><subnet>24</subnet><blockpriv></blockpriv></wan></interfaces>\
+             <filter><rule><interface>wan</interface></rule></filter></pfsense>"
+                .into(),
+        );
+        let (g, _) = parse_ok(&file);
+        let first = &g.chains[0].rules[0];
+        assert_eq!(first.action, Action::Drop);
+        assert_eq!(file.slice(first.span), "<blockpriv></blockpriv>");
+        assert!(
+            src_addr(first)
+                .is_some_and(|s| s.contains(ip("10.1.2.3")) && !s.contains(ip("198.51.100.1")))
+        );
+    }
+
+    #[test]
+    fn opnsense_quick_defaults_and_mvc_aliases() {
+        let file = source(
+            "<opnsense><interfaces><lan><ipaddr>10.0.0.1</ipaddr><subnet>24</subnet></lan></interfaces>\
+             <filter>\
+             <rule><type>block</type><interface>lan</interface><quick>0</quick><descr>nonquick</descr></rule>\
+             <rule><type>pass</type><interface>lan</interface><destination><address>WEB</address></destination><descr>quick</descr></rule>\
+             </filter>\
+             <OPNsense><Firewall><Alias><aliases><alias uuid=\"x\"><name>WEB</name><type>host</type>\
+             <content>10.0.0.10\n10.0.0.11</content></alias></aliases></Alias></Firewall></OPNsense></opnsense>"
+                .into(),
+        );
+        let (g, _) = parse_ok(&file);
+        assert_eq!(comments(&g), ["quick", "nonquick"]);
+        assert_eq!(
+            dst_addr(&g.chains[0].rules[0]),
+            Some(&hosts(&["10.0.0.10", "10.0.0.11"]))
+        );
+    }
+
+    #[test]
+    fn malformed_xml_is_one_parse_error_at_the_reported_position() {
+        let file =
+            source("<pfsense>\n  <filter>\n    <rule></rul>\n  </filter>\n</pfsense>\n".into());
+        let parsed = parse(&file);
+        assert!(parsed.graph.is_none());
+        assert_eq!(parsed.findings.len(), 1);
+        let f = &parsed.findings[0];
+        assert_eq!(f.rule, PARSE_ERROR);
+        let (line, _col) = LineIndex::new(&file.text).line_col(&file.text, f.primary.span.start);
+        assert_eq!(line, 3);
+        assert!(f.primary.span.start as usize > file.text.find("<rule>").unwrap_or(0));
+    }
+
+    #[test]
+    fn wrong_root_is_a_parse_error() {
+        let file = source("<html><body/></html>".into());
+        let parsed = parse(&file);
+        assert!(parsed.graph.is_none());
+        assert_eq!(parsed.findings[0].rule, PARSE_ERROR);
+        assert_eq!(file.slice(parsed.findings[0].primary.span), "<html>");
+    }
+
+    #[test]
+    fn entity_expansion_bomb_is_refused() {
+        let mut bomb =
+            String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n  <!ENTITY lol \"lol\">\n");
+        for i in 1..10 {
+            let prev = if i == 1 {
+                "lol".to_string()
+            } else {
+                format!("lol{}", i - 1)
+            };
+            bomb.push_str(&format!(
+                "  <!ENTITY lol{i} \"{}\">\n",
+                format!("&{prev};").repeat(10)
+            ));
+        }
+        bomb.push_str(
+            "]>\n<pfsense><filter><rule><descr>&lol9;</descr></rule></filter></pfsense>\n",
+        );
+        let started = std::time::Instant::now();
+        let parsed = parse(&source(bomb));
+        assert!(started.elapsed().as_secs() < 5);
+        assert!(parsed.graph.is_none());
+        assert_eq!(parsed.findings.len(), 1);
+        assert_eq!(parsed.findings[0].rule, PARSE_ERROR);
+        assert!(parsed.findings[0].message.contains("DTD"));
+    }
+}
