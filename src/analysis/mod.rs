@@ -404,7 +404,7 @@ impl<'g> Model<'g> {
                 Some(c) if c.starts_with("implicit") || c.starts_with("security level") => {
                     c.to_string()
                 }
-                _ => format!("rule {} of `{}`", i + 1, chain.name),
+                _ => format!("this rule of `{}`", chain.name),
             },
             None => chain
                 .default
@@ -493,12 +493,16 @@ fn pick(set: &IntervalSet, preferred: &[u128]) -> u128 {
         .unwrap_or(0)
 }
 
-/// An address of the set, avoiding a range's first value (often a network address).
+/// An address of the set that looks like a host: the second value of the first range
+/// wide enough to have one (a range's first value is often a network address).
 fn pick_addr(set: &IntervalSet) -> IpAddr {
     let v = set
         .ranges()
-        .first()
-        .map_or(0, |&(lo, hi)| if hi - lo >= 2 { lo + 1 } else { lo });
+        .iter()
+        .find(|(lo, hi)| hi - lo >= 2)
+        .map(|(lo, _)| lo + 1)
+        .or(set.first())
+        .unwrap_or(0);
     addr::to_ip(v)
 }
 

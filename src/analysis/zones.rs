@@ -93,6 +93,8 @@ pub struct Zoning {
     pub unmapped: Vec<String>,
     /// Addresses the user or the interfaces' networks place in each zone.
     pub addrs: BTreeMap<Zone, IntervalSet>,
+    /// Addresses the user mapped to each zone (a subset of `addrs`).
+    pub user_addrs: BTreeMap<Zone, IntervalSet>,
 }
 
 impl Zoning {
@@ -106,6 +108,7 @@ impl Zoning {
             }
         }
         let user_nets = z.addrs.clone();
+        z.user_addrs = user_nets.clone();
         let mut names: Vec<String> = graph.interfaces.iter().map(|i| i.name.clone()).collect();
         for m in user {
             if let ZoneKey::Iface(name) = &m.key
@@ -169,11 +172,17 @@ impl Zoning {
         self.ifaces.values().any(|(z, _)| *z == zone)
     }
 
-    /// The addresses of `zone` within `space`: its known networks, or for the public zone
-    /// without known networks everything the other zones do not hold, or else all of
-    /// `space` (the zone is known by interface only).
+    /// The addresses of `zone` within `space`: what the user mapped to it; else, for the
+    /// public zone, everything the other zones do not hold (the outside interface's own
+    /// subnet is only where the Internet begins); else its interfaces' networks; else all
+    /// of `space` (the zone is known by interface only).
     pub fn zone_addresses(&self, zone: Zone, space: &IntervalSet) -> IntervalSet {
-        if let Some(set) = self.addrs.get(&zone).filter(|s| !s.is_empty()) {
+        if let Some(set) = self.user_addrs.get(&zone).filter(|s| !s.is_empty()) {
+            return set.intersect(space);
+        }
+        if zone != Zone::Public
+            && let Some(set) = self.addrs.get(&zone).filter(|s| !s.is_empty())
+        {
             return set.intersect(space);
         }
         if zone == Zone::Public {
