@@ -146,8 +146,8 @@ pub enum TargetAst {
     Continue {
         /// The target name.
         name: String,
-        /// DNAT/REDIRECT/SNAT destination.
-        nat: Option<NatSpec>,
+        /// DNAT/REDIRECT/SNAT destination (boxed: most targets have none).
+        nat: Option<Box<NatSpec>>,
     },
     /// A target whose effect mislint does not model.
     Unknown(String),

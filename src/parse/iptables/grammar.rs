@@ -14,7 +14,7 @@ use crate::graph::sets::{ADDR_MAX, PORT_MAX, PROTO_MAX, addr, ct, proto};
 use crate::graph::{Action, Cond, CondKind, Family, IfaceMatch, IfacePattern, IntervalSet};
 use crate::source::{FileId, Span};
 use nom::branch::alt;
-use nom::bytes::complete::{is_not, take_till, take_till1, take_while1};
+use nom::bytes::complete::{take_till, take_till1, take_while1};
 use nom::character::complete::{anychar, char, space0, space1};
 use nom::combinator::{all_consuming, map_res, opt, recognize};
 use nom::multi::many0_count;
@@ -106,7 +106,7 @@ fn double_quoted(input: &str) -> IResult<&str, Segment<'_>> {
     delimited(
         char('"'),
         recognize(many0_count(alt((
-            is_not("\\\""),
+            take_till1(|c| c == '\\' || c == '"'),
             recognize(preceded(char('\\'), anychar)),
         )))),
         char('"'),
@@ -1250,6 +1250,9 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
         }
         self.rule.action_span = self.opt_span(&opt);
         let declared = self.cx.chains.get(name).copied();
+        if declared.is_some() && self.cx.table.is_builtin(name) {
+            return self.err(arg.span, format!("cannot jump to built-in chain `{name}`"));
+        }
         let undeclared = || TargetAst::Chain {
             name: name.to_string(),
             goto,
@@ -1404,10 +1407,10 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
                 .unwrap_or("")
                 .trim_start_matches(['=', ' ', '\t'])
                 .to_string();
-            *nat = Some(NatSpec {
+            *nat = Some(Box::new(NatSpec {
                 to,
                 span: Span::new(self.cx.file, opt.start, self.last_end.max(opt.start)),
-            });
+            }));
         }
         Ok(())
     }

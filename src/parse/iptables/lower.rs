@@ -44,11 +44,9 @@ pub fn lower_dump(
 
     let mut bases = Vec::with_capacity(tables.len());
     let mut builtin: Vec<Vec<bool>> = Vec::with_capacity(tables.len());
-    let mut names: Vec<Vec<String>> = Vec::with_capacity(tables.len());
     for t in &tables {
         bases.push(graph.chains.len());
         builtin.push(t.chains.iter().map(|c| c.builtin).collect());
-        names.push(t.chains.iter().map(|c| c.name.clone()).collect());
         for c in &t.chains {
             let default = c
                 .builtin
@@ -73,7 +71,6 @@ pub fn lower_dump(
     for (ti, t) in tables.into_iter().enumerate() {
         let base = bases.get(ti).copied().unwrap_or(0);
         let flags = builtin.get(ti).map(Vec::as_slice).unwrap_or(&[]);
-        let chain_names = names.get(ti).map(Vec::as_slice).unwrap_or(&[]);
         let TableAst {
             name: table,
             chains,
@@ -88,7 +85,6 @@ pub fn lower_dump(
                     table,
                     index: &index,
                     builtin: flags,
-                    names: chain_names,
                     base,
                     nat_prerouting,
                 };
@@ -167,7 +163,6 @@ struct TargetCx<'t> {
     table: TableName,
     index: &'t NameMap<usize>,
     builtin: &'t [bool],
-    names: &'t [String],
     base: usize,
     nat_prerouting: bool,
 }
@@ -229,16 +224,6 @@ impl Lowering<'_> {
                 Action::Continue(name)
             }
             TargetAst::DeclaredChain { index, goto } => {
-                if cx.builtin.get(index).copied().unwrap_or(false) {
-                    let name = cx.names.get(index).map_or("", String::as_str);
-                    self.findings.push(Finding::new(
-                        PARSE_ERROR,
-                        Severity::Error,
-                        span,
-                        format!("cannot jump to built-in chain `{name}`"),
-                    ));
-                    return Action::Unknown(name.to_string());
-                }
                 if goto {
                     Action::Goto(ChainId(cx.base + index))
                 } else {
