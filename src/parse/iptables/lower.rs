@@ -406,3 +406,70 @@ fn find_jump_cycles(graph: &RuleGraph, findings: &mut Vec<Finding>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::IntervalSet;
+
+    fn cond(kind: CondKind) -> Cond {
+        Cond {
+            kind,
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn alternatives_expand_to_consecutive_rules() {
+        let r = RuleAst {
+            conds: vec![
+                cond(CondKind::SrcPort(IntervalSet::single(1))),
+                cond(CondKind::Protocol(IntervalSet::single(6))),
+                cond(CondKind::SrcAddr(IntervalSet::single(7))),
+            ],
+            alternatives: vec![
+                Alternatives {
+                    at: 0,
+                    others: vec![CondKind::DstPort(IntervalSet::single(1))],
+                },
+                Alternatives {
+                    at: 2,
+                    others: vec![CondKind::SrcAddr(IntervalSet::single(8))],
+                },
+            ],
+            ..RuleAst::unparsed(Span::default())
+        };
+        let mut out = Vec::new();
+        expand_rule(r, Action::Accept, &mut out);
+        assert_eq!(out.len(), 4);
+        let firsts: Vec<&CondKind> = out.iter().map(|r| &r.conds[0].kind).collect();
+        assert!(matches!(firsts[0], CondKind::SrcPort(_)));
+        assert!(matches!(firsts[1], CondKind::DstPort(_)));
+        assert_eq!(
+            out[3].conds[2].kind,
+            CondKind::SrcAddr(IntervalSet::single(8))
+        );
+    }
+
+    #[test]
+    fn self_jump_is_a_cycle() {
+        let mut g = RuleGraph::new(Dialect::Iptables, FileId(0), Family::V4);
+        g.add_chain(Chain {
+            name: "A".into(),
+            rules: vec![Rule {
+                conds: Vec::new(),
+                action: Action::Jump(ChainId(0)),
+                span: Span::default(),
+                action_span: Span::new(FileId(0), 3, 7),
+                comment: None,
+            }],
+            default: None,
+            span: Span::default(),
+        });
+        let mut findings = Vec::new();
+        find_jump_cycles(&g, &mut findings);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].primary.span.start, 3);
+        assert!(findings[0].message.contains("`A` -> `A`"));
+    }
+}
