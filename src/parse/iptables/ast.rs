@@ -178,6 +178,21 @@ pub struct RuleAst {
 }
 
 impl RuleAst {
+    /// An empty rule, left behind when lowering moves a rule out of the arena.
+    pub fn moved_out() -> RuleAst {
+        RuleAst {
+            span: Span::default(),
+            action_span: Span::default(),
+            conds: Vec::new(),
+            alternatives: Vec::new(),
+            target: TargetAst::None,
+            only: None,
+            comment: None,
+            failed: false,
+            has_v6_addr: false,
+        }
+    }
+
     /// The conservative stand-in for a line that failed to parse.
     pub fn unparsed(span: Span) -> RuleAst {
         RuleAst {
@@ -205,8 +220,8 @@ pub struct ChainAst {
     pub policy: Option<(Action, Span)>,
     /// The chain line or `-N` line, or the first line that used it.
     pub span: Span,
-    /// The rules in order.
-    pub rules: Vec<RuleAst>,
+    /// The rules in order, as indices into the table's rule arena.
+    pub rules: Vec<u32>,
 }
 
 /// One `*table` … `COMMIT` block.
@@ -220,6 +235,10 @@ pub struct TableAst {
     pub chains: Vec<ChainAst>,
     /// Chain name → index in `chains`.
     pub index: NameMap<usize>,
+    /// Every rule line of the table, in file order; chains list indices into it. One
+    /// arena per table keeps 100k-rule dumps from reallocating thousands of small
+    /// per-chain vectors of large rules.
+    pub rules: Vec<RuleAst>,
     /// True once `COMMIT` was read.
     pub committed: bool,
 }
@@ -232,6 +251,7 @@ impl TableAst {
             span,
             chains: Vec::new(),
             index: NameMap::default(),
+            rules: Vec::new(),
             committed: false,
         }
     }
@@ -246,6 +266,21 @@ impl TableAst {
             return None;
         }
         Some(self.add_chain(name, true, span))
+    }
+
+    /// Stores a rule in chain `chain`, at `position` (insert) or at the end.
+    pub fn put_rule(&mut self, chain: usize, position: Option<usize>, rule: RuleAst) {
+        let Ok(id) = u32::try_from(self.rules.len()) else {
+            return;
+        };
+        let Some(c) = self.chains.get_mut(chain) else {
+            return;
+        };
+        match position {
+            Some(p) if p <= c.rules.len() => c.rules.insert(p, id),
+            _ => c.rules.push(id),
+        }
+        self.rules.push(rule);
     }
 
     /// Adds a chain and returns its index.

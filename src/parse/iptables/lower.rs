@@ -75,12 +75,17 @@ pub fn lower_dump(
             name: table,
             chains,
             index,
+            rules: mut arena,
             ..
         } = t;
         for (ci, c) in chains.into_iter().enumerate() {
             let nat_prerouting = table == TableName::Nat && c.name == "PREROUTING";
             let mut rules = Vec::with_capacity(c.rules.len());
-            for r in c.rules {
+            for &ri in &c.rules {
+                let Some(slot) = arena.get_mut(ri as usize) else {
+                    continue;
+                };
+                let r = std::mem::replace(slot, RuleAst::moved_out());
                 let target = TargetCx {
                     table,
                     index: &index,
@@ -108,9 +113,13 @@ pub fn lower_dump(
 /// rule that applies to both families makes the file IPv6.
 fn detect_family(dump: &DumpAst) -> Family {
     let v6 = dump.tables.iter().any(|t| {
-        t.chains
-            .iter()
-            .any(|c| c.rules.iter().any(|r| r.has_v6_addr && r.only.is_none()))
+        t.chains.iter().any(|c| {
+            c.rules.iter().any(|&i| {
+                t.rules
+                    .get(i as usize)
+                    .is_some_and(|r| r.has_v6_addr && r.only.is_none())
+            })
+        })
     });
     if v6 { Family::V6 } else { Family::V4 }
 }

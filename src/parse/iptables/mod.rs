@@ -397,9 +397,8 @@ impl<'a> Reader<'a> {
                     && matches!(&*cmd.value, "-A" | "--append" | "-I" | "--insert")
                     && let Some(table) = self.open_table()
                     && let Some(i) = table.chain_index(&chain.value, span)
-                    && let Some(c) = table.chains.get_mut(i)
                 {
-                    c.rules.push(RuleAst::unparsed(span));
+                    table.put_rule(i, None, RuleAst::unparsed(span));
                 }
             }
         }
@@ -540,10 +539,10 @@ impl<'a> Reader<'a> {
                 )
             }
         };
-        let Some(chain) = table.chains.get_mut(ci) else {
-            return;
+        let (len, chain_name) = match table.chains.get(ci) {
+            Some(c) => (c.rules.len(), c.name.as_str()),
+            None => return,
         };
-        let len = chain.rules.len();
         let mut failure = None;
         let rule = match rule {
             Ok(r) => r,
@@ -553,23 +552,21 @@ impl<'a> Reader<'a> {
             }
         };
         match position {
-            Some(p) if p <= len => chain.rules.insert(p, rule),
-            Some(p) => {
+            Some(p) if p > len => {
                 if failure.is_none() {
                     failure = Some(LineError {
                         span: tokens
                             .get(2)
                             .map_or(span, |t| Span::new(file, t.start, t.end)),
                         message: format!(
-                            "cannot insert at position {} in chain `{}`, which has {len} rules",
-                            p + 1,
-                            chain.name
+                            "cannot insert at position {} in chain `{chain_name}`, which has {len} rules",
+                            p + 1
                         ),
                     });
                 }
-                chain.rules.push(RuleAst::unparsed(span));
+                table.put_rule(ci, None, RuleAst::unparsed(span));
             }
-            None => chain.rules.push(rule),
+            _ => table.put_rule(ci, position, rule),
         }
         match failure {
             Some(e) => self.line_error(e),
