@@ -14,7 +14,7 @@ use crate::graph::sets::{ADDR_MAX, PORT_MAX, PROTO_MAX, addr, ct, proto};
 use crate::graph::{Action, Cond, CondKind, Family, IfaceMatch, IfacePattern, IntervalSet};
 use crate::source::{FileId, Span};
 use nom::branch::alt;
-use nom::bytes::complete::{is_not, take_till, take_till1, take_while1};
+use nom::bytes::complete::{take_till, take_till1, take_while1};
 use nom::character::complete::{anychar, char, space0, space1};
 use nom::combinator::{all_consuming, map_res, opt, recognize};
 use nom::multi::many0_count;
@@ -106,7 +106,7 @@ fn double_quoted(input: &str) -> IResult<&str, Segment<'_>> {
     delimited(
         char('"'),
         recognize(many0_count(alt((
-            is_not("\\\""),
+            take_till1(|c| c == '\\' || c == '"'),
             recognize(preceded(char('\\'), anychar)),
         )))),
         char('"'),
@@ -1250,6 +1250,9 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
         }
         self.rule.action_span = self.opt_span(&opt);
         let declared = self.cx.chains.get(name).copied();
+        if declared.is_some() && self.cx.table.is_builtin(name) {
+            return self.err(arg.span, format!("cannot jump to built-in chain `{name}`"));
+        }
         let undeclared = || TargetAst::Chain {
             name: name.to_string(),
             goto,
@@ -1404,10 +1407,10 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
                 .unwrap_or("")
                 .trim_start_matches(['=', ' ', '\t'])
                 .to_string();
-            *nat = Some(NatSpec {
+            *nat = Some(Box::new(NatSpec {
                 to,
                 span: Span::new(self.cx.file, opt.start, self.last_end.max(opt.start)),
-            });
+            }));
         }
         Ok(())
     }
@@ -1739,5 +1742,103 @@ fn check_opaque(check: Check, v: &str) -> Result<(), String> {
                 bad("tcp flags such as `SYN,ACK`")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(line: &str) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        tokenize_into(FileId(0), line, 0, &mut out).expect("tokenizes");
+        out.into_iter()
+            .map(|t| (t.value.into_owned(), t.quoted))
+            .collect()
+    }
+
+    #[test]
+    fn tokens_follow_iptables_restore_quoting() {
+        assert_eq!(
+            tokens("-A X  --comment \"a b\"\t'c d' e\"f g\"h \"q\\\"\\\\\""),
+            vec![
+                ("-A".to_string(), false),
+                ("X".to_string(), false),
+                ("--comment".to_string(), false),
+                ("a b".to_string(), true),
+                ("c d".to_string(), true),
+                ("ef gh".to_string(), true),
+                ("q\"\\".to_string(), true),
+            ]
+        );
+        let mut out = Vec::new();
+        let err = tokenize_into(FileId(0), "-A X \"open", 10, &mut out).expect_err("unterminated");
+        assert_eq!((err.span.start, err.span.end), (15, 20));
+    }
+
+    #[test]
+    fn token_offsets_are_file_offsets() {
+        let mut out = Vec::new();
+        tokenize_into(FileId(0), "-j  ACCEPT", 100, &mut out).expect("tokenizes");
+        assert_eq!((out[1].start, out[1].end), (104, 110));
+    }
+
+    #[test]
+    fn line_shapes() {
+        assert_eq!(table_header("* nat").map(|r| r.1), Ok("nat"));
+        assert!(table_header("*filter extra").is_err());
+        assert_eq!(
+            chain_line(":FORWARD DROP [1:2]").map(|r| r.1),
+            Ok(("FORWARD", "DROP"))
+        );
+        assert_eq!(
+            chain_line(":PREROUTING ACCEPT").map(|r| r.1),
+            Ok(("PREROUTING", "ACCEPT"))
+        );
+        assert!(chain_line(":FORWARD").is_err());
+        assert_eq!(counters("[12:3456] -A").map(|r| r.1), Ok((12, 3456)));
+    }
+
+    #[test]
+    fn values() {
+        assert_eq!(port("smtp"), Ok(25));
+        assert_eq!(
+            port("nosuchservice"),
+            Err(ValueError::Unmodelled(NoteKind::PortName))
+        );
+        assert!(matches!(port("65536"), Err(ValueError::Invalid(_))));
+        assert_eq!(port_range(":"), Ok((0, 65535)));
+        assert!(matches!(port_range("4:3"), Err(ValueError::Invalid(_))));
+        assert!(port_list("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15").is_ok());
+        assert!(matches!(
+            port_list("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15:16"),
+            Err(ValueError::Invalid(_))
+        ));
+        assert_eq!(protocol("ALL"), Ok(None));
+        assert_eq!(protocol("ICMP"), Ok(Some(1)));
+        assert_eq!(
+            address("host.example.com"),
+            Err(ValueError::Unmodelled(NoteKind::Hostname))
+        );
+        assert!(matches!(address("1.2.3.4/33"), Err(ValueError::Invalid(_))));
+        assert_eq!(
+            address("::1/128").map(|(s, v6)| (s.count(), v6)),
+            Ok((1, true))
+        );
+        assert_eq!(
+            address("10.0.0.0/255.255.0.0").map(|(s, _)| s.count()),
+            Ok(65536)
+        );
+        assert_eq!(
+            address("1.2.3.4/0.0.0.1"),
+            Err(ValueError::Unmodelled(NoteKind::Mask))
+        );
+        assert!(matches!(
+            address_range("1.1.1.9-1.1.1.1"),
+            Err(ValueError::Invalid(_))
+        ));
+        assert!(interface("abcdefghijklmno").is_ok());
+        assert!(interface("abcdefghijklmnop").is_err());
+        assert_eq!(state_list("NEW,DNAT").map(|s| s.count()), Ok(2));
     }
 }

@@ -44,11 +44,9 @@ pub fn lower_dump(
 
     let mut bases = Vec::with_capacity(tables.len());
     let mut builtin: Vec<Vec<bool>> = Vec::with_capacity(tables.len());
-    let mut names: Vec<Vec<String>> = Vec::with_capacity(tables.len());
     for t in &tables {
         bases.push(graph.chains.len());
         builtin.push(t.chains.iter().map(|c| c.builtin).collect());
-        names.push(t.chains.iter().map(|c| c.name.clone()).collect());
         for c in &t.chains {
             let default = c
                 .builtin
@@ -73,22 +71,25 @@ pub fn lower_dump(
     for (ti, t) in tables.into_iter().enumerate() {
         let base = bases.get(ti).copied().unwrap_or(0);
         let flags = builtin.get(ti).map(Vec::as_slice).unwrap_or(&[]);
-        let chain_names = names.get(ti).map(Vec::as_slice).unwrap_or(&[]);
         let TableAst {
             name: table,
             chains,
             index,
+            rules: mut arena,
             ..
         } = t;
         for (ci, c) in chains.into_iter().enumerate() {
             let nat_prerouting = table == TableName::Nat && c.name == "PREROUTING";
             let mut rules = Vec::with_capacity(c.rules.len());
-            for r in c.rules {
+            for &ri in &c.rules {
+                let Some(slot) = arena.get_mut(ri as usize) else {
+                    continue;
+                };
+                let r = std::mem::replace(slot, RuleAst::moved_out());
                 let target = TargetCx {
                     table,
                     index: &index,
                     builtin: flags,
-                    names: chain_names,
                     base,
                     nat_prerouting,
                 };
@@ -112,9 +113,13 @@ pub fn lower_dump(
 /// rule that applies to both families makes the file IPv6.
 fn detect_family(dump: &DumpAst) -> Family {
     let v6 = dump.tables.iter().any(|t| {
-        t.chains
-            .iter()
-            .any(|c| c.rules.iter().any(|r| r.has_v6_addr && r.only.is_none()))
+        t.chains.iter().any(|c| {
+            c.rules.iter().any(|&i| {
+                t.rules
+                    .get(i as usize)
+                    .is_some_and(|r| r.has_v6_addr && r.only.is_none())
+            })
+        })
     });
     if v6 { Family::V6 } else { Family::V4 }
 }
@@ -167,7 +172,6 @@ struct TargetCx<'t> {
     table: TableName,
     index: &'t NameMap<usize>,
     builtin: &'t [bool],
-    names: &'t [String],
     base: usize,
     nat_prerouting: bool,
 }
@@ -229,16 +233,6 @@ impl Lowering<'_> {
                 Action::Continue(name)
             }
             TargetAst::DeclaredChain { index, goto } => {
-                if cx.builtin.get(index).copied().unwrap_or(false) {
-                    let name = cx.names.get(index).map_or("", String::as_str);
-                    self.findings.push(Finding::new(
-                        PARSE_ERROR,
-                        Severity::Error,
-                        span,
-                        format!("cannot jump to built-in chain `{name}`"),
-                    ));
-                    return Action::Unknown(name.to_string());
-                }
                 if goto {
                     Action::Goto(ChainId(cx.base + index))
                 } else {
@@ -419,5 +413,72 @@ fn find_jump_cycles(graph: &RuleGraph, findings: &mut Vec<Finding>) {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::IntervalSet;
+
+    fn cond(kind: CondKind) -> Cond {
+        Cond {
+            kind,
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn alternatives_expand_to_consecutive_rules() {
+        let r = RuleAst {
+            conds: vec![
+                cond(CondKind::SrcPort(IntervalSet::single(1))),
+                cond(CondKind::Protocol(IntervalSet::single(6))),
+                cond(CondKind::SrcAddr(IntervalSet::single(7))),
+            ],
+            alternatives: vec![
+                Alternatives {
+                    at: 0,
+                    others: vec![CondKind::DstPort(IntervalSet::single(1))],
+                },
+                Alternatives {
+                    at: 2,
+                    others: vec![CondKind::SrcAddr(IntervalSet::single(8))],
+                },
+            ],
+            ..RuleAst::unparsed(Span::default())
+        };
+        let mut out = Vec::new();
+        expand_rule(r, Action::Accept, &mut out);
+        assert_eq!(out.len(), 4);
+        let firsts: Vec<&CondKind> = out.iter().map(|r| &r.conds[0].kind).collect();
+        assert!(matches!(firsts[0], CondKind::SrcPort(_)));
+        assert!(matches!(firsts[1], CondKind::DstPort(_)));
+        assert_eq!(
+            out[3].conds[2].kind,
+            CondKind::SrcAddr(IntervalSet::single(8))
+        );
+    }
+
+    #[test]
+    fn self_jump_is_a_cycle() {
+        let mut g = RuleGraph::new(Dialect::Iptables, FileId(0), Family::V4);
+        g.add_chain(Chain {
+            name: "A".into(),
+            rules: vec![Rule {
+                conds: Vec::new(),
+                action: Action::Jump(ChainId(0)),
+                span: Span::default(),
+                action_span: Span::new(FileId(0), 3, 7),
+                comment: None,
+            }],
+            default: None,
+            span: Span::default(),
+        });
+        let mut findings = Vec::new();
+        find_jump_cycles(&g, &mut findings);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].primary.span.start, 3);
+        assert!(findings[0].message.contains("`A` -> `A`"));
     }
 }
