@@ -344,3 +344,50 @@ fn internal_firewall_does_not_answer_for_external_requirements() {
     );
     assert!(!findings.iter().any(|f| f["requirement"] == "smtp-carrier"));
 }
+
+#[test]
+fn missing_established_rule_is_a_no_return_path() {
+    let mut args = vec![
+        "fixtures/iptables/extra-no-return-path.rules",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+    ];
+    args.extend(ZONES);
+    let o = mislint(&args);
+    assert_eq!(o.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let findings = json["findings"].as_array().expect("findings");
+    let pairs: Vec<(&str, &str, u64)> = findings
+        .iter()
+        .map(|f| {
+            assert_eq!(f["rule"], "no-return-path", "{f:#}");
+            (
+                f["from_zone"].as_str().unwrap_or(""),
+                f["to_zone"].as_str().unwrap_or(""),
+                f["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![("perimeter", "public", 9), ("perimeter", "internal", 9)]
+    );
+    let smtp = &findings[0];
+    assert_eq!(smtp["requirement"], "smtp-carrier");
+    assert_eq!(smtp["ports"], serde_json::json!([[25, 25]]));
+    assert_eq!(
+        smtp["related"][0]["line"], 14,
+        "names the permit of the connection"
+    );
+    assert_eq!(smtp["witness"]["src_port"], 25, "the witness is a reply");
+    // With the ESTABLISHED rule (the compliant fixture) there is no such finding.
+    let mut ok = vec![
+        "fixtures/iptables/compliant.rules",
+        "--scenario",
+        "exchange2000-smtp",
+    ];
+    ok.extend(ZONES);
+    assert_eq!(mislint(&ok).status.code(), Some(0));
+}

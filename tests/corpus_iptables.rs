@@ -264,39 +264,3 @@ fn netfilter_extension_tests_agree() {
     assert_eq!(fail_mod_pass, fail_mod_total);
     assert_eq!(ok_pass, ok_total, "every OK line parses, modelled or not");
 }
-
-/// Timing on a generated dump (not committed): run with
-/// `MISLINT_IPT_BENCH=/tmp/ipt-100k.rules cargo test --release --test corpus_iptables -- --ignored --nocapture`
-/// after `python3 ../shared/bench/gen_configs.py --format iptables --rules 100000 --seed 1`.
-#[test]
-#[ignore = "needs a generated dump named by MISLINT_IPT_BENCH"]
-fn big_dump_parses_fast() {
-    let Ok(path) = std::env::var("MISLINT_IPT_BENCH") else {
-        return;
-    };
-    let text = std::fs::read_to_string(&path).expect("bench file readable");
-    let file = SourceFile::new(FileId(0), path.as_str(), text);
-    let mut best = std::time::Duration::MAX;
-    let mut last = None;
-    for _ in 0..5 {
-        let t = std::time::Instant::now();
-        let parsed = iptables::parse(&file);
-        let took = t.elapsed();
-        best = best.min(took);
-        println!("run: {took:?}");
-        last = Some(parsed);
-    }
-    let parsed = last.expect("ran at least once");
-    let graph = parsed.graph.as_ref().expect("graph");
-    println!(
-        "{path}: {} rules, {} chains, {} findings, best of 5: {:?}",
-        graph.rules().count(),
-        graph.chains.len(),
-        parsed.findings.len(),
-        best
-    );
-    for f in &parsed.findings {
-        println!("    {} {}", f.rule, f.message);
-    }
-    assert!(errors(&parsed).is_empty());
-}

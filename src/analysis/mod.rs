@@ -27,7 +27,7 @@ pub mod cube;
 pub mod zones;
 
 use crate::graph::sets::{addr, ct, proto};
-use crate::graph::{Action, ChainId, CondKind, IfaceMatch, IntervalSet, RuleGraph};
+use crate::graph::{Action, ChainId, CondKind, IfaceMatch, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
 pub use cube::{Cube, Field};
 use std::net::IpAddr;
@@ -68,6 +68,9 @@ pub struct Outcome {
     pub accepted_by: Vec<Decider>,
     /// The first unmodelled rule on the path, if any: the verdict then is only "may".
     pub may: Option<Decider>,
+    /// The destination NAT rule that rewrote these packets, with the packets as they were
+    /// sent (before the rewrite); `cube` holds them as the later stages saw them.
+    pub nat: Option<(Decider, Cube)>,
 }
 
 impl Outcome {
@@ -123,7 +126,13 @@ struct StageResult {
     accepted: bool,
     by: Decider,
     may: Option<Decider>,
+    /// Set when the deciding rule was a destination NAT: the piece before the rewrite.
+    pre_nat: Option<Cube>,
 }
+
+/// A piece between stages: its packets, the accepts so far, the first unmodelled rule,
+/// and the NAT rewrite it went through.
+type Live = (Cube, Vec<Decider>, Option<Decider>, Option<(Decider, Cube)>);
 
 impl<'g> Model<'g> {
     /// Compiles `graph`; `extra_ifaces` are names known from elsewhere (the zone map).
@@ -176,17 +185,21 @@ impl<'g> Model<'g> {
 
     /// Splits `query` into permitted and denied parts, each with its deciding rule.
     pub fn evaluate(&self, query: &Cube) -> Vec<Outcome> {
-        let mut live: Vec<(Cube, Vec<Decider>, Option<Decider>)> =
-            vec![(query.clone(), Vec::new(), None)];
+        let mut live: Vec<Live> = vec![(query.clone(), Vec::new(), None, None)];
         let mut done = Vec::new();
         for stage in &self.graph.stages {
             let mut next = Vec::new();
-            for (cube, accepted_by, may) in live {
+            for (cube, accepted_by, may, nat) in live {
                 for r in self.walk_stage(stage.chain.0, cube, may) {
                     let mut trail = accepted_by.clone();
-                    if r.accepted {
+                    let mut nat = nat.clone();
+                    if let Some(before) = r.pre_nat {
+                        // A rewrite is not a permit: keep it apart from the accepts.
+                        nat = Some((r.by, nat.map_or(before, |(_, first)| first)));
+                        next.push((r.cube, trail, r.may, nat));
+                    } else if r.accepted {
                         trail.push(r.by);
-                        next.push((r.cube, trail, r.may));
+                        next.push((r.cube, trail, r.may, nat));
                     } else {
                         done.push(Outcome {
                             cube: r.cube,
@@ -194,13 +207,14 @@ impl<'g> Model<'g> {
                             decided_by: r.by,
                             accepted_by: trail,
                             may: r.may,
+                            nat,
                         });
                     }
                 }
             }
             live = next;
         }
-        for (cube, accepted_by, may) in live {
+        for (cube, accepted_by, may, nat) in live {
             let decided_by = accepted_by.last().copied().unwrap_or(Decider {
                 chain: ChainId(0),
                 rule: None,
@@ -211,6 +225,7 @@ impl<'g> Model<'g> {
                 decided_by,
                 accepted_by,
                 may,
+                nat,
             });
         }
         done
@@ -301,13 +316,16 @@ impl<'g> Model<'g> {
                 accepted: true,
                 by: decider,
                 may: w.may,
+                pre_nat: None,
             }),
             Action::Drop | Action::Reject => out.push(StageResult {
                 cube: w.cube,
                 accepted: false,
                 by: decider,
                 may: w.may,
+                pre_nat: None,
             }),
+            Action::Dnat(target) => out.push(rewrite(w, target, decider)),
             Action::Continue(_) => work.push(Walker {
                 next: index + 1,
                 ..w
@@ -342,6 +360,7 @@ impl<'g> Model<'g> {
                     accepted: true,
                     by: decider,
                     may,
+                    pre_nat: None,
                 });
                 work.push(Walker {
                     next: index + 1,
@@ -384,6 +403,7 @@ impl<'g> Model<'g> {
                 rule: None,
             },
             may: w.may,
+            pre_nat: None,
         });
     }
 
@@ -462,6 +482,16 @@ impl Model<'_> {
         c
     }
 
+    /// A concrete reply packet of `cube`: like [`Model::witness`], but the ephemeral port
+    /// is the destination.
+    pub fn witness_reply(&self, cube: &Cube) -> crate::report::finding::Witness {
+        let mut w = self.witness(cube);
+        if w.dst_port.is_some() {
+            w.dst_port = Some(pick(cube.get(Field::DstPort), &[49152]) as u16);
+        }
+        w
+    }
+
     /// The first rule after `index` in `chain` that accepts some packet of `cube`.
     pub fn accepting_rules_after(
         &self,
@@ -483,6 +513,34 @@ impl Model<'_> {
     }
 }
 
+/// Applies destination NAT to a matched piece. A rewrite to the firewall itself
+/// (REDIRECT) delivers the packets locally: for forwarding that ends their walk, and
+/// the NAT rule is what decided it.
+fn rewrite(w: Walker, target: &NatTarget, decider: Decider) -> StageResult {
+    let Some(addrs) = &target.addrs else {
+        return StageResult {
+            cube: w.cube,
+            accepted: false,
+            by: decider,
+            may: w.may,
+            pre_nat: None,
+        };
+    };
+    let before = w.cube.clone();
+    let mut after = w.cube;
+    after.fields[Field::DstAddr as usize] = addrs.clone();
+    if let Some(ports) = &target.ports {
+        after.fields[Field::DstPort as usize] = ports.clone();
+    }
+    StageResult {
+        cube: after,
+        accepted: true,
+        by: decider,
+        may: w.may,
+        pre_nat: Some(before),
+    }
+}
+
 /// A preferred value if the set holds it, else the smallest.
 fn pick(set: &IntervalSet, preferred: &[u128]) -> u128 {
     preferred
@@ -494,13 +552,21 @@ fn pick(set: &IntervalSet, preferred: &[u128]) -> u128 {
 }
 
 /// An address of the set that looks like a host: the second value of the first range
-/// wide enough to have one (a range's first value is often a network address).
+/// wide enough to have one (a range's first value is often a network address). A range
+/// that starts at the bottom of the address space stands for "any address": there a
+/// documentation address (192.0.2.10, 2001:db8::10) reads better than 0.0.0.1.
 fn pick_addr(set: &IntervalSet) -> IpAddr {
+    let any_v4 = addr::v4(std::net::Ipv4Addr::new(192, 0, 2, 10));
+    let any_v6 = u128::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10));
     let v = set
         .ranges()
         .iter()
         .find(|(lo, hi)| hi - lo >= 2)
-        .map(|(lo, _)| lo + 1)
+        .map(|&(lo, _)| match lo {
+            addr::V4_BASE if set.contains(any_v4) => any_v4,
+            0 if set.contains(any_v6) => any_v6,
+            _ => lo + 1,
+        })
         .or(set.first())
         .unwrap_or(0);
     addr::to_ip(v)

@@ -9,6 +9,7 @@ pub mod boundary_not_checked;
 pub mod ipsec_violation;
 pub mod missing_port;
 pub mod needless_port;
+pub mod no_return_path;
 pub mod unmapped_interface;
 
 use crate::analysis::zones::Zoning;
@@ -43,6 +44,7 @@ pub const CHECKS: &[(CheckMeta, CheckFn)] = &[
     (missing_port::META, missing_port::run),
     (needless_port::META, needless_port::run),
     (ipsec_violation::META, ipsec_violation::run),
+    (no_return_path::META, no_return_path::run),
     (boundary_not_checked::META, boundary_not_checked::run),
     (unmapped_interface::META, unmapped_interface::run),
 ];
@@ -133,8 +135,16 @@ impl<'a> CheckCx<'a> {
         let mut pairs = BTreeMap::new();
         for (from, to) in MIS_PAIRS {
             if zoning.has_zone(from) && zoning.has_zone(to) {
-                let query = pair_query(model, zoning, hosts, from, to);
-                pairs.insert((from, to), model.evaluate(&query));
+                let (query, delivered) = pair_query(model, zoning, hosts, from, to);
+                let outcomes = model
+                    .evaluate(&query)
+                    .into_iter()
+                    .filter_map(|mut o| {
+                        o.cube.restrict(Field::DstAddr, &delivered);
+                        (!o.cube.is_empty()).then_some(o)
+                    })
+                    .collect();
+                pairs.insert((from, to), outcomes);
             }
         }
         CheckCx {
@@ -152,7 +162,19 @@ impl<'a> CheckCx<'a> {
 /// Every NEW packet from zone `from` to zone `to`: entering on an interface of `from`,
 /// leaving on one of `to`, with addresses of those zones — or of the hosts the site file
 /// names for them (the MIS host, the internal servers) — not addressed to the firewall.
-pub fn pair_query(model: &Model, zoning: &Zoning, hosts: &Hosts, from: Zone, to: Zone) -> Cube {
+///
+/// Returns the query and the destinations that count as delivered to `to`. With
+/// destination NAT in the config, packets may be sent to any address (the firewall's own
+/// public address, typically) and rewritten to one of `to`; the query then leaves the
+/// destination open and the outcomes are cut to the delivered destinations afterwards,
+/// when they hold the rewritten addresses.
+pub fn pair_query(
+    model: &Model,
+    zoning: &Zoning,
+    hosts: &Hosts,
+    from: Zone,
+    to: Zone,
+) -> (Cube, IntervalSet) {
     let mut q = model.new_packets();
     let space = model.graph.family.space();
     if zoning.has_interface_in(from) {
@@ -174,11 +196,15 @@ pub fn pair_query(model: &Model, zoning: &Zoning, hosts: &Hosts, from: Zone, to:
         .interfaces
         .iter()
         .fold(IntervalSet::empty(), |acc, i| acc.union(&i.own_addresses));
-    q.restrict(
-        Field::DstAddr,
-        &zoning.zone_addresses(to, &space).subtract(&own),
-    );
-    q
+    let delivered = endpoints(to).subtract(&own);
+    let has_nat = model
+        .graph
+        .rules()
+        .any(|(_, _, r)| matches!(r.action, crate::graph::Action::Dnat(_)));
+    if !has_nat {
+        q.restrict(Field::DstAddr, &delivered);
+    }
+    (q, delivered)
 }
 
 /// The packets of one policy flow: its protocol and, if it has ports, its ports.
@@ -302,7 +328,7 @@ pub fn describe_ports(ports: &IntervalSet) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(",")
 }
 
 /// Port ranges as `(low, high)` pairs for JSON.

@@ -237,9 +237,23 @@ pub enum Action {
     Return,
     /// A non-terminating target (LOG, MARK, …): matching packets go on to the next rule.
     Continue(String),
+    /// Destination NAT (iptables DNAT/REDIRECT, ASA static NAT, pfSense port forward):
+    /// the packet goes on to the next stage with its destination rewritten, and later
+    /// stages see the new destination.
+    Dnat(NatTarget),
     /// A target mislint does not model: matching packets may be permitted, dropped or
     /// go on, so the analysis keeps every possibility open.
     Unknown(String),
+}
+
+/// Where destination NAT sends a packet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NatTarget {
+    /// The new destination addresses (one of them per connection); `None` means the
+    /// firewall itself (iptables REDIRECT): the packet is delivered locally, not forwarded.
+    pub addrs: Option<IntervalSet>,
+    /// The new destination ports (one of them); `None` keeps the original port.
+    pub ports: Option<IntervalSet>,
 }
 
 impl Action {
@@ -335,6 +349,9 @@ pub struct RuleGraph {
     /// Stages a forwarded packet meets, in order. Accept in one stage goes on to the next;
     /// drop or reject ends the walk; accepting in the last stage permits the packet.
     pub stages: Vec<Stage>,
+    /// True for devices that pass the replies of a permitted connection by themselves
+    /// (ASA, pfSense); iptables needs an ESTABLISHED rule for that.
+    pub stateful: bool,
 }
 
 impl PartialEq for RuleGraph {
@@ -353,6 +370,7 @@ impl RuleGraph {
             interfaces: Vec::new(),
             chains: Vec::new(),
             stages: Vec::new(),
+            stateful: dialect != Dialect::Iptables,
         }
     }
 
