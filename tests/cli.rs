@@ -391,3 +391,42 @@ fn missing_established_rule_is_a_no_return_path() {
     ok.extend(ZONES);
     assert_eq!(mislint(&ok).status.code(), Some(0));
 }
+
+#[test]
+fn port_forward_is_checked_at_the_real_address_and_names_the_dnat_line() {
+    let mut args = vec![
+        "fixtures/iptables/extra-port-forward.rules",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-browse-ssl",
+    ];
+    args.extend(ZONES);
+    let json: Value = serde_json::from_slice(&mislint(&args).stdout).expect("JSON");
+    let findings = json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{json:#}");
+    let f = &findings[0];
+    assert_eq!(f["rule"], "needless-port");
+    assert_eq!(
+        (f["from_zone"].as_str(), f["to_zone"].as_str()),
+        (Some("public"), Some("perimeter"))
+    );
+    assert_eq!(f["line"], 19, "the FORWARD line");
+    assert_eq!(f["related"][0]["line"], 12, "the DNAT line");
+    assert_eq!(f["ports"], serde_json::json!([[80, 80]]));
+    assert_eq!(
+        f["witness"]["dst"], "203.0.113.1",
+        "the packet as the client sends it"
+    );
+    // Plain-HTTP browse needs port 80 and not 443: the other forward is needless then.
+    let mut http = args.clone();
+    http[4] = "exchange2000-browse";
+    let json: Value = serde_json::from_slice(&mislint(&http).stdout).expect("JSON");
+    let ports: Vec<&Value> = json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| &f["ports"])
+        .collect();
+    assert_eq!(ports, vec![&serde_json::json!([[443, 443]])]);
+}

@@ -179,6 +179,16 @@ fn build_finding(
     {
         f = f.with_related(permit, "this permit is never reached for that traffic");
     }
+    if let Some((nat, _)) = outcomes
+        .iter()
+        .find(|o| blamed(o) == decider && o.cube.intersects(&sample))
+        .and_then(|o| o.nat.as_ref())
+    {
+        f = f.with_related(
+            cx.model.span_of(*nat),
+            "destination NAT sends this traffic here",
+        );
+    }
     f.requirement = Some(flow.requirement.clone());
     f.scenario = flow.scenario.clone();
     f.from_zone = Some(flow.from);

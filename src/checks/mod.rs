@@ -237,6 +237,9 @@ pub struct Excess {
     pub may_rule: Option<Decider>,
     /// One piece, for the witness.
     pub sample: Cube,
+    /// The destination NAT rule that sent (some of) this traffic here, with the packets
+    /// as they were sent.
+    pub nat: Option<(Decider, Cube)>,
 }
 
 /// What each permitting rule lets through from `from` to `to` beyond `wanted`, grouped by
@@ -273,7 +276,11 @@ pub fn excess_permits(cx: &CheckCx, from: Zone, to: Zone, wanted: &[Cube]) -> Ve
                     only_may: true,
                     may_rule: None,
                     sample: piece.clone(),
+                    nat: None,
                 });
+            if g.nat.is_none() {
+                g.nat = o.nat.clone();
+            }
             g.only_may &= o.may.is_some();
             g.may_rule = g.may_rule.or(o.may);
             for &(lo, hi) in piece.get(Field::Proto).ranges() {

@@ -86,6 +86,12 @@ pub fn excess_finding(cx: &CheckCx, e: &Excess, meta: CheckMeta, adjective: &str
             );
         }
     }
+    if let Some((nat, _)) = &e.nat {
+        f = f.with_related(
+            cx.model.span_of(*nat),
+            "destination NAT sends this traffic here",
+        );
+    }
     f.from_zone = Some(e.from);
     f.to_zone = Some(e.to);
     if e.protocols.len() == 1
@@ -97,7 +103,11 @@ pub fn excess_finding(cx: &CheckCx, e: &Excess, meta: CheckMeta, adjective: &str
         }
     }
     f.kb = Some(kb_sentence(cx, e, adjective).to_string());
-    f.witness = Some(cx.model.witness(&e.sample));
+    f.witness = Some(match &e.nat {
+        // The packet as the client sends it, before the rewrite.
+        Some((_, sent)) => cx.model.witness(sent),
+        None => cx.model.witness(&e.sample),
+    });
     f
 }
 

@@ -6,12 +6,15 @@
 //! span of its table header); the chains a forwarded packet meets become stages in hook
 //! priority order; target names resolve to chain jumps or undefined references; and
 //! rule lines that are unions (`--ports`, a negated address list) become consecutive
-//! rules with the same span. Jump loops are found here, iteratively.
+//! rules with the same span; DNAT and REDIRECT in the nat table become destination
+//! rewrites, and nat PREROUTING a stage. Jump loops are found here, iteratively.
 
 use super::ast::{Alternatives, DumpAst, NameMap, RuleAst, TableAst, TableName, TargetAst};
 use super::{NoteKind, Notes};
+use crate::graph::sets::ct;
 use crate::graph::{
-    Action, Chain, ChainId, Cond, CondKind, Default, Dialect, Family, Rule, RuleGraph, Stage,
+    Action, Chain, ChainId, Cond, CondKind, Default, Dialect, Family, IntervalSet, NatTarget, Rule,
+    RuleGraph, Stage,
 };
 use crate::parse::{PARSE_ERROR, REFERENCE_CYCLE, UNDEFINED_REFERENCE};
 use crate::report::finding::{Finding, Severity};
@@ -24,6 +27,7 @@ use std::collections::{HashMap, HashSet};
 const FORWARD_STAGES: &[(&str, &str)] = &[
     ("raw:PREROUTING", "raw PREROUTING"),
     ("mangle:PREROUTING", "mangle PREROUTING"),
+    ("nat:PREROUTING", "nat PREROUTING"),
     ("mangle:FORWARD", "mangle FORWARD"),
     ("FORWARD", "filter FORWARD"),
     ("security:FORWARD", "security FORWARD"),
@@ -79,7 +83,7 @@ pub fn lower_dump(
             ..
         } = t;
         for (ci, c) in chains.into_iter().enumerate() {
-            let nat_prerouting = table == TableName::Nat && c.name == "PREROUTING";
+            let nat_table = table == TableName::Nat;
             let mut rules = Vec::with_capacity(c.rules.len());
             for &ri in &c.rules {
                 let Some(slot) = arena.get_mut(ri as usize) else {
@@ -91,9 +95,11 @@ pub fn lower_dump(
                     index: &index,
                     builtin: flags,
                     base,
-                    nat_prerouting,
                 };
                 lowering.lower_rule(r, &target, &mut rules);
+            }
+            if nat_table {
+                only_new_connections(&mut rules);
             }
             if let Some(chain) = graph.chains.get_mut(base + ci) {
                 chain.rules = rules;
@@ -173,7 +179,6 @@ struct TargetCx<'t> {
     index: &'t NameMap<usize>,
     builtin: &'t [bool],
     base: usize,
-    nat_prerouting: bool,
 }
 
 struct Lowering<'n> {
@@ -225,13 +230,23 @@ impl Lowering<'_> {
             TargetAst::None => Action::Continue(String::new()),
             TargetAst::Verdict(a) => a,
             TargetAst::Unknown(name) => Action::Unknown(name),
-            TargetAst::Continue { name, .. } => {
-                if cx.nat_prerouting && !self.dnat_noted && (name == "DNAT" || name == "REDIRECT") {
-                    self.dnat_noted = true;
-                    self.notes.add(NoteKind::Dnat, &name, span);
+            TargetAst::Continue { name, nat }
+                if cx.table == TableName::Nat && (name == "DNAT" || name == "REDIRECT") =>
+            {
+                match nat.as_deref().map(|n| parse_nat_target(&name, &n.to)) {
+                    Some(Some(target)) => Action::Dnat(target),
+                    // A NAT target mislint cannot read is kept as "may": the packet may
+                    // go anywhere.
+                    _ => {
+                        if !self.dnat_noted {
+                            self.dnat_noted = true;
+                            self.notes.add(NoteKind::Dnat, &name, span);
+                        }
+                        Action::Unknown(name)
+                    }
                 }
-                Action::Continue(name)
             }
+            TargetAst::Continue { name, .. } => Action::Continue(name),
             TargetAst::DeclaredChain { index, goto } => {
                 if goto {
                     Action::Goto(ChainId(cx.base + index))
@@ -322,6 +337,62 @@ fn expand_rule(r: RuleAst, action: Action, out: &mut Vec<Rule>) {
             comment: r.comment.clone(),
         });
     }
+}
+
+/// The kernel consults the nat table only for the first packet of a connection; later
+/// packets and replies are translated by conntrack. Saying so on every nat rule keeps
+/// replies (state ESTABLISHED) from being rewritten a second time.
+fn only_new_connections(rules: &mut [Rule]) {
+    for r in rules {
+        r.conds.push(Cond {
+            kind: CondKind::State(IntervalSet::single(ct::NEW)),
+            span: r.span,
+        });
+    }
+}
+
+/// Reads a DNAT `--to-destination [addr[-addr]][:port[-port]]` (IPv6 in brackets) or a
+/// REDIRECT `--to-ports port[-port]`. `None` if it is not in that form.
+pub fn parse_nat_target(target: &str, to: &str) -> Option<NatTarget> {
+    let to = to.split_whitespace().next().unwrap_or("");
+    let ports = |p: &str| -> Option<IntervalSet> {
+        let p = p.split('/').next().unwrap_or(p);
+        let (lo, hi) = p.split_once('-').unwrap_or((p, p));
+        let (lo, hi): (u16, u16) = (lo.parse().ok()?, hi.parse().ok()?);
+        (lo <= hi).then(|| IntervalSet::range(u128::from(lo), u128::from(hi)))
+    };
+    if target == "REDIRECT" {
+        let ports = if to.is_empty() {
+            None
+        } else {
+            Some(ports(to)?)
+        };
+        return Some(NatTarget { addrs: None, ports });
+    }
+    let (addr_part, port_part) = if let Some(rest) = to.strip_prefix('[') {
+        let (a, tail) = rest.split_once(']')?;
+        (a, tail.strip_prefix(':'))
+    } else if to.matches(':').count() > 1 {
+        (to, None)
+    } else {
+        match to.split_once(':') {
+            Some((a, p)) => (a, Some(p)),
+            None => (to, None),
+        }
+    };
+    let addrs = if addr_part.is_empty() {
+        return None;
+    } else {
+        crate::analysis::zones::parse_network(addr_part)?
+    };
+    let ports = match port_part {
+        Some(p) => Some(ports(p)?),
+        None => None,
+    };
+    Some(NatTarget {
+        addrs: Some(addrs),
+        ports,
+    })
 }
 
 fn add_stages(graph: &mut RuleGraph) {
