@@ -694,6 +694,92 @@ mod tests {
         assert_eq!(official_schema_errors(&log), Vec::<String>::new());
     }
 
+    /// Logs covering every part the renderer writes, for the schema here and for
+    /// Microsoft's SARIF validator in `.ci/sarif-validate.sh`.
+    fn sample_logs() -> Vec<(&'static str, Value)> {
+        let two = Sources::new(vec![
+            (
+                SourceFile::new(FileId(0), "./fw/edge 1.rules", RULES),
+                Dialect::Iptables,
+            ),
+            (
+                SourceFile::new(FileId(1), "/abs/inner.rules", RULES),
+                Dialect::Iptables,
+            ),
+        ]);
+        let mut rich = needless(RULES);
+        rich.kb = Some("When you set Exchange Server 5.5 RPC ports statically".into());
+        rich.help = Some("narrow the rule".into());
+        rich.fix = Some(Fix {
+            title: "narrow the rule to `tcp/443`".into(),
+            edits: vec![Edit {
+                span: span_of(RULES, "80 -j"),
+                text: "443 -j".into(),
+            }],
+        });
+        let mut suppressed = needless(RULES).maybe();
+        suppressed.suppressed = Some("wanted for monitoring".into());
+        let mut other_file = needless(RULES);
+        other_file.primary.span.file = FileId(1);
+        let unicode = Finding::new(
+            "unknown-syntax",
+            Severity::Note,
+            span_of(RULES, "«é»"),
+            "comment `\u{202e}«é»` %s {0}",
+        );
+        let empty = Finding::new(
+            "parse-error",
+            Severity::Error,
+            Span::new(FileId(0), 0, 0),
+            "bad",
+        );
+        let problems = vec![
+            FileProblem {
+                path: PathBuf::from("fw/secret.rules"),
+                message: "cannot read: permission denied".into(),
+                offset: None,
+            },
+            FileProblem {
+                path: PathBuf::from("fw/latin1.rules"),
+                message: "is not valid UTF-8 (first bad byte at offset 41)".into(),
+                offset: Some(41),
+            },
+        ];
+        let report =
+            |findings: Vec<Finding>, problems: Vec<FileProblem>| Report { findings, problems };
+        vec![
+            ("empty", render_value(&Report::default(), &two)),
+            ("rich", render_value(&report(vec![rich], vec![]), &two)),
+            (
+                "suppressed",
+                render_value(&report(vec![suppressed], vec![]), &two),
+            ),
+            (
+                "two-files",
+                render_value(&report(vec![needless(RULES), other_file], vec![]), &two),
+            ),
+            (
+                "unicode",
+                render_value(&report(vec![unicode], vec![]), &two),
+            ),
+            ("errors", render_value(&report(vec![empty], problems), &two)),
+        ]
+    }
+
+    /// With `MISLINT_SARIF_SAMPLES=DIR`, also writes the sample logs to DIR.
+    #[test]
+    fn sample_logs_validate_and_can_be_written_out() {
+        let dir = std::env::var_os("MISLINT_SARIF_SAMPLES").map(PathBuf::from);
+        for (name, log) in sample_logs() {
+            assert_eq!(official_schema_errors(&log), Vec::<String>::new(), "{name}");
+            if let Some(dir) = &dir {
+                let text = serde_json::to_string_pretty(&log).expect("a Value serializes");
+                std::fs::write(dir.join(format!("{name}.sarif")), text)
+                    .expect("the samples directory is writable");
+            }
+        }
+    }
+
     #[test]
     fn official_schema_rejects_a_broken_log() {
         let mut log = render_value(&Report::default(), &sources("a.rules", ""));
