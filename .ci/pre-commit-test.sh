@@ -6,7 +6,7 @@
 # Expectations, each reported as PASS/FAIL:
 #   1. a compliant iptables config (fixtures/iptables/compliant.rules) passes;
 #   2. a bad one (fixtures/iptables/shadowed-ldap.rules) fails the hook, and the output
-#      shows the finding (`missing-port`, the file name);
+#      shows the finding (mislint exit status 1, `missing-port`, the file name);
 #   3. a file the `files` pattern does not match (README.md) is not passed to mislint.
 # 1 and 2 need the iptables parser; with the parser stub every config is a parse error.
 #
@@ -89,14 +89,15 @@ if ! (cd "$REPO" && "$PRE_COMMIT" install-hooks --color never) >"$SCRATCH/instal
   echo "FAIL: pre-commit could not install the mislint hook"
   exit 1
 fi
-echo "   installed"
+echo "   installed in ${SECONDS}s"
 
 status=$(run_hook "$SCRATCH/good.log" firewalls/edge-good.rules)
 check "compliant config passes" pass "$status" "$SCRATCH/good.log"
 
 status=$(run_hook "$SCRATCH/bad.log" firewalls/edge-bad.rules)
+# mislint's status 1 means findings; 2 would mean it could not read or parse the file.
 check "shadowed LDAP config fails with its finding" fail "$status" "$SCRATCH/bad.log" \
-  "firewalls/edge-bad.rules" "missing-port"
+  "exit code: 1" "firewalls/edge-bad.rules" "missing-port"
 
 status=$(run_hook "$SCRATCH/other.log" README.md)
 check "README.md is not passed to mislint" pass "$status" "$SCRATCH/other.log" \
