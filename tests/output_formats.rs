@@ -44,13 +44,38 @@ impl Drop for Scratch {
 }
 
 /// `fw/edge.rules` (a config), `fw/latin1.rules` (iptables-like but not UTF-8: cannot be
-/// linted), `fw/notes.txt` (no config: passed over), and `missing.rules` is named but absent.
+/// linted), `fw/locked.rules` (mode 000: cannot be read, except by root), `fw/notes.txt`
+/// (no config: passed over), and `missing.rules` is named but absent.
 fn troubled_tree(name: &str) -> Scratch {
     let s = Scratch::new(name);
     s.write("fw/edge.rules", CONFIG.as_bytes());
     s.write("fw/latin1.rules", LATIN1);
+    s.write("fw/locked.rules", CONFIG.as_bytes());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let locked = s.0.join("fw/locked.rules");
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000))
+            .expect("the temp dir is ours");
+    }
     s.write("fw/notes.txt", b"nothing to see\n");
     s
+}
+
+/// The paths mislint reports as errors and the configs it lints in a troubled tree:
+/// `fw/locked.rules` is one or the other depending on whether we run as root.
+fn expected_paths(s: &Scratch) -> (Vec<&'static str>, Vec<&'static str>) {
+    if std::fs::read(s.0.join("fw/locked.rules")).is_ok() {
+        (
+            vec!["fw/latin1.rules", "missing.rules"],
+            vec!["fw/edge.rules", "fw/locked.rules"],
+        )
+    } else {
+        (
+            vec!["fw/latin1.rules", "fw/locked.rules", "missing.rules"],
+            vec!["fw/edge.rules"],
+        )
+    }
 }
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -115,24 +140,32 @@ fn json_output_matches_the_committed_schema() {
     let doc = parse(&stdout);
     assert_eq!(schema_errors(&json_validator(), &doc), Vec::<String>::new());
     assert_eq!(doc["version"], 1);
-    assert_eq!(
-        doc["files"],
-        serde_json::json!([{ "path": "fw/edge.rules", "dialect": "iptables" }])
-    );
+    let (want_errors, want_files) = expected_paths(&tree);
+    let files: Vec<&str> = doc["files"]
+        .as_array()
+        .expect("files is an array")
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert_eq!(files, want_files);
+    for f in doc["files"].as_array().expect("files is an array") {
+        assert_eq!(f["dialect"], "iptables");
+    }
     let errors: Vec<&str> = doc["errors"]
         .as_array()
         .expect("errors is an array")
         .iter()
         .filter_map(|e| e["file"].as_str())
         .collect();
-    assert_eq!(errors, ["fw/latin1.rules", "missing.rules"]);
+    assert_eq!(errors, want_errors);
     let bad_byte = LATIN1.iter().position(|&b| b == 0xe9);
     assert_eq!(
         doc["errors"][0]["offset"].as_u64(),
         bad_byte.map(|p| p as u64)
     );
     for f in doc["findings"].as_array().expect("findings is an array") {
-        assert_eq!(f["file"], "fw/edge.rules");
+        let file = f["file"].as_str().expect("findings name their file");
+        assert!(want_files.contains(&file), "{file}");
     }
 }
 
@@ -195,6 +228,7 @@ fn sarif_output_matches_the_official_schema() {
     let tree = troubled_tree("sarif");
     let (code, stdout, _) = run(&tree.0, &["fw", "missing.rules", "--format", "sarif"]);
     assert_eq!(code, 2);
+    let (want_errors, want_files) = expected_paths(&tree);
     let log = parse(&stdout);
     assert_eq!(
         schema_errors(&sarif_validator(), &log),
@@ -209,7 +243,8 @@ fn sarif_output_matches_the_official_schema() {
         let index = r["ruleIndex"].as_u64().expect("results name their rule") as usize;
         assert_eq!(rules[index]["id"], r["ruleId"]);
         let loc = &r["locations"][0]["physicalLocation"]["artifactLocation"];
-        assert_eq!(loc["uri"], "fw/edge.rules");
+        let uri = loc["uri"].as_str().expect("results have a location");
+        assert!(want_files.contains(&uri), "{uri}");
         assert_eq!(loc["uriBaseId"], "%SRCROOT%");
     }
     let invocation = &run["invocations"][0];
@@ -220,7 +255,7 @@ fn sarif_output_matches_the_official_schema() {
         .iter()
         .filter_map(|n| n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str())
         .collect();
-    assert_eq!(uris, ["fw/latin1.rules", "missing.rules"]);
+    assert_eq!(uris, want_errors);
 }
 
 #[test]
@@ -251,8 +286,18 @@ fn github_output_is_only_workflow_commands() {
             .iter()
             .any(|l| l.starts_with("::error file=missing.rules,title=mislint::"))
     );
+    let (want_errors, want_files) = expected_paths(&tree);
+    for path in want_errors {
+        let start = format!("::error file={path},title=mislint::");
+        assert!(lines.iter().any(|l| l.starts_with(&start)), "{start}");
+    }
     for line in lines.iter().filter(|l| l.contains("title=mislint ")) {
-        assert!(line.contains("file=fw/edge.rules,line="), "{line}");
+        assert!(
+            want_files
+                .iter()
+                .any(|f| line.contains(&format!("file={f},line="))),
+            "{line}"
+        );
     }
 }
 
