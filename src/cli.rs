@@ -80,6 +80,10 @@ pub enum Format {
     Human,
     /// Versioned JSON (see docs/json-schema.json)
     Json,
+    /// SARIF 2.1.0, for code-scanning services (see docs/output.md)
+    Sarif,
+    /// GitHub Actions workflow commands, one annotation per line (see docs/output.md)
+    Github,
 }
 
 /// The severity threshold for a failing exit status.

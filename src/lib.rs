@@ -119,6 +119,8 @@ fn lint(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let render = match config.format {
         cli::Format::Human => report::human::render,
         cli::Format::Json => report::json::render,
+        cli::Format::Sarif => report::sarif::render,
+        cli::Format::Github => report::github::render,
     };
     render(&report, &sources, out)?;
     Ok(outcome(&report, config.fail_on))

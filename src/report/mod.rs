@@ -4,8 +4,10 @@
 //! linted; each renderer turns it into text with the same signature.
 
 pub mod finding;
+pub mod github;
 pub mod human;
 pub mod json;
+pub mod sarif;
 
 use crate::discover::FileProblem;
 use crate::graph::Dialect;
