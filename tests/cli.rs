@@ -430,3 +430,46 @@ fn port_forward_is_checked_at_the_real_address_and_names_the_dnat_line() {
         .collect();
     assert_eq!(ports, vec![&serde_json::json!([[443, 443]])]);
 }
+
+#[test]
+fn asa_object_nat_lines_public_traffic_up_with_real_addresses() {
+    let o = mislint(&[
+        "fixtures/asa/extra-object-nat.cfg",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+        "--scenario",
+        "exchange2000-browse-ssl",
+    ]);
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let findings: Vec<&Value> = json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["severity"] != "note")
+        .collect();
+    assert_eq!(findings.len(), 1, "{json:#}");
+    let f = findings[0];
+    assert_eq!(f["rule"], "needless-port");
+    assert_eq!(f["ports"], serde_json::json!([[80, 80]]));
+    let text =
+        std::fs::read_to_string(root().join("fixtures/asa/extra-object-nat.cfg")).expect("read");
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i as u64 + 1)
+    };
+    assert_eq!(
+        f["line"].as_u64(),
+        line_of("eq www\n").or(line_of("object MIS-SERVER eq www"))
+    );
+    assert_eq!(
+        f["related"][0]["line"].as_u64(),
+        line_of("nat (dmz,outside) static")
+    );
+    assert_eq!(
+        f["witness"]["dst"], "203.0.113.5",
+        "sent to the mapped address"
+    );
+}

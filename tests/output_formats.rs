@@ -174,7 +174,7 @@ fn json_output_matches_the_committed_schema() {
 fn json_schema_covers_every_field() {
     // A finding with every optional part set, rendered by the library's JSON renderer.
     let file = SourceFile::new(FileId(0), "fw/edge.rules", CONFIG);
-    let sources = Sources::new(vec![(file, Dialect::Iptables)]);
+    let sources = Sources::new(vec![(file, Some(Dialect::Iptables))]);
     let at = |part: &str| {
         let start = CONFIG.find(part).expect("the config contains the part");
         Span::new(FileId(0), start, start + part.len())

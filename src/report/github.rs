@@ -138,7 +138,7 @@ mod tests {
     fn sources(path: &str) -> Sources {
         Sources::new(vec![(
             SourceFile::new(FileId(0), path, RULES),
-            Dialect::Iptables,
+            Some(Dialect::Iptables),
         )])
     }
 

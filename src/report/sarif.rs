@@ -591,7 +591,7 @@ mod tests {
     fn sources(path: &str, text: &str) -> Sources {
         Sources::new(vec![(
             SourceFile::new(FileId(0), path, text),
-            Dialect::Iptables,
+            Some(Dialect::Iptables),
         )])
     }
 
@@ -700,11 +700,11 @@ mod tests {
         let two = Sources::new(vec![
             (
                 SourceFile::new(FileId(0), "./fw/edge 1.rules", RULES),
-                Dialect::Iptables,
+                Some(Dialect::Iptables),
             ),
             (
                 SourceFile::new(FileId(1), "/abs/inner.rules", RULES),
-                Dialect::Iptables,
+                Some(Dialect::Iptables),
             ),
         ]);
         let mut rich = needless(RULES);

@@ -361,11 +361,15 @@ pub enum NatForm {
     LegacyStatic,
 }
 
-/// A NAT rule, kept as text: parsed so the file is understood, not yet applied.
+/// A NAT rule: its interfaces and the words of its translation, read by `nat.rs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Nat<'a> {
     /// The form.
     pub form: NatForm,
+    /// The `object network` an object NAT belongs to (its real address).
+    pub object: Option<&'a str>,
+    /// The words after `(real,mapped)`: `static 203.0.113.5 service tcp www www`, …
+    pub rest: &'a str,
     /// Real (inside) interface, if given.
     pub real_if: Option<&'a str>,
     /// Mapped interface, if given.

@@ -1049,6 +1049,8 @@ pub fn nat_line<'a>(line: &'a str, form: NatForm) -> Res<'a, Nat<'a>> {
         "",
         Nat {
             form,
+            object: None,
+            rest: i.trim(),
             real_if,
             mapped_if,
             is_static,

@@ -152,10 +152,50 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
             .map(|(_, ag)| ag.span)
             .unwrap_or(start),
     });
+    let nat = {
+        let own: HashMap<&str, Option<IntervalSet>> = lw.own.clone();
+        let mut objects = |name: &str| lw.net_object(name).and_then(Result::ok);
+        let mut nat_findings = Vec::new();
+        let rules = super::nat::lower_nats(
+            &cfg.nats,
+            &mut objects,
+            |iface| own.get(iface).cloned().flatten(),
+            &mut nat_findings,
+        );
+        findings.append(&mut nat_findings);
+        rules
+    };
+    let nat_chain = |graph: &mut RuleGraph, name: &str, rules: Vec<Rule>| {
+        let span = rules.first().map_or(start, |r| r.span);
+        graph.add_chain(Chain {
+            name: name.into(),
+            rules,
+            default: Some(Default {
+                action: Action::Accept,
+                span,
+                reason: "no static NAT applies".into(),
+            }),
+            span,
+        })
+    };
+    if !nat.before_acl.is_empty() {
+        let id = nat_chain(&mut graph, "nat", nat.before_acl);
+        graph.stages.push(Stage {
+            name: "untranslate (object NAT)".into(),
+            chain: id,
+        });
+    }
     graph.stages.push(Stage {
         name: "ingress".into(),
         chain: ingress_id,
     });
+    if !nat.after_acl.is_empty() {
+        let id = nat_chain(&mut graph, "static", nat.after_acl);
+        graph.stages.push(Stage {
+            name: "untranslate (static)".into(),
+            chain: id,
+        });
+    }
     graph.stages.push(Stage {
         name: "egress".into(),
         chain: egress_id,

@@ -15,6 +15,7 @@
 pub mod ast;
 mod grammar;
 mod lower;
+mod nat;
 pub mod ports;
 
 use super::{PARSE_ERROR, Parsed, UNDEFINED_REFERENCE, UNKNOWN_SYNTAX};
@@ -74,17 +75,6 @@ pub fn parse(file: &SourceFile) -> Parsed {
                 skipped_words.join(", ")
             ),
         ));
-    }
-    if let Some(nat) = cfg.nats.iter().find(|n| n.is_static) {
-        findings.push(
-            Finding::new(
-                UNKNOWN_SYNTAX,
-                Severity::Note,
-                nat.span,
-                "NAT is parsed but not yet applied: access-lists are read as written (since ASA 8.3 they name real addresses, so interface access-lists on real addresses still line up)",
-            )
-            .with_label("static NAT"),
-        );
     }
     Parsed {
         graph: Some(graph),
@@ -472,6 +462,12 @@ impl<'a> Reader<'_, 'a> {
                     "nat" => {
                         let line = strip_comment(c);
                         self.read_nat(line, NatForm::Object);
+                        if let Some(nat) = self.cfg.nats.last_mut()
+                            && nat.form == NatForm::Object
+                            && nat.object.is_none()
+                        {
+                            nat.object = Some(name);
+                        }
                     }
                     _ => {
                         let line = strip_comment(c);
