@@ -473,3 +473,45 @@ fn asa_object_nat_lines_public_traffic_up_with_real_addresses() {
         "sent to the mapped address"
     );
 }
+
+#[test]
+fn pfsense_port_forwards_are_applied_before_the_filter() {
+    let run = |scenario: &str| -> Value {
+        let o = mislint(&[
+            "fixtures/pfsense/extra-port-forward.xml",
+            "--format",
+            "json",
+            "--scenario",
+            "exchange2000-smtp",
+            "--scenario",
+            scenario,
+        ]);
+        serde_json::from_slice(&o.stdout).expect("JSON")
+    };
+    let ssl = run("exchange2000-browse-ssl");
+    let found: Vec<&Value> = ssl["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .collect();
+    assert_eq!(found.len(), 1, "{ssl:#}");
+    assert_eq!(found[0]["rule"], "needless-port");
+    assert_eq!(found[0]["ports"], serde_json::json!([[80, 80]]));
+    assert_eq!(
+        found[0]["witness"]["dst"], "203.0.113.1",
+        "sent to the WAN address"
+    );
+    // Plain-HTTP browse: port 80 is wanted, and the https forward's filter rule is needless.
+    let http = run("exchange2000-browse");
+    let found: Vec<&Value> = http["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .collect();
+    assert_eq!(found.len(), 1, "{http:#}");
+    assert_eq!(found[0]["ports"], serde_json::json!([[443, 443]]));
+    assert_eq!(
+        found[0]["related"][0]["message"],
+        "destination NAT sends this traffic here"
+    );
+}

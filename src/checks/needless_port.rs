@@ -86,7 +86,7 @@ pub fn excess_finding(cx: &CheckCx, e: &Excess, meta: CheckMeta, adjective: &str
             );
         }
     }
-    if let Some((nat, _)) = &e.nat {
+    if let Some((nat, _)) = e.nat.as_ref().filter(|(n, _)| *n != e.decider) {
         f = f.with_related(
             cx.model.span_of(*nat),
             "destination NAT sends this traffic here",

@@ -38,7 +38,9 @@ pub fn lower(cfg: &Config, file: FileId) -> (RuleGraph, Vec<Finding>) {
         graph.ensure_interface(name);
     }
 
+    let forwards = lw.lower_port_forwards(cfg);
     let mut inbound = lw.implicit_blocks();
+    inbound.extend(forwards.pass);
     inbound.extend(chain_rules(&lowered, Direction::In));
     let outbound = chain_rules(&lowered, Direction::Out);
     let inbound_id = graph.add_chain(Chain {
@@ -61,7 +63,26 @@ pub fn lower(cfg: &Config, file: FileId) -> (RuleGraph, Vec<Finding>) {
         }),
         span: filter_span,
     });
-    graph.stages = vec![
+    graph.stages = Vec::new();
+    if !forwards.rdr.is_empty() {
+        // pf translates (`rdr`) before it filters: filter rules see the target address.
+        let span = forwards.rdr.first().map_or(filter_span, |r| r.span);
+        let rdr_id = graph.add_chain(Chain {
+            name: "rdr".into(),
+            rules: forwards.rdr,
+            default: Some(Default {
+                action: Action::Accept,
+                span,
+                reason: "no port forward applies".into(),
+            }),
+            span,
+        });
+        graph.stages.push(Stage {
+            name: "port forwards (rdr)".into(),
+            chain: rdr_id,
+        });
+    }
+    graph.stages.extend([
         Stage {
             name: "inbound".into(),
             chain: inbound_id,
@@ -70,7 +91,7 @@ pub fn lower(cfg: &Config, file: FileId) -> (RuleGraph, Vec<Finding>) {
             name: "outbound".into(),
             chain: outbound_id,
         },
-    ];
+    ]);
     lw.note_unapplied(cfg);
     (graph, lw.findings)
 }
@@ -96,6 +117,27 @@ fn ordered_rules(cfg: &Config) -> Vec<&FilterRule> {
     out.extend(legacy().filter(|r| !r.floating && on_group(r)));
     out.extend(legacy().filter(|r| !r.floating && !on_group(r)));
     out
+}
+
+/// Port forwards lowered: the rewrites, and the passes of "pass" forwards.
+#[derive(Default)]
+struct PortForwards {
+    rdr: Vec<Rule>,
+    pass: Vec<Rule>,
+}
+
+/// A port forward's `<target>`: an address (aliases as targets are not resolved).
+fn parse_target_address(text: &str) -> Option<IntervalSet> {
+    let ip: IpAddr = text.trim().parse().ok()?;
+    Some(IntervalSet::single(addr::ip(ip)))
+}
+
+/// `<local-port>`: `80` or `8000-8010` (pfSense writes ranges with `-` or `:`).
+fn parse_port_range(text: &str) -> Option<IntervalSet> {
+    let t = text.trim();
+    let (lo, hi) = t.split_once(['-', ':']).unwrap_or((t, t));
+    let (lo, hi): (u16, u16) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo <= hi).then(|| IntervalSet::range(u128::from(lo), u128::from(hi)))
 }
 
 /// Which stage a rule applies in.
@@ -1098,24 +1140,108 @@ impl<'a> Lowerer<'a> {
         out
     }
 
-    /// One note each for NAT and OPNsense automation rules, which are not applied exactly.
-    fn note_unapplied(&mut self, cfg: &Config) {
-        if let Some(first) = cfg.port_forwards.first() {
-            let n = cfg.port_forwards.len();
-            let m = cfg.one_to_one.len();
-            let extra = if m > 0 {
-                format!(" and {m} 1:1 NAT entr{}", if m == 1 { "y" } else { "ies" })
-            } else {
-                String::new()
+    /// Port forwards (`<nat><rule>`): each becomes a destination rewrite in the `rdr`
+    /// stage, matched like a filter rule on its interface, protocol, source and
+    /// destination. A forward whose filter rule is "pass" (`associated-rule-id` = `pass`)
+    /// is let through by pf without filter rules: that becomes a quick pass of the
+    /// translated traffic on the interface.
+    fn lower_port_forwards(&mut self, cfg: &Config) -> PortForwards {
+        let mut out = PortForwards::default();
+        for pf in cfg.port_forwards.iter().filter(|p| !p.disabled) {
+            let text = |v: &Option<String>| {
+                v.as_ref().map(|value| Text {
+                    value: value.clone(),
+                    span: pf.span,
+                })
             };
-            self.note(
-                first.span,
-                format!(
-                    "{n} port forward{}{extra} are parsed but not yet applied to the analysis",
-                    if n == 1 { "" } else { "s" }
-                ),
-            );
-        } else if let Some(&span) = cfg.one_to_one.first() {
+            let as_filter = FilterRule {
+                origin: Origin::Legacy,
+                span: pf.span,
+                action: None,
+                interface: text(&pf.interface),
+                interface_not: false,
+                ipprotocol: None,
+                protocol: text(&pf.protocol),
+                icmptype: None,
+                source: pf.source.clone(),
+                destination: pf.destination.clone(),
+                disabled: false,
+                floating: false,
+                quick: None,
+                direction: None,
+                descr: None,
+                tracker: None,
+                unmodelled: Vec::new(),
+                sequence: None,
+            };
+            let Some(matched) = self.lower_rule(&as_filter) else {
+                continue;
+            };
+            let target = pf.target.as_deref().and_then(parse_target_address);
+            let ports = match pf.local_port.as_deref() {
+                None | Some("") => None,
+                Some(p) => parse_port_range(p),
+            };
+            let Some(target) = target else {
+                self.note(
+                    pf.span,
+                    "port forward target is not an address mislint can read: the forward is not applied".into(),
+                );
+                continue;
+            };
+            let mut conds = Vec::new();
+            if let Some((m, span)) = &matched.ifaces {
+                conds.push(Cond {
+                    kind: CondKind::InIface(m.clone()),
+                    span: *span,
+                });
+            }
+            if pf.associated_rule_id.as_deref() == Some("pass") {
+                let mut pass = conds.clone();
+                pass.extend(
+                    matched
+                        .conds
+                        .iter()
+                        .filter(|c| matches!(c.kind, CondKind::Protocol(_)))
+                        .cloned(),
+                );
+                pass.push(Cond {
+                    kind: CondKind::DstAddr(target.clone()),
+                    span: pf.span,
+                });
+                if let Some(p) = &ports {
+                    pass.push(Cond {
+                        kind: CondKind::DstPort(p.clone()),
+                        span: pf.span,
+                    });
+                }
+                out.pass.push(Rule {
+                    conds: pass,
+                    action: Action::Accept,
+                    span: pf.span,
+                    action_span: pf.span,
+                    comment: Some("port forward with a pass filter rule".into()),
+                });
+            }
+            conds.extend(matched.conds);
+            out.rdr.push(Rule {
+                conds,
+                action: Action::Dnat(crate::graph::NatTarget {
+                    addrs: Some(target),
+                    ports,
+                }),
+                span: pf.span,
+                action_span: pf.span,
+                comment: None,
+            });
+        }
+        out
+    }
+
+    /// One note each for 1:1 NAT and OPNsense automation rules, which are not applied
+    /// exactly.
+    fn note_unapplied(&mut self, cfg: &Config) {
+        if let Some(&span) = cfg.one_to_one.first() {
             self.note(
                 span,
                 "1:1 NAT entries are parsed but not yet applied to the analysis".into(),

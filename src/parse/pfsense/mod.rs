@@ -952,18 +952,43 @@ mod tests {
     }
 
     #[test]
-    fn port_forwards_give_one_note() {
+    fn port_forwards_become_rewrites_before_the_filter() {
         let file = source(format!(
             "<pfsense>{IFACES}<filter/><nat><outbound><mode>automatic</mode></outbound>\
-             <rule><interface>wan</interface><protocol>tcp</protocol><target>192.168.10.5</target><local-port>25</local-port></rule>\
-             <rule><interface>wan</interface><protocol>tcp</protocol><target>192.168.10.5</target><local-port>80</local-port></rule>\
+             <rule><interface>wan</interface><protocol>tcp</protocol><destination><network>wanip</network><port>25</port></destination><target>192.168.10.5</target><local-port>25</local-port></rule>\
+             <rule><interface>wan</interface><protocol>tcp</protocol><destination><any/><port>8080</port></destination><target>192.168.10.5</target><local-port>80</local-port><associated-rule-id>pass</associated-rule-id></rule>\
+             <rule><disabled/><interface>wan</interface><protocol>tcp</protocol><target>192.168.10.6</target></rule>\
              </nat></pfsense>"
         ));
         let (g, findings) = parse_ok(&file);
-        assert_eq!(findings.len(), 1);
-        assert!(findings[0].message.starts_with("2 port forwards"));
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(g.stages[0].name, "port forwards (rdr)");
+        let rdr = &g.chains[g.stages[0].chain.0];
+        assert_eq!(rdr.rules.len(), 2, "the disabled forward is skipped");
         assert_eq!(
-            file.slice(g.chains[0].default.as_ref().expect("default").span),
+            rdr.rules[1].action,
+            Action::Dnat(crate::graph::NatTarget {
+                addrs: Some(IntervalSet::single(ip("192.168.10.5"))),
+                ports: Some(IntervalSet::single(80)),
+            })
+        );
+        assert!(
+            rdr.rules[1]
+                .conds
+                .iter()
+                .any(|c| c.kind == CondKind::DstPort(IntervalSet::single(8080)))
+        );
+        // The "pass" forward passes its translated traffic ahead of the filter rules.
+        let inbound = &g.chains[g.stages[1].chain.0];
+        assert_eq!(inbound.rules[0].action, Action::Accept);
+        assert!(
+            inbound.rules[0]
+                .conds
+                .iter()
+                .any(|c| c.kind == CondKind::DstAddr(IntervalSet::single(ip("192.168.10.5"))))
+        );
+        assert_eq!(
+            file.slice(inbound.default.as_ref().expect("default").span),
             "<filter/>"
         );
     }
