@@ -227,6 +227,7 @@ fn allowed_flows(allow: &[config::site::Allow]) -> Vec<policy::ActiveFlow> {
                 level: policy::Level::Allowed,
                 kb: a.reason.clone(),
                 why: a.reason.clone(),
+                names: Vec::new(),
             })
         })
         .collect()

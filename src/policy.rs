@@ -108,6 +108,8 @@ struct RequirementDef {
     kb: String,
     #[serde(default)]
     why: String,
+    #[serde(default)]
+    names: Vec<String>,
 }
 
 /// The ports of a flow.
@@ -168,6 +170,8 @@ pub struct Requirement {
     pub kb: String,
     /// Why the KB's words became these flows.
     pub why: String,
+    /// Port names a config author would write for this service (ASA `kerberos`).
+    pub names: Vec<String>,
 }
 
 /// All loaded policies.
@@ -214,6 +218,8 @@ pub struct ActiveFlow {
     pub kb: String,
     /// Why we read the KB so.
     pub why: String,
+    /// Port names a config author would write for this service.
+    pub names: Vec<String>,
 }
 
 impl Policy {
@@ -287,6 +293,7 @@ impl Policy {
                 scenarios: r.scenarios,
                 kb: r.kb,
                 why: r.why,
+                names: r.names,
             });
         }
         Ok(())
@@ -340,6 +347,7 @@ impl Policy {
                         level: r.level,
                         kb: r.kb.clone(),
                         why: r.why.clone(),
+                        names: r.names.clone(),
                     });
                 }
             }

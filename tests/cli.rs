@@ -515,3 +515,57 @@ fn pfsense_port_forwards_are_applied_before_the_filter() {
         "destination NAT sends this traffic here"
     );
 }
+
+#[test]
+fn asa_kerberos_literal_is_named_where_port_88_is_missing() {
+    let o = mislint(&[
+        "fixtures/asa/extra-kerberos-literal.cfg",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let text = std::fs::read_to_string(root().join("fixtures/asa/extra-kerberos-literal.cfg"))
+        .expect("read");
+    let literal_lines: Vec<u64> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.ends_with("eq kerberos"))
+        .map(|(i, _)| i as u64 + 1)
+        .collect();
+    assert_eq!(literal_lines.len(), 2);
+    let findings = json["findings"].as_array().expect("findings");
+    let missing: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["rule"] == "missing-port")
+        .collect();
+    assert_eq!(missing.len(), 2, "tcp/88 and udp/88: {json:#}");
+    for f in &missing {
+        assert_eq!(f["requirement"], "kerberos");
+        assert_eq!(f["ports"], serde_json::json!([[88, 88]]));
+        let msg = f["message"].as_str().unwrap_or("");
+        assert!(
+            msg.contains("`kerberos` is port 750 on this device, not 88"),
+            "{msg}"
+        );
+        let related: Vec<u64> = f["related"]
+            .as_array()
+            .expect("related")
+            .iter()
+            .filter_map(|r| r["line"].as_u64())
+            .collect();
+        assert_eq!(related, literal_lines, "points at the literals");
+    }
+    let needless: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["rule"] == "needless-port")
+        .collect();
+    assert_eq!(needless.len(), 2);
+    assert!(
+        needless
+            .iter()
+            .all(|f| f["ports"] == serde_json::json!([[750, 750]]))
+    );
+}

@@ -189,6 +189,7 @@ fn build_finding(
             "destination NAT sends this traffic here",
         );
     }
+    f = mention_misread_literals(cx, flow, ports, f);
     f.requirement = Some(flow.requirement.clone());
     f.scenario = flow.scenario.clone();
     f.from_zone = Some(flow.from);
@@ -216,4 +217,47 @@ fn shadowed_permit(
     cx.model
         .accepting_rules_after(decider.chain, index, &point)
         .map(|d| cx.model.span_of(d))
+}
+
+/// Port names in the config that a reader takes for this service but that mean another
+/// port on the device — ASA's `kerberos` is 750, while the KB needs 88 — are named in
+/// the finding, at the name.
+fn mention_misread_literals(
+    cx: &CheckCx,
+    flow: &ActiveFlow,
+    missing: &IntervalSet,
+    mut f: Finding,
+) -> Finding {
+    let Some(wanted) = &flow.ports else {
+        return f;
+    };
+    let misread: Vec<_> = cx
+        .model
+        .graph
+        .port_literals
+        .iter()
+        .filter(|l| flow.names.iter().any(|n| n.eq_ignore_ascii_case(&l.name)))
+        .filter(|l| !wanted.contains(u128::from(l.port)))
+        .collect();
+    let Some(first) = misread.first() else {
+        return f;
+    };
+    f.message.push_str(&format!(
+        "; `{}` is port {} on this device, not {}",
+        first.name,
+        first.port,
+        describe_ports(missing)
+    ));
+    for l in misread {
+        f = f.with_related(
+            l.span,
+            format!(
+                "`{}` means port {} here, not {}",
+                l.name,
+                l.port,
+                describe_ports(missing)
+            ),
+        );
+    }
+    f
 }

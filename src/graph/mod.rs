@@ -352,6 +352,20 @@ pub struct RuleGraph {
     /// True for devices that pass the replies of a permitted connection by themselves
     /// (ASA, pfSense); iptables needs an ESTABLISHED rule for that.
     pub stateful: bool,
+    /// Port names the config wrote instead of numbers (ASA `eq kerberos`), so a finding
+    /// can say when a name means another port than a reader expects.
+    pub port_literals: Vec<PortLiteral>,
+}
+
+/// A port written as a name, with the number the device gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortLiteral {
+    /// The name token.
+    pub span: Span,
+    /// The name as written.
+    pub name: String,
+    /// The port the device uses for it.
+    pub port: u16,
 }
 
 impl PartialEq for RuleGraph {
@@ -371,6 +385,7 @@ impl RuleGraph {
             chains: Vec::new(),
             stages: Vec::new(),
             stateful: dialect != Dialect::Iptables,
+            port_literals: Vec::new(),
         }
     }
 

@@ -22,7 +22,7 @@ use super::ports::{self, ProtoName};
 use crate::graph::sets::{self, IntervalSet, PORT_MAX};
 use crate::graph::{
     Action, Chain, ChainId, Cond, CondKind, Default, Dialect, Family, IfaceMatch, IfacePattern,
-    Interface, Rule, RuleGraph, Stage, Zone,
+    Interface, PortLiteral, Rule, RuleGraph, Stage, Zone,
 };
 use crate::parse::{REFERENCE_CYCLE, UNDEFINED_REFERENCE, UNKNOWN_SYNTAX};
 use crate::report::finding::{Finding, Severity};
@@ -38,6 +38,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
         findings: Vec::new(),
         reported: HashSet::new(),
         own: HashMap::new(),
+        literals: Vec::new(),
     };
     let levels = lw.lower_interfaces(&mut graph);
     lw.check_groups();
@@ -201,6 +202,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
         chain: egress_id,
     });
     findings.append(&mut lw.findings);
+    graph.port_literals = std::mem::take(&mut lw.literals);
     graph
 }
 
@@ -567,6 +569,8 @@ struct Lowerer<'c, 'a> {
     reported: HashSet<(u32, u32, String)>,
     /// Each nameif's own addresses, `None` when it has no static address.
     own: HashMap<&'a str, Option<IntervalSet>>,
+    /// Port names written in port positions, for findings about what they mean.
+    literals: Vec<PortLiteral>,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -962,7 +966,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     fn port_alts(&mut self, p: Option<&PortSpec<'a>>) -> Vec<Alt> {
         match p {
             None => vec![Alt::any(Span::default())],
-            Some(PortSpec::Match(m)) => vec![Alt::set(port_set(m), m.span)],
+            Some(PortSpec::Match(m)) => {
+                self.record_literals(m);
+                vec![Alt::set(port_set(m), m.span)]
+            }
             Some(PortSpec::Group(n, span)) => {
                 let Some((leaves, undefined)) = self.flatten(n) else {
                     self.undefined(*span, format!("object-group `{n}` is not defined"));
@@ -976,7 +983,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 );
                 for m in leaves {
                     match m {
-                        Member::Port(pm) => part.set = part.set.union(&port_set(&pm)),
+                        Member::Port(pm) => {
+                            self.record_literals(&pm);
+                            part.set = part.set.union(&port_set(&pm))
+                        }
                         Member::Service(s) => match s.dst {
                             Some(d) if s.src.is_none() => part.set = part.set.union(&port_set(&d)),
                             _ => part
@@ -989,6 +999,21 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     }
                 }
                 part.alts(*span)
+            }
+        }
+    }
+
+    /// Remembers the port names of a port match (`eq kerberos` is 750 on the ASA).
+    fn record_literals(&mut self, m: &PortMatch<'a>) {
+        for v in std::iter::once(&m.lo).chain(m.hi.as_ref()) {
+            if let Some(name) = v.name
+                && !self.literals.iter().any(|l| l.span == v.span)
+            {
+                self.literals.push(PortLiteral {
+                    span: v.span,
+                    name: name.to_string(),
+                    port: v.value,
+                });
             }
         }
     }
