@@ -569,3 +569,64 @@ fn asa_kerberos_literal_is_named_where_port_88_is_missing() {
             .all(|f| f["ports"] == serde_json::json!([[750, 750]]))
     );
 }
+
+#[test]
+fn user_policy_adds_scenarios_and_requirements() {
+    let dir = scratch("policy");
+    let policy = dir.join("ours.toml");
+    std::fs::write(
+        &policy,
+        r#"name = "ours"
+
+[[scenario]]
+name = "monitoring"
+title = "Zabbix checks MIS; MIS sends syslog inside"
+
+[[requirement]]
+id = "syslog"
+from = "perimeter"
+to = "internal"
+flows = ["udp/514"]
+scenarios = ["monitoring"]
+kb = "Operations runbook 4.3: DMZ hosts log to syslog.corp"
+"#,
+    )
+    .expect("write");
+    let policy_str = policy.to_str().expect("UTF-8");
+    let mut args = vec![
+        "fixtures/iptables/compliant.rules",
+        "--format",
+        "json",
+        "--policy",
+        policy_str,
+        "--scenario",
+        "exchange2000-smtp",
+        "--scenario",
+        "monitoring",
+    ];
+    args.extend(ZONES);
+    let o = mislint(&args);
+    assert_eq!(o.status.code(), Some(1));
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let f = &json["findings"][0];
+    assert_eq!(f["rule"], "missing-port");
+    assert_eq!(f["requirement"], "syslog");
+    assert_eq!(f["scenario"], "monitoring");
+    assert_eq!(
+        f["kb"],
+        "Operations runbook 4.3: DMZ hosts log to syslog.corp"
+    );
+    // Without the policy the scenario is unknown: a usage error.
+    let o = mislint(&[
+        "fixtures/iptables/compliant.rules",
+        "--scenario",
+        "monitoring",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // A broken policy file is an error pointing into it.
+    std::fs::write(&policy, "name = \"ours\"\n[[requirement]]\nid = \"x\"\nfrom = \"dmz\"\nto = \"internal\"\nflows = [\"tcp/http\"]\n").expect("write");
+    let o = mislint(&["fixtures/iptables/compliant.rules", "--policy", policy_str]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("ours.toml:6"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
