@@ -193,7 +193,11 @@ fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileResult
 
 /// Runs the checks on one parsed file.
 pub fn check_graph(file: &SourceFile, graph: &graph::RuleGraph, fc: &FileConfig) -> Vec<Finding> {
-    let zoning = Zoning::assign(graph, &fc.zones);
+    let mut zoning = Zoning::assign(graph, &fc.zones);
+    if graph.is_host_firewall() {
+        // The machine itself is the MIS host: the perimeter is where it stands.
+        zoning.implied.push(graph::Zone::Perimeter);
+    }
     let mapped: Vec<String> = fc
         .zones
         .iter()

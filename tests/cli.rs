@@ -630,3 +630,72 @@ kb = "Operations runbook 4.3: DMZ hosts log to syslog.corp"
     assert!(stderr(&o).contains("ours.toml:6"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn host_firewall_is_checked_as_the_mis_hosts_own() {
+    let args = [
+        "fixtures/iptables/extra-host-firewall.rules",
+        "--format",
+        "json",
+        "--scenario",
+        "exchange2000-smtp",
+        "--scenario",
+        "exchange2000-browse-ssl",
+        "--zone",
+        "10.0.0.0/24=internal",
+        "--zone",
+        "0.0.0.0/0=public",
+    ];
+    let json: Value = serde_json::from_slice(&mislint(&args).stdout).expect("JSON");
+    let got: Vec<(String, u64, String)> = json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or("").to_string(),
+                f["line"].as_u64().unwrap_or(0),
+                f["from_zone"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64, String)> = vec![
+        ("host-firewall".into(), 10, String::new()),
+        ("needless-port".into(), 14, "internal".into()),
+        ("needless-port".into(), 15, "internal".into()),
+    ];
+    assert_eq!(got, want, "{json:#}");
+    // Without the ESTABLISHED rule in INPUT, what MIS sends gets no replies.
+    let dir = scratch("host");
+    let text = std::fs::read_to_string(root().join(args[0])).expect("read");
+    let broken: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-A INPUT -m conntrack"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = dir.join("host.rules");
+    std::fs::write(&path, broken).expect("write");
+    let mut args2 = args;
+    args2[0] = path.to_str().expect("UTF-8");
+    let json: Value = serde_json::from_slice(&mislint(&args2).stdout).expect("JSON");
+    let no_return: Vec<&Value> = json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "no-return-path")
+        .collect();
+    let pairs: Vec<(&str, &str)> = no_return
+        .iter()
+        .map(|f| {
+            (
+                f["from_zone"].as_str().unwrap_or(""),
+                f["to_zone"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(pairs.contains(&("perimeter", "internal")), "{pairs:?}");
+    assert!(pairs.contains(&("perimeter", "public")), "{pairs:?}");
+    // What MIS receives is answered through OUTPUT, which still accepts replies.
+    assert!(!pairs.contains(&("public", "perimeter")), "{pairs:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

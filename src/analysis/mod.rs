@@ -183,11 +183,18 @@ impl<'g> Model<'g> {
         )
     }
 
-    /// Splits `query` into permitted and denied parts, each with its deciding rule.
+    /// Splits `query` into permitted and denied parts, each with its deciding rule, for
+    /// forwarded packets.
     pub fn evaluate(&self, query: &Cube) -> Vec<Outcome> {
+        self.evaluate_stages(query, &self.graph.stages)
+    }
+
+    /// Like [`Model::evaluate`], through the given stages (the graph's forward path, or
+    /// its local input or output path for a host firewall).
+    pub fn evaluate_stages(&self, query: &Cube, stages: &[crate::graph::Stage]) -> Vec<Outcome> {
         let mut live: Vec<Live> = vec![(query.clone(), Vec::new(), None, None)];
         let mut done = Vec::new();
-        for stage in &self.graph.stages {
+        for stage in stages {
             let mut next = Vec::new();
             for (cube, accepted_by, may, nat) in live {
                 for r in self.walk_stage(stage.chain.0, cube, may) {

@@ -95,6 +95,9 @@ pub struct Zoning {
     pub addrs: BTreeMap<Zone, IntervalSet>,
     /// Addresses the user mapped to each zone (a subset of `addrs`).
     pub user_addrs: BTreeMap<Zone, IntervalSet>,
+    /// Zones present without an interface or address: the perimeter, when the config is
+    /// the host firewall of the MIS server itself.
+    pub implied: Vec<Zone>,
 }
 
 impl Zoning {
@@ -164,7 +167,9 @@ impl Zoning {
     /// True if the firewall stands on `zone`: an interface is in it, or the user mapped
     /// addresses to it.
     pub fn has_zone(&self, zone: Zone) -> bool {
-        self.ifaces.values().any(|(z, _)| *z == zone) || self.addrs.contains_key(&zone)
+        self.ifaces.values().any(|(z, _)| *z == zone)
+            || self.addrs.contains_key(&zone)
+            || self.implied.contains(&zone)
     }
 
     /// True if some interface (not only an address range) is in `zone`.
@@ -177,8 +182,18 @@ impl Zoning {
     /// subnet is only where the Internet begins); else its interfaces' networks; else all
     /// of `space` (the zone is known by interface only).
     pub fn zone_addresses(&self, zone: Zone, space: &IntervalSet) -> IntervalSet {
+        let others = || {
+            self.addrs
+                .iter()
+                .filter(|(z, _)| **z != zone)
+                .fold(IntervalSet::empty(), |acc, (_, s)| acc.union(s))
+        };
         if let Some(set) = self.user_addrs.get(&zone).filter(|s| !s.is_empty()) {
-            return set.intersect(space);
+            // The public zone is the fallback: `0.0.0.0/0=public` means "the rest".
+            return match zone {
+                Zone::Public => set.intersect(space).subtract(&others()),
+                _ => set.intersect(space),
+            };
         }
         if zone != Zone::Public
             && let Some(set) = self.addrs.get(&zone).filter(|s| !s.is_empty())

@@ -6,6 +6,7 @@
 //! partition of the traffic into permitted and denied parts.
 
 pub mod boundary_not_checked;
+pub mod host_firewall;
 pub mod ipsec_violation;
 pub mod missing_port;
 pub mod needless_port;
@@ -46,6 +47,7 @@ pub const CHECKS: &[(CheckMeta, CheckFn)] = &[
     (ipsec_violation::META, ipsec_violation::run),
     (no_return_path::META, no_return_path::run),
     (boundary_not_checked::META, boundary_not_checked::run),
+    (host_firewall::META, host_firewall::run),
     (unmapped_interface::META, unmapped_interface::run),
 ];
 
@@ -120,6 +122,8 @@ pub struct CheckCx<'a> {
     pub flows: &'a [ActiveFlow],
     /// The evaluated traffic of each MIS zone pair the firewall stands on.
     pub pairs: BTreeMap<(Zone, Zone), Vec<Outcome>>,
+    /// True when the config is the MIS host's own firewall (see `host_firewall`).
+    pub host: bool,
 }
 
 impl<'a> CheckCx<'a> {
@@ -132,12 +136,13 @@ impl<'a> CheckCx<'a> {
         hosts: &'a Hosts,
         flows: &'a [ActiveFlow],
     ) -> CheckCx<'a> {
+        let host = model.graph.is_host_firewall();
         let mut pairs = BTreeMap::new();
         for (from, to) in MIS_PAIRS {
             if zoning.has_zone(from) && zoning.has_zone(to) {
                 let (query, delivered) = pair_query(model, zoning, hosts, from, to);
                 let outcomes = model
-                    .evaluate(&query)
+                    .evaluate_stages(&query, stages_for(model, host, from, to))
                     .into_iter()
                     .filter_map(|mut o| {
                         o.cube.restrict(Field::DstAddr, &delivered);
@@ -155,7 +160,25 @@ impl<'a> CheckCx<'a> {
             hosts,
             flows,
             pairs,
+            host,
         }
+    }
+
+    /// Evaluates packets from `from` to `to` on the path they take through this config.
+    pub fn evaluate(&self, from: Zone, to: Zone, query: &Cube) -> Vec<Outcome> {
+        self.model
+            .evaluate_stages(query, stages_for(self.model, self.host, from, to))
+    }
+}
+
+/// The stages packets from `from` to `to` meet: the forward path, or for the MIS host's
+/// own firewall its OUTPUT path (MIS sends) or INPUT path (MIS receives).
+fn stages_for<'m>(model: &'m Model, host: bool, from: Zone, to: Zone) -> &'m [crate::graph::Stage] {
+    let graph = model.graph;
+    match (host, from, to) {
+        (true, Zone::Perimeter, _) => &graph.local_out,
+        (true, _, Zone::Perimeter) => &graph.local_in,
+        _ => &graph.stages,
     }
 }
 
@@ -177,6 +200,12 @@ pub fn pair_query(
 ) -> (Cube, IntervalSet) {
     let mut q = model.new_packets();
     let space = model.graph.family.space();
+    // Loopback traffic never crosses between zones.
+    let not_loopback = model
+        .iface_set(&["lo"])
+        .complement(model.ifaces.len() as u128 - 1);
+    q.restrict(Field::InIface, &not_loopback);
+    q.restrict(Field::OutIface, &not_loopback);
     if zoning.has_interface_in(from) {
         q.restrict(
             Field::InIface,

@@ -83,7 +83,7 @@ fn collect_dropped_replies(
         .iter()
         .filter(|o| o.verdict == Verdict::Permit && o.may.is_none() && o.cube.intersects(&wanted))
     {
-        for r in cx.model.evaluate(&reply_cube(&o.cube.intersect(&wanted))) {
+        for r in cx.evaluate(flow.to, flow.from, &reply_cube(&o.cube.intersect(&wanted))) {
             if r.verdict == Verdict::Permit {
                 passes = true;
                 continue;

@@ -349,6 +349,11 @@ pub struct RuleGraph {
     /// Stages a forwarded packet meets, in order. Accept in one stage goes on to the next;
     /// drop or reject ends the walk; accepting in the last stage permits the packet.
     pub stages: Vec<Stage>,
+    /// Stages of packets addressed to the firewall itself (iptables INPUT and the chains
+    /// before it); empty where the dialect has no such notion.
+    pub local_in: Vec<Stage>,
+    /// Stages of packets the firewall sends itself (iptables OUTPUT and after).
+    pub local_out: Vec<Stage>,
     /// True for devices that pass the replies of a permitted connection by themselves
     /// (ASA, pfSense); iptables needs an ESTABLISHED rule for that.
     pub stateful: bool,
@@ -384,6 +389,8 @@ impl RuleGraph {
             interfaces: Vec::new(),
             chains: Vec::new(),
             stages: Vec::new(),
+            local_in: Vec::new(),
+            local_out: Vec::new(),
             stateful: dialect != Dialect::Iptables,
             port_literals: Vec::new(),
         }
@@ -413,6 +420,21 @@ impl RuleGraph {
         }
         self.interfaces.push(Interface::named(name));
         self.interfaces.len() - 1
+    }
+
+    /// True for an iptables dump that filters only the machine's own traffic: FORWARD
+    /// has no rules while INPUT or OUTPUT have some. Such a dump is the host firewall of
+    /// a server, and mislint reads it as the MIS host's own (see `docs/host-firewall.md`).
+    pub fn is_host_firewall(&self) -> bool {
+        let rules_in = |name: &str| {
+            self.chains
+                .iter()
+                .find(|c| c.name == name)
+                .map_or(0, |c| c.rules.len())
+        };
+        self.dialect == Dialect::Iptables
+            && rules_in("FORWARD") == 0
+            && rules_in("INPUT") + rules_in("OUTPUT") > 0
     }
 
     /// Every rule with its chain, in chain order.

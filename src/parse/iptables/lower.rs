@@ -395,15 +395,42 @@ pub fn parse_nat_target(target: &str, to: &str) -> Option<NatTarget> {
     })
 }
 
+/// The chains a packet addressed to the machine meets, in hook-priority order.
+const LOCAL_IN_STAGES: &[(&str, &str)] = &[
+    ("raw:PREROUTING", "raw PREROUTING"),
+    ("mangle:PREROUTING", "mangle PREROUTING"),
+    ("nat:PREROUTING", "nat PREROUTING"),
+    ("mangle:INPUT", "mangle INPUT"),
+    ("INPUT", "filter INPUT"),
+    ("security:INPUT", "security INPUT"),
+    ("nat:INPUT", "nat INPUT"),
+];
+
+/// The chains a packet the machine sends meets, in hook-priority order.
+const LOCAL_OUT_STAGES: &[(&str, &str)] = &[
+    ("raw:OUTPUT", "raw OUTPUT"),
+    ("mangle:OUTPUT", "mangle OUTPUT"),
+    ("nat:OUTPUT", "nat OUTPUT"),
+    ("OUTPUT", "filter OUTPUT"),
+    ("security:OUTPUT", "security OUTPUT"),
+    ("mangle:POSTROUTING", "mangle POSTROUTING"),
+];
+
 fn add_stages(graph: &mut RuleGraph) {
-    for (chain, stage) in FORWARD_STAGES {
-        if let Some(i) = graph.chains.iter().position(|c| c.name == *chain) {
-            graph.stages.push(Stage {
-                name: (*stage).to_string(),
-                chain: ChainId(i),
-            });
-        }
-    }
+    let stages = |graph: &RuleGraph, list: &[(&str, &str)]| -> Vec<Stage> {
+        list.iter()
+            .filter_map(|(chain, stage)| {
+                let i = graph.chains.iter().position(|c| c.name == *chain)?;
+                Some(Stage {
+                    name: (*stage).to_string(),
+                    chain: ChainId(i),
+                })
+            })
+            .collect()
+    };
+    graph.stages = stages(graph, FORWARD_STAGES);
+    graph.local_in = stages(graph, LOCAL_IN_STAGES);
+    graph.local_out = stages(graph, LOCAL_OUT_STAGES);
 }
 
 fn jump_target(action: &Action) -> Option<usize> {
