@@ -92,13 +92,17 @@ fn lint(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     for (i, (f, _)) in files.iter_mut().enumerate() {
         f.id = source::FileId(i as u32);
     }
+    let progress = progress_bar(files.len());
     let results: Vec<FileResult> = files
         .par_iter()
         .map(|(file, dialect)| {
             let fc = config.file_config(&sites, &file.path);
-            lint_file(file, *dialect, &fc)
+            let result = lint_file(file, *dialect, &fc);
+            progress.inc(1);
+            result
         })
         .collect();
+    progress.finish_and_clear();
     let mut findings: Vec<Finding> = Vec::new();
     let mut used: Vec<(std::path::PathBuf, usize)> = Vec::new();
     for r in results {
@@ -124,6 +128,25 @@ fn lint(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     };
     render(&report, &sources, out)?;
     Ok(outcome(&report, config.fail_on))
+}
+
+/// Files from which a run shows progress.
+const PROGRESS_FROM_FILES: usize = 20;
+
+/// A progress bar on stderr for runs over many files, only when stderr is a terminal:
+/// hooks and CI logs stay clean.
+fn progress_bar(files: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if files < PROGRESS_FROM_FILES || !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(files as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("linting {bar:30} {pos}/{len} files {elapsed}")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Site-file suppressions that matched nothing in any file become findings pointing

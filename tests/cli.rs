@@ -699,3 +699,28 @@ fn host_firewall_is_checked_as_the_mis_hosts_own() {
     assert!(!pairs.contains(&("public", "perimeter")), "{pairs:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn many_files_show_no_progress_bar_when_stderr_is_not_a_terminal() {
+    let dir = scratch("many");
+    for i in 0..25 {
+        std::fs::copy(
+            root().join("fixtures/asa/compliant.cfg"),
+            dir.join(format!("fw{i:02}.cfg")),
+        )
+        .expect("copy");
+    }
+    let o = mislint(&[
+        dir.to_str().expect("UTF-8"),
+        "--scenario",
+        "exchange2000-smtp",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).is_empty(),
+        "hooks and CI logs stay clean: {}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("in 25 files"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
