@@ -161,6 +161,33 @@ pub struct FilterRule {
     pub sequence: Option<u64>,
 }
 
+impl FilterRule {
+    /// A rule with nothing but its origin and span: a pass of everything on no
+    /// interface, which readers fill in element by element.
+    pub fn empty(origin: Origin, span: Span) -> FilterRule {
+        FilterRule {
+            origin,
+            span,
+            action: None,
+            interface: None,
+            interface_not: false,
+            ipprotocol: None,
+            protocol: None,
+            icmptype: None,
+            source: None,
+            destination: None,
+            disabled: false,
+            floating: false,
+            quick: None,
+            direction: None,
+            descr: None,
+            tracker: None,
+            unmodelled: Vec::new(),
+            sequence: None,
+        }
+    }
+}
+
 /// One `<nat><rule>` port forward; parsed for later use, not lowered yet.
 #[derive(Clone, Debug)]
 pub struct PortForward {

@@ -1155,24 +1155,11 @@ impl<'a> Lowerer<'a> {
                 })
             };
             let as_filter = FilterRule {
-                origin: Origin::Legacy,
-                span: pf.span,
-                action: None,
                 interface: text(&pf.interface),
-                interface_not: false,
-                ipprotocol: None,
                 protocol: text(&pf.protocol),
-                icmptype: None,
                 source: pf.source.clone(),
                 destination: pf.destination.clone(),
-                disabled: false,
-                floating: false,
-                quick: None,
-                direction: None,
-                descr: None,
-                tracker: None,
-                unmodelled: Vec::new(),
-                sequence: None,
+                ..FilterRule::empty(Origin::Legacy, pf.span)
             };
             let Some(matched) = self.lower_rule(&as_filter) else {
                 continue;

@@ -255,26 +255,7 @@ const UNMODELLED_MATCHES: [&str; 8] = [
 /// One `<filter><rule>`, in one pass over its children (a 100k-rule file has millions
 /// of them, so no per-field search).
 fn read_rule(file: FileId, node: Node) -> FilterRule {
-    let mut r = FilterRule {
-        origin: Origin::Legacy,
-        span: start_tag(file, node),
-        action: None,
-        interface: None,
-        interface_not: false,
-        ipprotocol: None,
-        protocol: None,
-        icmptype: None,
-        source: None,
-        destination: None,
-        disabled: false,
-        floating: false,
-        quick: None,
-        direction: None,
-        descr: None,
-        tracker: None,
-        unmodelled: Vec::new(),
-        sequence: None,
-    };
+    let mut r = FilterRule::empty(Origin::Legacy, start_tag(file, node));
     for c in node.children().filter(Node::is_element) {
         let name = c.tag_name().name();
         let text = || Text {
