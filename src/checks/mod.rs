@@ -9,6 +9,7 @@ pub mod boundary_not_checked;
 pub mod host_firewall;
 pub mod ipsec_violation;
 pub mod missing_port;
+pub mod narrow_required_flow;
 pub mod needless_port;
 pub mod no_return_path;
 pub mod unmapped_interface;
@@ -48,6 +49,7 @@ pub const CHECKS: &[(CheckMeta, CheckFn)] = &[
     (no_return_path::META, no_return_path::run),
     (boundary_not_checked::META, boundary_not_checked::run),
     (host_firewall::META, host_firewall::run),
+    (narrow_required_flow::META, narrow_required_flow::run),
     (unmapped_interface::META, unmapped_interface::run),
 ];
 
