@@ -950,7 +950,7 @@ fn gen_matches(rng: &mut Rng, place: Place) -> (String, Option<&'static str>) {
         }
     }
     let raw = place == Place::Prerouting { raw: true };
-    if !raw && rng.chance(15) {
+    if rng.chance(if raw { 30 } else { 15 }) {
         let _ = write!(m, " {}", rng.pick(STATES));
     }
     (m, l4)
