@@ -5,7 +5,7 @@
 //! whose interfaces are named `eth0`/`eth1`/`eth2` like the fixture topology
 //! (docs/topology.md). Real packets then cross it, and for each one the kernel's answer
 //! (did it arrive on the far side?) must equal mislint's verdict for the same packet
-//! (parse the same text, [`Model::evaluate`] on the one-packet cube in state NEW, with
+//! (parse the same text, [`Model::evaluate`] on the one-packet cube in the probe's state, with
 //! the in-interface of the sending side and the out-interface the firewall's routing
 //! picks). A mislint "may" verdict agrees with either answer; those are counted.
 //!
@@ -193,6 +193,9 @@ struct Probe {
     /// Source port, or the SPI for ESP and AH.
     sport: u16,
     dport: u16,
+    /// Conntrack state the firewall sees: NEW, or ESTABLISHED for a probe whose tuple
+    /// the lab enters into conntrack as a flow that has seen a reply.
+    state: u128,
 }
 
 impl Probe {
@@ -212,6 +215,11 @@ impl Probe {
 
     fn describe(&self) -> String {
         let name = proto::name(self.proto).unwrap_or("?");
+        let name = if self.state == ct::ESTABLISHED {
+            format!("ESTABLISHED {name}")
+        } else {
+            name.to_string()
+        };
         if proto::has_ports(self.proto) {
             format!(
                 "{name} {}:{} -> {}:{} in {}",
@@ -267,7 +275,7 @@ fn mislint_verdicts(
         let mut q = Cube::full(model.ifaces.len());
         let one = IntervalSet::single;
         q.restrict(Field::Proto, &one(u128::from(p.proto)));
-        q.restrict(Field::State, &one(ct::NEW));
+        q.restrict(Field::State, &one(p.state));
         q.restrict(Field::SrcAddr, &one(addr::v4(p.src)));
         q.restrict(Field::DstAddr, &one(addr::v4(p.dst)));
         if proto::has_ports(p.proto) {
@@ -646,17 +654,35 @@ impl Lab {
             input.push('\n');
         }
         let fw = self.ns("fw");
-        run(&["ip", "netns", "exec", &fw, &self.restore], Some(&input))?;
-        // Conntrack entries outlive a ruleset: an entry of an earlier ruleset would make
-        // a later probe of the reverse tuple a reply (ESTABLISHED), and a NAT binding
-        // lives in the entry too. Every ruleset starts from an empty table.
-        run(&["ip", "netns", "exec", &fw, "conntrack", "-F"], None)?;
-        Ok(())
+        run(&["ip", "netns", "exec", &fw, &self.restore], Some(&input)).map(|_| ())
+    }
+
+    /// Empties the firewall's conntrack table, then enters each ESTABLISHED probe's
+    /// tuple as a flow that has seen its reply. Entries outlive a ruleset: an entry of an
+    /// earlier batch would make a later probe of the reverse tuple a reply, and a NAT
+    /// binding lives in the entry too. One shell for all, to spare process starts.
+    fn prime_conntrack(&self, probes: &[Probe]) -> Result<(), String> {
+        let mut script = String::from("set -e; conntrack -F 2>/dev/null");
+        for p in probes.iter().filter(|p| p.state == ct::ESTABLISHED) {
+            let ports = if proto::has_ports(p.proto) {
+                format!(" --sport {} --dport {}", p.sport, p.dport)
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                script,
+                "; conntrack -I -p {} -s {} -d {}{ports} -t 120 -u SEEN_REPLY,ASSURED 2>/dev/null",
+                p.proto, p.src, p.dst
+            );
+        }
+        let fw = self.ns("fw");
+        run(&["ip", "netns", "exec", &fw, "sh", "-c", &script], None).map(|_| ())
     }
 
     /// Sends the probes and returns which arrived in the namespace the firewall routes
     /// them to.
     fn fire(&mut self, probes: &[Probe], dnat: &[DnatRule]) -> Result<Vec<bool>, String> {
+        self.prime_conntrack(probes)?;
         self.ruleset_id += 1;
         let id = self.ruleset_id;
         let mut batches = vec![String::new(); ZONES.len()];
@@ -828,6 +854,8 @@ const STATES: &[&str] = &[
     "-m conntrack ! --ctstate ESTABLISHED",
     "-m state --state NEW",
     "-m state --state ESTABLISHED,RELATED",
+    "-m conntrack --ctstate INVALID",
+    "-m state --state INVALID,NEW",
 ];
 
 /// Where a rule sits: which options and targets the kernel allows there.
@@ -1106,7 +1134,14 @@ fn gen_probes(rng: &mut Rng, ruleset: &Ruleset) -> Vec<Probe> {
     let dnat_ports: Vec<(u8, u16)> = ruleset.dnat.iter().map(|d| (d.proto, d.dport)).collect();
     let mut probes: Vec<Probe> = Vec::with_capacity(ruleset.probes);
     let mut tuples = BTreeSet::new();
+    let mut flows = BTreeSet::new();
+    let established = ruleset.probes / 8;
     while probes.len() < ruleset.probes {
+        let state = if probes.len() < established {
+            ct::ESTABLISHED
+        } else {
+            ct::NEW
+        };
         let from = rng.pick(&ZONES);
         let to = rng.pick(&ZONES);
         let src = if rng.chance(85) {
@@ -1115,9 +1150,11 @@ fn gen_probes(rng: &mut Rng, ruleset: &Ruleset) -> Vec<Probe> {
             let other = rng.pick(&ZONES);
             rng.pick(other.sources())
         };
+        // ESTABLISHED probes are UDP, ESP or AH: a SYN would not fit an established
+        // TCP flow, and conntrack's TCP window tracking would judge any other segment.
         let proto = match rng.below(20) {
-            0..=8 => proto::TCP,
-            9..=15 => proto::UDP,
+            0..=8 if state == ct::NEW => proto::TCP,
+            0..=15 => proto::UDP,
             16..=17 => proto::ESP,
             _ => proto::AH,
         };
@@ -1129,7 +1166,7 @@ fn gen_probes(rng: &mut Rng, ruleset: &Ruleset) -> Vec<Probe> {
         } else {
             1 + rng.below(65535) as u16
         };
-        if !dnat_ports.is_empty() && rng.chance(30) && proto::has_ports(proto) {
+        if !dnat_ports.is_empty() && rng.chance(30) && proto::has_ports(proto) && state == ct::NEW {
             dst = DNAT_VIP;
             if rng.chance(80) {
                 dport = rng.pick(&dnat_ports).1;
@@ -1151,6 +1188,7 @@ fn gen_probes(rng: &mut Rng, ruleset: &Ruleset) -> Vec<Probe> {
             dst,
             sport,
             dport: if proto::has_ports(proto) { dport } else { 0 },
+            state,
         };
         // A DNAT miss is delivered to the firewall itself: not a forwarding question.
         if !probe
@@ -1171,10 +1209,18 @@ fn gen_probes(rng: &mut Rng, ruleset: &Ruleset) -> Vec<Probe> {
             };
             (proto, a, b, ports)
         };
-        if tuples.contains(&key(probe.dst, probe.src, probe.dport, probe.sport)) {
+        let forward = key(probe.src, probe.dst, probe.sport, probe.dport);
+        let reverse = key(probe.dst, probe.src, probe.dport, probe.sport);
+        // A tuple entered as an established flow makes every packet of it, either way,
+        // ESTABLISHED; and one flow is entered once.
+        if tuples.contains(&reverse) || flows.contains(&forward) || flows.contains(&reverse) {
             continue;
         }
-        tuples.insert(key(probe.src, probe.dst, probe.sport, probe.dport));
+        if state == ct::ESTABLISHED {
+            flows.insert(forward);
+        } else {
+            tuples.insert(forward);
+        }
         probes.push(probe);
     }
     probes
