@@ -867,6 +867,8 @@ enum Place {
     MangleForward,
     /// mangle or raw PREROUTING: no `-o` (the route is not known yet).
     Prerouting { raw: bool },
+    /// mangle POSTROUTING: no `-i` (iptables refuses it there).
+    Postrouting,
 }
 
 fn port_list(rng: &mut Rng) -> String {
@@ -904,7 +906,9 @@ fn gen_matches(rng: &mut Rng, place: Place) -> (String, Option<&'static str>) {
     let mut m = String::new();
     let mut l4 = None;
     if rng.chance(60) {
-        let p = rng.pick(&["tcp", "tcp", "udp", "udp", "esp", "ah", "!tcp"]);
+        let p = rng.pick(&[
+            "tcp", "tcp", "udp", "udp", "esp", "ah", "!tcp", "!udp", "6", "17", "50", "all",
+        ]);
         if let Some(p) = p.strip_prefix('!') {
             let _ = write!(m, " ! -p {p}");
         } else {
@@ -927,7 +931,17 @@ fn gen_matches(rng: &mut Rng, place: Place) -> (String, Option<&'static str>) {
             let _ = write!(m, " {neg}{flag} {cidr}");
         }
     }
-    if rng.chance(30) {
+    if rng.chance(8) {
+        let (lo, hi) = rng.pick(&[
+            ("10.0.0.5", "10.0.0.15"),
+            ("10.0.0.20", "10.0.0.200"),
+            ("192.168.10.5", "192.168.10.6"),
+            ("198.51.100.1", "203.0.113.9"),
+        ]);
+        let dir = rng.pick(&["src", "dst"]);
+        let _ = write!(m, " -m iprange {}--{dir}-range {lo}-{hi}", not(rng, 30));
+    }
+    if place != Place::Postrouting && rng.chance(30) {
         let _ = write!(m, " {}-i {}", not(rng, 25), rng.pick(IFACES));
     }
     if place != (Place::Prerouting { raw: false })
@@ -944,9 +958,19 @@ fn gen_matches(rng: &mut Rng, place: Place) -> (String, Option<&'static str>) {
         } else {
             String::new()
         };
-        match rng.below(7) {
+        match rng.below(8) {
             0 | 1 => {
                 let _ = write!(m, "{module} {}--dport {}", not(rng, 20), port_range(rng));
+            }
+            7 => {
+                let _ = write!(
+                    m,
+                    "{module} {}--sport {} {}--dport {}",
+                    not(rng, 20),
+                    port_range(rng),
+                    not(rng, 20),
+                    port_range(rng)
+                );
             }
             2 => {
                 let _ = write!(m, "{module} {}--sport {}", not(rng, 20), port_range(rng));
@@ -980,6 +1004,10 @@ fn gen_matches(rng: &mut Rng, place: Place) -> (String, Option<&'static str>) {
     let raw = place == Place::Prerouting { raw: true };
     if rng.chance(if raw { 30 } else { 15 }) {
         let _ = write!(m, " {}", rng.pick(STATES));
+    }
+    // A match mislint does not model: its rules must come out as "may".
+    if rng.chance(2) {
+        let _ = write!(m, " -m length --length 0:1000");
     }
     (m, l4)
 }
@@ -1042,6 +1070,9 @@ fn gen_ruleset(rng: &mut Rng, index: usize, dnat_on: bool) -> Ruleset {
         }
         for _ in 0..1 + rng.below(3) {
             text.push_str(&gen_rule(rng, "FORWARD", Place::MangleForward, &[]));
+        }
+        for _ in 0..rng.below(2) {
+            text.push_str(&gen_rule(rng, "POSTROUTING", Place::Postrouting, &[]));
         }
         text.push_str("COMMIT\n");
     }
