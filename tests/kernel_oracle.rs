@@ -810,6 +810,8 @@ struct DnatRule {
     proto: u8,
     dport: u16,
     to: Ipv4Addr,
+    /// The rewritten destination port, if the rule names one.
+    to_port: Option<u16>,
 }
 
 /// A ruleset to test, with what its probes should aim at.
@@ -1088,11 +1090,8 @@ fn gen_ruleset(rng: &mut Rng, index: usize, dnat_on: bool) -> Ruleset {
             let dport = rng.pick(PORTS);
             let to_zone = rng.pick(&[Zone::Perimeter, Zone::Internal]);
             let to = rng.pick(to_zone.hosts());
-            let port = if rng.chance(50) {
-                format!(":{}", rng.pick(PORTS))
-            } else {
-                String::new()
-            };
+            let to_port = rng.chance(50).then(|| rng.pick(PORTS));
+            let port = to_port.map_or(String::new(), |p| format!(":{p}"));
             let iface = in_zone.map_or(String::new(), |z| format!(" -i {}", z.fw_iface()));
             let _ = writeln!(
                 text,
@@ -1104,6 +1103,7 @@ fn gen_ruleset(rng: &mut Rng, index: usize, dnat_on: bool) -> Ruleset {
                 proto: p,
                 dport,
                 to,
+                to_port,
             });
         }
         text.push_str("COMMIT\n");
@@ -1116,6 +1116,23 @@ fn gen_ruleset(rng: &mut Rng, index: usize, dnat_on: bool) -> Ruleset {
     );
     for u in &users {
         let _ = writeln!(text, ":{u} - [0:0]");
+    }
+    // The usual companions of DNAT: filter rules about the translated destination, and
+    // `--ctstate DNAT`.
+    for d in &dnat {
+        if rng.chance(60) {
+            let verdict = rng.pick(&["ACCEPT", "DROP"]);
+            let _ = writeln!(
+                text,
+                "-A FORWARD -d {} -p {} --dport {} -j {verdict}",
+                d.to,
+                proto::name(d.proto).unwrap_or("tcp"),
+                d.to_port.unwrap_or(d.dport)
+            );
+        }
+    }
+    if !dnat.is_empty() && rng.chance(30) {
+        text.push_str("-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT\n");
     }
     for _ in 0..1 + rng.below(8) {
         text.push_str(&gen_rule(rng, "FORWARD", Place::Filter, &users));
@@ -1309,6 +1326,8 @@ struct Tally {
     may: usize,
     may_arrived: usize,
     arrived: usize,
+    established: usize,
+    translated: usize,
 }
 
 /// Loads `text`, fires `probes`, and compares with mislint.
@@ -1332,6 +1351,8 @@ fn check_ruleset(
     for ((p, e), a) in probes.iter().zip(expect).zip(arrived) {
         tally.probes += 1;
         tally.arrived += usize::from(a);
+        tally.established += usize::from(p.state == ct::ESTABLISHED);
+        tally.translated += usize::from(p.dst == DNAT_VIP);
         match (e, a) {
             (Expect::May, a) => {
                 tally.may += 1;
@@ -1379,7 +1400,8 @@ fn minimise(lab: &mut Lab, d: &Disagreement, dnat: &[DnatRule]) -> String {
         changed = false;
         let mut i = 0;
         while i < lines.len() && attempts < MINIMISE_ATTEMPTS {
-            if !lines[i].starts_with("-A ") {
+            // DNAT lines stay: the probes' routes were computed from them.
+            if !lines[i].starts_with("-A ") || lines[i].contains("-j DNAT") {
                 i += 1;
                 continue;
             }
@@ -1474,7 +1496,8 @@ fn kernel_agrees_with_mislint() {
     println!(
         "kernel oracle: {} ({}), seed {seed:#x}, DNAT {}\n\
          kernel oracle: {} rulesets ({fixture_count} fixtures, {count} generated), {} probes \
-         ({} delivered), {} agreements, {} may-verdicts ({} of them delivered), {} disagreements\n\
+         ({} delivered, {} ESTABLISHED, {} to the DNAT address), {} agreements, {} may-verdicts \
+         ({} of them delivered), {} disagreements\n\
          kernel oracle: {:.1}s ({:.1}s lab setup)",
         restore,
         version.trim(),
@@ -1482,6 +1505,8 @@ fn kernel_agrees_with_mislint() {
         tally.rulesets,
         tally.probes,
         tally.arrived,
+        tally.established,
+        tally.translated,
         tally.agreements,
         tally.may,
         tally.may_arrived,
