@@ -33,7 +33,12 @@ impl Default for Probe<'_> {
 
 /// The verdict for one packet, and whether it is only "may".
 fn verdict(rules: &str, p: Probe) -> (Verdict, bool, usize) {
-    let text = format!("*filter\n{rules}COMMIT\n");
+    verdict_of_dump(&format!("*filter\n{rules}COMMIT\n"), p)
+}
+
+/// The verdict for one packet under a whole dump (several tables).
+fn verdict_of_dump(text: &str, p: Probe) -> (Verdict, bool, usize) {
+    let text = text.to_string();
     let file = SourceFile::new(FileId(0), "t.rules", text);
     let parsed = iptables::parse(&file);
     assert!(
@@ -207,4 +212,25 @@ fn policy_accept_with_no_rules_permits() {
         verdict(":FORWARD ACCEPT [0:0]\n", Probe::default()),
         (Verdict::Permit, false, 2)
     );
+}
+
+/// Found by the kernel oracle: `raw` runs before conntrack, so a state match there sees
+/// INVALID for every packet; `--ctstate NEW` never matches (fixture
+/// `extra-oracle-raw-ctstate`).
+#[test]
+fn raw_table_state_is_invalid() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/iptables/extra-oracle-raw-ctstate.rules"
+    ))
+    .expect("fixture");
+    assert_eq!(
+        verdict_of_dump(&text, Probe::default()),
+        (Verdict::Permit, false, 15)
+    );
+    let smb = Probe {
+        dport: 445,
+        ..Probe::default()
+    };
+    assert_eq!(verdict_of_dump(&text, smb), (Verdict::Deny, false, 9));
 }

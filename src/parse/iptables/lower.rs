@@ -209,6 +209,9 @@ impl Lowering<'_> {
         if r.only.is_some_and(|f| f != self.family) {
             return;
         }
+        if cx.table == TableName::Raw {
+            resolve_raw_states(&mut r);
+        }
         let target = std::mem::replace(&mut r.target, TargetAst::None);
         let action = self.resolve_target(target, r.action_span, cx);
         self.collect_interfaces(&r.conds);
@@ -309,6 +312,30 @@ impl Lowering<'_> {
                 }
             }
         }
+    }
+}
+
+/// The `raw` table runs before conntrack (hook priority -300, conntrack -200), so no
+/// packet there has a conntrack entry yet and both `-m state` and `-m conntrack
+/// --ctstate` see it as INVALID (net/netfilter/xt_state.c, xt_conntrack.c: no entry and
+/// not untracked means the INVALID bit). A state condition in `raw` thus matches every
+/// packet if its set holds INVALID, and none otherwise: `--ctstate NEW` there never
+/// matches, which the kernel oracle (tests/kernel_oracle.rs) showed.
+fn resolve_raw_states(r: &mut RuleAst) {
+    let resolve = |kind: &mut CondKind| {
+        if let CondKind::State(set) = kind {
+            *set = if set.contains(ct::INVALID) {
+                IntervalSet::range(0, ct::MAX)
+            } else {
+                IntervalSet::empty()
+            };
+        }
+    };
+    for cond in &mut r.conds {
+        resolve(&mut cond.kind);
+    }
+    for alt in &mut r.alternatives {
+        alt.others.iter_mut().for_each(resolve);
     }
 }
 
@@ -518,6 +545,8 @@ fn find_jump_cycles(graph: &RuleGraph, findings: &mut Vec<Finding>) {
 mod tests {
     use super::*;
     use crate::graph::IntervalSet;
+    use crate::graph::sets::ct;
+    use crate::source::SourceFile;
 
     fn cond(kind: CondKind) -> Cond {
         Cond {
@@ -578,5 +607,48 @@ mod tests {
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].primary.span.start, 3);
         assert!(findings[0].message.contains("`A` -> `A`"));
+    }
+
+    /// The state set of each rule of chain `name`.
+    fn states(text: &str, name: &str) -> Vec<IntervalSet> {
+        let file = SourceFile::new(FileId(0), "t.rules", text.to_string());
+        let graph = super::super::parse(&file).graph.expect("a graph");
+        let chain = graph
+            .chains
+            .iter()
+            .find(|c| c.name == name)
+            .expect("the chain");
+        chain
+            .rules
+            .iter()
+            .flat_map(|r| &r.conds)
+            .filter_map(|c| match &c.kind {
+                CondKind::State(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn raw_table_sees_every_packet_as_invalid() {
+        let text = "*raw\n:PREROUTING ACCEPT [0:0]\n\
+            -A PREROUTING -m conntrack --ctstate NEW -j DROP\n\
+            -A PREROUTING -m state --state INVALID,ESTABLISHED -j DROP\n\
+            -A PREROUTING -m conntrack ! --ctstate NEW -j DROP\nCOMMIT\n";
+        let all = IntervalSet::range(0, ct::MAX);
+        assert_eq!(
+            states(text, "raw:PREROUTING"),
+            vec![IntervalSet::empty(), all.clone(), all]
+        );
+    }
+
+    #[test]
+    fn mangle_table_keeps_states() {
+        let text = "*mangle\n:PREROUTING ACCEPT [0:0]\n\
+            -A PREROUTING -m conntrack --ctstate NEW -j DROP\nCOMMIT\n";
+        assert_eq!(
+            states(text, "mangle:PREROUTING"),
+            vec![IntervalSet::single(ct::NEW)]
+        );
     }
 }
