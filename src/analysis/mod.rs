@@ -536,6 +536,8 @@ fn rewrite(w: Walker, target: &NatTarget, decider: Decider) -> StageResult {
     let before = w.cube.clone();
     let mut after = w.cube;
     after.fields[Field::DstAddr as usize] = addrs.clone();
+    // From here on conntrack knows the connection as destination-NATed.
+    after.fields[Field::State as usize] = ct::mark_dnat(after.get(Field::State));
     if let Some(ports) = &target.ports {
         after.fields[Field::DstPort as usize] = ports.clone();
     }

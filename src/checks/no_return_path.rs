@@ -64,7 +64,7 @@ pub fn reply_cube(forward: &Cube) -> Cube {
     swap(&mut r, Field::SrcAddr, Field::DstAddr);
     swap(&mut r, Field::SrcPort, Field::DstPort);
     swap(&mut r, Field::InIface, Field::OutIface);
-    r.fields[Field::State as usize] = IntervalSet::single(ct::ESTABLISHED);
+    r.fields[Field::State as usize] = ct::replies_of(forward.get(Field::State));
     r
 }
 

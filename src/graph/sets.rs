@@ -262,50 +262,93 @@ pub mod proto {
     }
 }
 
-/// Connection-tracking states, as indices of the state field.
+/// Connection-tracking states as values of the state field.
+///
+/// conntrack gives a packet one state (NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED)
+/// and, independently, says whether its connection was source- or destination-NATed —
+/// the "virtual states" SNAT and DNAT that `--ctstate` also matches. One value encodes
+/// both: `base * 4 + flags`, flags bit 0 = SNAT, bit 1 = DNAT. `--ctstate NEW` is then
+/// the values 0–3, `--ctstate DNAT` every value with bit 1, and a destination NAT rewrite
+/// sets bit 1 on the packets it rewrites.
 pub mod ct {
-    /// First packet of a connection.
-    pub const NEW: u128 = 0;
-    /// A packet of a connection already seen both ways (or a reply).
-    pub const ESTABLISHED: u128 = 1;
-    /// A packet related to a known connection (ICMP errors, FTP data).
-    pub const RELATED: u128 = 2;
-    /// A packet conntrack could not place.
-    pub const INVALID: u128 = 3;
-    /// A packet exempted from tracking (`-j CT --notrack`).
-    pub const UNTRACKED: u128 = 4;
-    /// Destination-NATed (conntrack's virtual state DNAT).
-    pub const DNAT: u128 = 5;
-    /// Source-NATed (conntrack's virtual state SNAT).
-    pub const SNAT: u128 = 6;
-    /// Largest state index.
-    pub const MAX: u128 = 6;
+    use super::IntervalSet;
 
-    /// Parses one conntrack state name as iptables prints it.
-    pub fn by_name(name: &str) -> Option<u128> {
-        Some(match name.to_ascii_uppercase().as_str() {
-            "NEW" => NEW,
-            "ESTABLISHED" => ESTABLISHED,
-            "RELATED" => RELATED,
-            "INVALID" => INVALID,
-            "UNTRACKED" => UNTRACKED,
-            "DNAT" => DNAT,
-            "SNAT" => SNAT,
-            _ => return None,
-        })
+    /// Values per base state (the NAT flag combinations).
+    pub const FLAGS: u128 = 4;
+    /// The SNAT flag.
+    pub const SNAT_BIT: u128 = 1;
+    /// The DNAT flag.
+    pub const DNAT_BIT: u128 = 2;
+    /// First packet of a connection, not NATed.
+    pub const NEW: u128 = 0;
+    /// A packet of a connection seen both ways (or a reply), not NATed.
+    pub const ESTABLISHED: u128 = 4;
+    /// A packet related to a known connection (ICMP errors, FTP data), not NATed.
+    pub const RELATED: u128 = 8;
+    /// A packet conntrack could not place.
+    pub const INVALID: u128 = 12;
+    /// A packet exempted from tracking (`-j CT --notrack`).
+    pub const UNTRACKED: u128 = 16;
+    /// Largest value.
+    pub const MAX: u128 = 19;
+
+    const BASES: [(&str, u128); 5] = [
+        ("NEW", NEW),
+        ("ESTABLISHED", ESTABLISHED),
+        ("RELATED", RELATED),
+        ("INVALID", INVALID),
+        ("UNTRACKED", UNTRACKED),
+    ];
+
+    /// A base state with any NAT flags.
+    pub fn base(state: u128) -> IntervalSet {
+        let lo = state - state % FLAGS;
+        IntervalSet::range(lo, lo + FLAGS - 1)
     }
 
-    /// The state's name.
-    pub fn name(v: u128) -> &'static str {
-        match v {
-            NEW => "NEW",
-            ESTABLISHED => "ESTABLISHED",
-            RELATED => "RELATED",
-            INVALID => "INVALID",
-            UNTRACKED => "UNTRACKED",
-            DNAT => "DNAT",
-            _ => "SNAT",
+    /// Every value with `bit` set.
+    fn with_flag(bit: u128) -> IntervalSet {
+        IntervalSet::from_ranges((0..=MAX).filter(|v| v & bit != 0).map(|v| (v, v)))
+    }
+
+    /// The values a state name as iptables prints it matches (`NEW`, `DNAT`, …).
+    pub fn set_by_name(name: &str) -> Option<IntervalSet> {
+        let upper = name.to_ascii_uppercase();
+        match upper.as_str() {
+            "SNAT" => Some(with_flag(SNAT_BIT)),
+            "DNAT" => Some(with_flag(DNAT_BIT)),
+            _ => BASES
+                .iter()
+                .find(|(n, _)| *n == upper)
+                .map(|&(_, v)| base(v)),
         }
+    }
+
+    /// The same packets after a destination NAT rewrite: their connection is DNATed.
+    pub fn mark_dnat(states: &IntervalSet) -> IntervalSet {
+        IntervalSet::from_ranges(
+            (0..=MAX)
+                .filter(|v| states.contains(*v))
+                .map(|v| (v | DNAT_BIT, v | DNAT_BIT)),
+        )
+    }
+
+    /// The states of the replies to packets in `states`: ESTABLISHED, with the same NAT
+    /// flags (a reply belongs to the same, possibly NATed, connection).
+    pub fn replies_of(states: &IntervalSet) -> IntervalSet {
+        IntervalSet::from_ranges(
+            (0..=MAX)
+                .filter(|v| states.contains(*v))
+                .map(|v| (ESTABLISHED + v % FLAGS, ESTABLISHED + v % FLAGS)),
+        )
+    }
+
+    /// The base state's name of a value.
+    pub fn name(v: u128) -> &'static str {
+        BASES
+            .iter()
+            .find(|(_, b)| *b == v - v % FLAGS)
+            .map_or("INVALID", |(n, _)| n)
     }
 }
 
@@ -458,6 +501,22 @@ mod tests {
             addr::cidr("::".parse().expect("literal"), 0).map(|s| s.count()),
             Some(u128::MAX)
         );
+    }
+
+    #[test]
+    fn conntrack_states_and_nat_flags() {
+        let new = ct::set_by_name("new").expect("known");
+        let dnat = ct::set_by_name("DNAT").expect("known");
+        assert!(new.contains(ct::NEW) && !new.contains(ct::ESTABLISHED));
+        assert!(!dnat.contains(ct::NEW));
+        let rewritten = ct::mark_dnat(&IntervalSet::single(ct::NEW));
+        assert!(dnat.is_subset(&dnat.union(&rewritten)) && rewritten.is_subset(&dnat));
+        assert!(rewritten.is_subset(&new), "still NEW after the rewrite");
+        let replies = ct::replies_of(&rewritten);
+        assert!(replies.is_subset(&dnat));
+        assert!(replies.is_subset(&ct::set_by_name("ESTABLISHED").expect("known")));
+        assert_eq!(ct::name(ct::RELATED + 2), "RELATED");
+        assert!(ct::set_by_name("BOGUS").is_none());
     }
 
     #[test]

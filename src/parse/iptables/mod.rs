@@ -1099,14 +1099,12 @@ mod tests {
             kinds(g, "FORWARD", 0),
             vec![CondKind::State(IntervalSet::range(
                 ct::ESTABLISHED,
-                ct::RELATED
+                ct::RELATED + ct::FLAGS - 1
             ))]
         );
         assert_eq!(
             kinds(g, "FORWARD", 1),
-            vec![CondKind::State(
-                IntervalSet::single(ct::NEW).complement(ct::MAX)
-            )]
+            vec![CondKind::State(ct::base(ct::NEW).complement(ct::MAX))]
         );
         let lo = addr::v4("10.0.0.5".parse().expect("literal"));
         let hi = addr::v4("10.0.0.9".parse().expect("literal"));
@@ -1178,7 +1176,7 @@ mod tests {
         // Only the first packet of a connection meets the nat table.
         assert!(pre.rules.iter().all(|r| {
             r.conds.iter().any(|c| {
-                c.kind == CondKind::State(IntervalSet::single(crate::graph::sets::ct::NEW))
+                c.kind == CondKind::State(crate::graph::sets::ct::base(crate::graph::sets::ct::NEW))
             })
         }));
         let notes = of_rule(&p, UNKNOWN_SYNTAX);
