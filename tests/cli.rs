@@ -194,13 +194,26 @@ fn static_rpc_ports_change_what_is_needless() {
 #[test]
 fn directory_with_a_broken_file_still_reports_the_others() {
     let dir = scratch("mixed");
-    for name in ["shadowed-ldap.rules", "compliant.rules"] {
-        std::fs::copy(root().join("fixtures/iptables").join(name), dir.join(name))
-            .expect("copy fixture");
+    for (dialect, name) in [
+        ("iptables", "shadowed-ldap.rules"),
+        ("iptables", "compliant.rules"),
+        ("asa", "shadowed-ldap.cfg"),
+        ("pfsense", "shadowed-ldap.xml"),
+    ] {
+        std::fs::copy(
+            root().join("fixtures").join(dialect).join(name),
+            dir.join(name),
+        )
+        .expect("copy fixture");
     }
     std::fs::write(
         dir.join("broken.rules"),
         "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p tcp --dport 99999 -j ACCEPT\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("broken.xml"),
+        "<?xml version=\"1.0\"?>\n<pfsense>\n<filter>\n<rule><type>pass</rule>\n</filter>\n</pfsense>\n",
     )
     .expect("write");
     std::fs::write(dir.join("README.md"), "# not a config\n").expect("write");
@@ -220,21 +233,37 @@ fn directory_with_a_broken_file_still_reports_the_others() {
         "a parse error makes the run exit 2"
     );
     let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
-    let files: Vec<&str> = json["files"]
+    let files: Vec<(&str, &str)> = json["files"]
         .as_array()
         .expect("files")
         .iter()
-        .filter_map(|f| f["path"].as_str())
+        .filter_map(|f| Some((f["path"].as_str()?, f["dialect"].as_str()?)))
         .collect();
-    assert_eq!(files.len(), 3, "README.md is not a config: {files:?}");
+    assert_eq!(files.len(), 6, "README.md is not a config: {files:?}");
     let findings = json["findings"].as_array().expect("findings");
     let in_file = |name: &str, rule: &str| {
         findings
             .iter()
             .any(|f| f["file"].as_str().is_some_and(|p| p.ends_with(name)) && f["rule"] == rule)
     };
-    assert!(in_file("shadowed-ldap.rules", "missing-port"));
+    for good in [
+        "shadowed-ldap.rules",
+        "shadowed-ldap.cfg",
+        "shadowed-ldap.xml",
+    ] {
+        assert!(in_file(good, "missing-port"), "{good} still reported");
+    }
     assert!(in_file("broken.rules", "parse-error"));
+    let xml_error = findings
+        .iter()
+        .find(|f| {
+            f["file"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("broken.xml"))
+        })
+        .expect("the broken XML is reported");
+    assert_eq!(xml_error["rule"], "parse-error");
+    assert_eq!(xml_error["line"], 4, "at the mismatched tag: {xml_error:#}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

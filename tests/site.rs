@@ -235,3 +235,67 @@ fn exclude_globs_and_explicit_config() {
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Copies one fixture of `dialect` into a scratch repo, rewriting `from` into `to`.
+fn edited_fixture(name: &str, dialect: &str, file: &str, from: &str, to: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mislint-site-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    let text = std::fs::read_to_string(root().join("fixtures").join(dialect).join(file))
+        .expect("read fixture");
+    assert!(text.contains(from), "{from} is in {file}");
+    std::fs::write(dir.join(file), text.replace(from, to)).expect("write");
+    dir
+}
+
+#[test]
+fn inline_suppression_in_an_asa_remark_and_a_pfsense_description() {
+    let cases = [
+        (
+            "asa",
+            "dynamic-rpc-open.cfg",
+            "access-list dmz_in remark dynamic RPC for Exchange 5.5 browsing",
+            "access-list dmz_in remark mislint: allow needless-port: Exchange 5.5 browse, CHG-9",
+        ),
+        (
+            "pfsense",
+            "dynamic-rpc-open.xml",
+            "<descr><![CDATA[Exchange 5.5 dynamic RPC range]]></descr>",
+            "<descr><![CDATA[mislint: allow needless-port: Exchange 5.5 browse, CHG-9]]></descr>",
+        ),
+    ];
+    for (dialect, file, from, to) in cases {
+        let dir = edited_fixture(&format!("inline-{dialect}"), dialect, file, from, to);
+        let o = run_in(
+            &dir,
+            &[
+                file,
+                "--format",
+                "json",
+                "--scenario",
+                "exchange2000-smtp",
+                "--static-rpc",
+                "--fail-on",
+                "warning",
+            ],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{dialect}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let v = json(&o);
+        let needless = v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["rule"] == "needless-port")
+            .expect("kept, suppressed");
+        assert_eq!(
+            needless["suppressed"], "Exchange 5.5 browse, CHG-9",
+            "{dialect}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
