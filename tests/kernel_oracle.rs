@@ -69,7 +69,7 @@ const PROBES_PER_FIXTURE: usize = 400;
 const SEED: u64 = 0x6d69_736c_696e_7431;
 /// Whether the generator writes DNAT rules in `nat PREROUTING`. Off until the analysis
 /// models DNAT: then set this to `true` (or run with `MISLINT_ORACLE_DNAT=1`).
-const GENERATE_DNAT: bool = false;
+const GENERATE_DNAT: bool = true;
 /// The firewall's own public address that DNAT rules translate (the "virtual IP").
 const DNAT_VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 80);
 /// Most greedy-minimisation attempts spent on one disagreement.
