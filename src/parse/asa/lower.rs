@@ -38,6 +38,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
         findings: Vec::new(),
         reported: HashSet::new(),
         own: HashMap::new(),
+        net_groups: HashMap::new(),
     };
     let levels = lw.lower_interfaces(&mut graph);
     lw.check_groups();
@@ -374,7 +375,7 @@ impl Alt {
 }
 
 /// A set that is partly known: the known union and the texts of the unknown parts.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Partial {
     set: IntervalSet,
     unknown: Vec<String>,
@@ -527,6 +528,10 @@ struct Lowerer<'c, 'a> {
     reported: HashSet<(u32, u32, String)>,
     /// Each nameif's own addresses, `None` when it has no static address.
     own: HashMap<&'a str, Option<IntervalSet>>,
+    /// Network object-groups already flattened, by name. A big ACL names the same group
+    /// in thousands of entries; flattening it once keeps lowering linear in the entries.
+    /// Safe to reuse: flattening reports only undefined references, once per span.
+    net_groups: HashMap<String, Partial>,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -799,6 +804,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     }
 
     fn network_group(&mut self, name: &str, span: Span) -> Vec<Alt> {
+        if let Some(p) = self.net_groups.get(name) {
+            return p.clone().alts(span);
+        }
         let Some((leaves, undefined)) = self.flatten(name) else {
             self.undefined(span, format!("object-group `{name}` is not defined"));
             return vec![Alt::unknown(
@@ -806,12 +814,11 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 span,
             )];
         };
-        let mut p = Partial::default();
-        p.unknown.extend(
-            undefined
-                .iter()
-                .map(|u| format!("undefined object-group `{u}`")),
-        );
+        let mut unknown: Vec<String> = undefined
+            .iter()
+            .map(|u| format!("undefined object-group `{u}`"))
+            .collect();
+        let mut ranges: Vec<(u128, u128)> = Vec::new();
         for m in leaves {
             let r = match m {
                 Member::Net(v, _) => self.net_value(&v),
@@ -821,10 +828,17 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 _ => continue,
             };
             match r {
-                Ok(s) => p.set = p.set.union(&s),
-                Err(t) => p.unknown.push(t),
+                Ok(s) => ranges.extend_from_slice(s.ranges()),
+                Err(t) => unknown.push(t),
             }
         }
+        // One sort of all members' ranges rather than a union per member (quadratic in
+        // the members of a big group).
+        let p = Partial {
+            set: IntervalSet::from_ranges(ranges),
+            unknown,
+        };
+        self.net_groups.insert(name.to_string(), p.clone());
         p.alts(span)
     }
 
