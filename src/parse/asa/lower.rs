@@ -48,7 +48,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
 
     // Lower every ACL, bound or not: unbound ones (crypto maps, NAT, VPN filters) are
     // not traffic filters, but their undefined references are still errors.
-    let mut lowered: HashMap<&str, Vec<Rule>> = HashMap::new();
+    let mut lowered = LoweredAcls::default();
     for acl in &acls {
         let before = lw.findings.len();
         let rules: Vec<Rule> = acl
@@ -71,13 +71,15 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
                 }
             }
         }
-        lowered.insert(acl.name, rules);
+        lowered.rules.insert(acl.name, rules);
     }
+
+    lowered.count_uses(&bindings);
 
     let first_group = cfg.access_groups.first().map(|g| g.span).unwrap_or(start);
     let global_chain = bindings.global.map(|ag| {
         let tail = implicit_deny(ag);
-        lw.add_acl_chain(&mut graph, &acls, &lowered, ag, tail)
+        lw.add_acl_chain(&mut graph, &acls, &mut lowered, ag, tail)
     });
 
     let mut ingress = Vec::new();
@@ -95,7 +97,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
             },
             _ => implicit_deny(ag),
         };
-        let chain = lw.add_acl_chain(&mut graph, &acls, &lowered, ag, tail);
+        let chain = lw.add_acl_chain(&mut graph, &acls, &mut lowered, ag, tail);
         ingress.push(Rule {
             conds: vec![iface_cond(ifname, iface_span(ag), true)],
             action: Action::Goto(chain),
@@ -130,7 +132,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
     let mut egress = Vec::new();
     for (ifname, ag) in &bindings.outs {
         let tail = implicit_deny(ag);
-        let chain = lw.add_acl_chain(&mut graph, &acls, &lowered, ag, tail);
+        let chain = lw.add_acl_chain(&mut graph, &acls, &mut lowered, ag, tail);
         egress.push(Rule {
             conds: vec![iface_cond(ifname, iface_span(ag), false)],
             action: Action::Goto(chain),
@@ -218,6 +220,40 @@ struct Bindings<'c, 'a> {
     ins: Vec<(&'a str, &'c AccessGroup<'a>)>,
     outs: Vec<(&'a str, &'c AccessGroup<'a>)>,
     global: Option<&'c AccessGroup<'a>>,
+}
+
+/// The lowered rules of every ACL, handed out to the chains that bind them: moved to the
+/// last binding and cloned only for earlier ones (an ACL bound to several interfaces),
+/// so a 100k-entry config does not copy every rule once more.
+#[derive(Default)]
+struct LoweredAcls<'a> {
+    rules: HashMap<&'a str, Vec<Rule>>,
+    /// Bindings not yet handed their rules, per ACL.
+    uses: HashMap<&'a str, usize>,
+}
+
+impl<'a> LoweredAcls<'a> {
+    fn count_uses(&mut self, bindings: &Bindings<'_, 'a>) {
+        let bound = bindings
+            .ins
+            .iter()
+            .chain(&bindings.outs)
+            .map(|(_, g)| g.acl);
+        for acl in bound.chain(bindings.global.map(|g| g.acl)) {
+            *self.uses.entry(acl).or_default() += 1;
+        }
+    }
+
+    fn take(&mut self, acl: &str) -> Vec<Rule> {
+        let left = self.uses.get_mut(acl).map(|n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        match left {
+            Some(0) => self.rules.remove(acl).unwrap_or_default(),
+            _ => self.rules.get(acl).cloned().unwrap_or_default(),
+        }
+    }
 }
 
 impl Bindings<'_, '_> {
@@ -1039,12 +1075,12 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         &mut self,
         graph: &mut RuleGraph,
         acls: &[Acl<'_, 'a>],
-        lowered: &HashMap<&str, Vec<Rule>>,
+        lowered: &mut LoweredAcls<'a>,
         ag: &AccessGroup<'a>,
         tail: Rule,
     ) -> ChainId {
         let acl = acls.iter().find(|a| a.name == ag.acl);
-        let mut rules = lowered.get(ag.acl).cloned().unwrap_or_default();
+        let mut rules = lowered.take(ag.acl);
         if acl.is_some_and(|a| a.standard) {
             let text = format!("standard access-list `{}` bound to traffic", ag.acl);
             self.note(ag.acl_span, &text);
