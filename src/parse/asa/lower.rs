@@ -39,6 +39,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
         reported: HashSet::new(),
         own: HashMap::new(),
         literals: Vec::new(),
+        net_groups: HashMap::new(),
     };
     let levels = lw.lower_interfaces(&mut graph);
     lw.check_groups();
@@ -48,7 +49,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
 
     // Lower every ACL, bound or not: unbound ones (crypto maps, NAT, VPN filters) are
     // not traffic filters, but their undefined references are still errors.
-    let mut lowered: HashMap<&str, Vec<Rule>> = HashMap::new();
+    let mut lowered = LoweredAcls::default();
     for acl in &acls {
         let before = lw.findings.len();
         let rules: Vec<Rule> = acl
@@ -71,13 +72,15 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
                 }
             }
         }
-        lowered.insert(acl.name, rules);
+        lowered.rules.insert(acl.name, rules);
     }
+
+    lowered.count_uses(&bindings);
 
     let first_group = cfg.access_groups.first().map(|g| g.span).unwrap_or(start);
     let global_chain = bindings.global.map(|ag| {
         let tail = implicit_deny(ag);
-        lw.add_acl_chain(&mut graph, &acls, &lowered, ag, tail)
+        lw.add_acl_chain(&mut graph, &acls, &mut lowered, ag, tail)
     });
 
     let mut ingress = Vec::new();
@@ -95,7 +98,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
             },
             _ => implicit_deny(ag),
         };
-        let chain = lw.add_acl_chain(&mut graph, &acls, &lowered, ag, tail);
+        let chain = lw.add_acl_chain(&mut graph, &acls, &mut lowered, ag, tail);
         ingress.push(Rule {
             conds: vec![iface_cond(ifname, iface_span(ag), true)],
             action: Action::Goto(chain),
@@ -130,7 +133,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
     let mut egress = Vec::new();
     for (ifname, ag) in &bindings.outs {
         let tail = implicit_deny(ag);
-        let chain = lw.add_acl_chain(&mut graph, &acls, &lowered, ag, tail);
+        let chain = lw.add_acl_chain(&mut graph, &acls, &mut lowered, ag, tail);
         egress.push(Rule {
             conds: vec![iface_cond(ifname, iface_span(ag), false)],
             action: Action::Goto(chain),
@@ -259,6 +262,40 @@ struct Bindings<'c, 'a> {
     ins: Vec<(&'a str, &'c AccessGroup<'a>)>,
     outs: Vec<(&'a str, &'c AccessGroup<'a>)>,
     global: Option<&'c AccessGroup<'a>>,
+}
+
+/// The lowered rules of every ACL, handed out to the chains that bind them: moved to the
+/// last binding and cloned only for earlier ones (an ACL bound to several interfaces),
+/// so a 100k-entry config does not copy every rule once more.
+#[derive(Default)]
+struct LoweredAcls<'a> {
+    rules: HashMap<&'a str, Vec<Rule>>,
+    /// Bindings not yet handed their rules, per ACL.
+    uses: HashMap<&'a str, usize>,
+}
+
+impl<'a> LoweredAcls<'a> {
+    fn count_uses(&mut self, bindings: &Bindings<'_, 'a>) {
+        let bound = bindings
+            .ins
+            .iter()
+            .chain(&bindings.outs)
+            .map(|(_, g)| g.acl);
+        for acl in bound.chain(bindings.global.map(|g| g.acl)) {
+            *self.uses.entry(acl).or_default() += 1;
+        }
+    }
+
+    fn take(&mut self, acl: &str) -> Vec<Rule> {
+        let left = self.uses.get_mut(acl).map(|n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        match left {
+            Some(0) => self.rules.remove(acl).unwrap_or_default(),
+            _ => self.rules.get(acl).cloned().unwrap_or_default(),
+        }
+    }
 }
 
 impl Bindings<'_, '_> {
@@ -416,7 +453,7 @@ impl Alt {
 }
 
 /// A set that is partly known: the known union and the texts of the unknown parts.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Partial {
     set: IntervalSet,
     unknown: Vec<String>,
@@ -571,6 +608,10 @@ struct Lowerer<'c, 'a> {
     own: HashMap<&'a str, Option<IntervalSet>>,
     /// Port names written in port positions, for findings about what they mean.
     literals: Vec<PortLiteral>,
+    /// Network object-groups already flattened, by name. A big ACL names the same group
+    /// in thousands of entries; flattening it once keeps lowering linear in the entries.
+    /// Safe to reuse: flattening reports only undefined references, once per span.
+    net_groups: HashMap<String, Partial>,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -843,6 +884,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     }
 
     fn network_group(&mut self, name: &str, span: Span) -> Vec<Alt> {
+        if let Some(p) = self.net_groups.get(name) {
+            return p.clone().alts(span);
+        }
         let Some((leaves, undefined)) = self.flatten(name) else {
             self.undefined(span, format!("object-group `{name}` is not defined"));
             return vec![Alt::unknown(
@@ -850,12 +894,11 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 span,
             )];
         };
-        let mut p = Partial::default();
-        p.unknown.extend(
-            undefined
-                .iter()
-                .map(|u| format!("undefined object-group `{u}`")),
-        );
+        let mut unknown: Vec<String> = undefined
+            .iter()
+            .map(|u| format!("undefined object-group `{u}`"))
+            .collect();
+        let mut ranges: Vec<(u128, u128)> = Vec::new();
         for m in leaves {
             let r = match m {
                 Member::Net(v, _) => self.net_value(&v),
@@ -865,10 +908,17 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 _ => continue,
             };
             match r {
-                Ok(s) => p.set = p.set.union(&s),
-                Err(t) => p.unknown.push(t),
+                Ok(s) => ranges.extend_from_slice(s.ranges()),
+                Err(t) => unknown.push(t),
             }
         }
+        // One sort of all members' ranges rather than a union per member (quadratic in
+        // the members of a big group).
+        let p = Partial {
+            set: IntervalSet::from_ranges(ranges),
+            unknown,
+        };
+        self.net_groups.insert(name.to_string(), p.clone());
         p.alts(span)
     }
 
@@ -1090,12 +1140,12 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         &mut self,
         graph: &mut RuleGraph,
         acls: &[Acl<'_, 'a>],
-        lowered: &HashMap<&str, Vec<Rule>>,
+        lowered: &mut LoweredAcls<'a>,
         ag: &AccessGroup<'a>,
         tail: Rule,
     ) -> ChainId {
         let acl = acls.iter().find(|a| a.name == ag.acl);
-        let mut rules = lowered.get(ag.acl).cloned().unwrap_or_default();
+        let mut rules = lowered.take(ag.acl);
         if acl.is_some_and(|a| a.standard) {
             let text = format!("standard access-list `{}` bound to traffic", ag.acl);
             self.note(ag.acl_span, &text);
