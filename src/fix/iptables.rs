@@ -246,7 +246,7 @@ mod tests {
             dst: None,
             in_iface: Some("eth1".into()),
             out_iface: Some("eth2".into()),
-            why: "mislint: ldap (KB 294297)".into(),
+            why: "KB 294297 ldap, suggested by mislint".into(),
         }
     }
 
@@ -262,7 +262,7 @@ mod tests {
         let (edits, _) = insert_permit(TEXT, FileId(0), span(at), &permit()).expect("placed");
         let out = apply(TEXT, &edits).expect("applies");
         assert!(out.contains(
-            "-A FORWARD -j X\n-A X -s 192.168.10.5/32 -i eth1 -o eth2 -p tcp -m tcp --dport 389 -m comment --comment \"mislint: ldap (KB 294297)\" -j ACCEPT\n-A X -p tcp -m tcp --dport 389 -j REJECT\n"
+            "-A FORWARD -j X\n-A X -s 192.168.10.5/32 -i eth1 -o eth2 -p tcp -m tcp --dport 389 -m comment --comment \"KB 294297 ldap, suggested by mislint\" -j ACCEPT\n-A X -p tcp -m tcp --dport 389 -j REJECT\n"
         ));
     }
 

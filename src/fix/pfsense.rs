@@ -225,10 +225,17 @@ pub fn narrow(
     Some((vec![edit(file, line_start, next, copies)], keep))
 }
 
-/// Deletes the `<rule>` element at `at`, with its line.
+/// Deletes the `<rule>` element at `at` — a filter rule, or a port forward that passes
+/// its traffic itself — with its line.
 pub fn remove(text: &str, file: FileId, at: Span) -> Option<Vec<Edit>> {
     let doc = document(text)?;
-    let rule = rule_at(&doc, at.start as usize)?;
+    let rule = rule_at(&doc, at.start as usize).or_else(|| {
+        doc.descendants().find(|n| {
+            n.has_tag_name("rule")
+                && n.range().start == at.start as usize
+                && n.parent().is_some_and(|p| p.has_tag_name("nat"))
+        })
+    })?;
     let (line_start, _, _) = line_at(text, rule.range().start);
     let (_, _, next) = line_at(text, rule.range().end);
     Some(vec![edit(file, line_start, next, "")])
@@ -255,7 +262,7 @@ mod tests {
             }),
             in_iface: Some("opt1".into()),
             out_iface: Some("lan".into()),
-            why: "mislint: ldap (KB 294297)".into(),
+            why: "KB 294297 ldap, suggested by mislint".into(),
         }
     }
 

@@ -77,7 +77,6 @@ struct JsonFinding<'a> {
     help: Option<&'a str>,
     related: Vec<JsonRelated>,
     suppressed: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     fix: Option<JsonFix<'a>>,
 }
 
