@@ -527,7 +527,11 @@ pub fn describe(fix: &Fix, text: &str) -> String {
                 format!("  delete lines {first}-{last}")
             });
         } else if whole_lines {
-            out.push(format!("  replace line(s) {first}-{last} with:"));
+            out.push(if first == last {
+                format!("  replace line {first} with:")
+            } else {
+                format!("  replace lines {first}-{last} with:")
+            });
             out.extend(new_lines);
         } else {
             let old = text
