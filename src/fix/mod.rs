@@ -212,6 +212,14 @@ fn candidates(
             edits,
         });
     }
+    if out.is_empty() {
+        let (s, e, _) = line_at(text, at.start as usize);
+        let line = text.get(s..e).unwrap_or("").trim();
+        return Err(format!(
+            "the traffic is permitted by `{line}`, which is not a rule mislint can narrow or \
+             remove (implicit device behaviour, or a construct whose ports it cannot rewrite)"
+        ));
+    }
     Ok(out)
 }
 
