@@ -17,6 +17,7 @@ pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod discover;
+pub mod fix;
 pub mod graph;
 pub mod parse;
 pub mod policy;
@@ -202,6 +203,7 @@ fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileResult
     let mut used_suppressions = None;
     if let Some(graph) = &parsed.graph {
         findings.extend(check_graph(file, graph, fc));
+        fix::suggest(file, dialect, graph, fc, &mut findings);
         suppress::apply_inline(&mut findings, graph);
     }
     if let Some(ctx) = fc.site {

@@ -51,7 +51,7 @@ pub fn render_with(
                 name: file.display_path(),
                 text: &file.text,
             },
-            help: help_text(f),
+            help: help_text(f, &file.text),
         };
         let mut text = String::new();
         if handler.render_report(&mut text, &diag).is_err() {
@@ -98,10 +98,13 @@ fn summary(report: &Report, sources: &Sources) -> String {
 }
 
 /// The hint block: what to do, the witness, the KB sentence.
-fn help_text(f: &Finding) -> Option<String> {
+fn help_text(f: &Finding, text: &str) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(h) = &f.help {
         parts.push(h.clone());
+    }
+    if let Some(fix) = &f.fix {
+        parts.push(crate::fix::describe(fix, text));
     }
     if f.certainty == Certainty::May {
         parts.push(

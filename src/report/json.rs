@@ -77,6 +77,45 @@ struct JsonFinding<'a> {
     help: Option<&'a str>,
     related: Vec<JsonRelated>,
     suppressed: Option<&'a str>,
+    fix: Option<JsonFix<'a>>,
+}
+
+/// A verified fix: edits of the finding's file, applied together.
+#[derive(Serialize)]
+struct JsonFix<'a> {
+    title: &'a str,
+    edits: Vec<JsonEdit<'a>>,
+}
+
+/// One edit: the range to replace (empty for an insertion) and the new text.
+#[derive(Serialize)]
+struct JsonEdit<'a> {
+    line: usize,
+    column: usize,
+    end_line: usize,
+    end_column: usize,
+    text: &'a str,
+}
+
+fn fix<'a>(f: &'a Finding, sources: &Sources) -> Option<JsonFix<'a>> {
+    let fix = f.fix.as_ref()?;
+    Some(JsonFix {
+        title: &fix.title,
+        edits: fix
+            .edits
+            .iter()
+            .map(|e| {
+                let at = position(sources, e.span);
+                JsonEdit {
+                    line: at.line,
+                    column: at.column,
+                    end_line: at.end_line,
+                    end_column: at.end_column,
+                    text: &e.text,
+                }
+            })
+            .collect(),
+    })
 }
 
 fn position(sources: &Sources, span: crate::source::Span) -> Position {
@@ -118,6 +157,7 @@ fn finding<'a>(f: &'a Finding, sources: &Sources) -> JsonFinding<'a> {
             })
             .collect(),
         suppressed: f.suppressed.as_deref(),
+        fix: fix(f, sources),
     }
 }
 
