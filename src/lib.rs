@@ -20,6 +20,7 @@ pub mod discover;
 pub mod graph;
 pub mod parse;
 pub mod policy;
+pub mod query;
 pub mod report;
 pub mod source;
 pub mod suppress;
@@ -70,6 +71,8 @@ pub fn run(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
             Ok(Outcome::Clean)
         }
         Mode::Lint => lint(config, out),
+        Mode::Query(query) => query::run(config, query, out),
+        Mode::Matrix => query::matrix::run(config, out),
     }
 }
 
@@ -117,7 +120,8 @@ fn lint(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     };
     let sources = Sources::new(sources);
     let render = match config.format {
-        cli::Format::Human => report::human::render,
+        // `--format dot` selects the matrix mode; lint never sees it.
+        cli::Format::Human | cli::Format::Dot => report::human::render,
         cli::Format::Json => report::json::render,
         cli::Format::Sarif => report::sarif::render,
         cli::Format::Github => report::github::render,
