@@ -206,7 +206,7 @@ fn services(lines: &Lines, zoning: &Zoning, fc: &FileConfig, from: Zone, to: Zon
     groups
         .into_values()
         .map(|(decider, protocols, may)| Service {
-            service: describe_protocols(&protocols),
+            service: describe_service(&protocols),
             protocols: protocols
                 .iter()
                 .map(|(&p, ports)| {
@@ -222,6 +222,18 @@ fn services(lines: &Lines, zoning: &Zoning, fc: &FileConfig, from: Zone, to: Zon
             may,
         })
         .collect()
+}
+
+/// [`describe_protocols`], except that everything reads as `any protocol`.
+fn describe_service(protocols: &BTreeMap<u8, IntervalSet>) -> String {
+    let everything = protocols.len() == 256
+        && protocols
+            .iter()
+            .all(|(&p, ports)| !crate::graph::sets::proto::has_ports(p) || ports.count() == 65_536);
+    if everything {
+        return "any protocol".to_string();
+    }
+    describe_protocols(protocols)
 }
 
 /// The matrix for people: per file, per zone pair, one line per permitting rule.

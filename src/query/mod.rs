@@ -150,6 +150,8 @@ pub struct LineRef {
     pub chain: String,
     /// How mislint names it: `this rule of \`FORWARD\``, `chain policy`, ….
     pub what: String,
+    /// The rule's own comment (iptables `--comment`, ASA remark, pfSense `descr`).
+    pub comment: Option<String>,
 }
 
 /// One event of a trace.
@@ -812,26 +814,32 @@ struct Lines<'a> {
 impl Lines<'_> {
     fn line_of(&self, span: Span) -> (usize, String) {
         let (line, _) = self.index.line_col(&self.file.text, span.start);
-        let text = self
+        let whole = self
             .file
             .text
             .get(span.start as usize..span.end as usize)
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        (line, text)
+            .unwrap_or("");
+        (line, one_line(whole))
     }
 
     fn line_ref(&self, d: Decider) -> LineRef {
         let (line, text) = self.line_of(self.model.span_of(d));
+        let comment = d.rule.and_then(|i| {
+            self.model
+                .graph
+                .chains
+                .get(d.chain.0)?
+                .rules
+                .get(i)?
+                .comment
+                .clone()
+        });
         LineRef {
             line,
             text,
             chain: self.chain_name(d),
             what: self.model.describe(d),
+            comment,
         }
     }
 
@@ -842,6 +850,19 @@ impl Lines<'_> {
             .get(d.chain.0)
             .map_or_else(String::new, |c| c.name.clone())
     }
+}
+
+/// The text of a span on one line: an element written over several lines (a pfSense
+/// `<rule>`) has its whitespace runs collapsed and is cut after [`MAX_TEXT`] characters.
+fn one_line(text: &str) -> String {
+    const MAX_TEXT: usize = 160;
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() <= MAX_TEXT {
+        return joined;
+    }
+    let mut cut: String = joined.chars().take(MAX_TEXT).collect();
+    cut.push('…');
+    cut
 }
 
 fn describe_part(lines: &Lines, p: &RawPart) -> Part {

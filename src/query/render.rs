@@ -104,6 +104,9 @@ fn write_part(n: usize, p: &Part, out: &mut dyn Write) -> io::Result<()> {
         sanitize(&p.decided_by.text),
         sanitize(&p.decided_by.what)
     )?;
+    if let Some(c) = &p.decided_by.comment {
+        writeln!(out, "     (its comment: {})", sanitize(c))?;
+    }
     if let Some(u) = &p.unmodelled {
         writeln!(
             out,
