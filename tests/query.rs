@@ -64,8 +64,11 @@ fn summary(doc: &Value) -> Vec<(String, Value, u64)> {
         .collect()
 }
 
+/// A trace step as (event, action, line).
+type TraceStep = (String, Option<String>, Option<u64>);
+
 /// (event, action, line) of every trace step.
-fn trace(part: &Value) -> Vec<(String, Option<String>, Option<u64>)> {
+fn trace(part: &Value) -> Vec<TraceStep> {
     part["trace"]
         .as_array()
         .expect("trace")
@@ -89,7 +92,7 @@ fn step(
 }
 
 /// The part whose witness is sent from the MIS host to a host of the internal network.
-fn mis_part<'a>(doc: &'a Value, port: u64) -> &'a Value {
+fn mis_part(doc: &Value, port: u64) -> &Value {
     parts(doc)
         .iter()
         .find(|p| {
@@ -161,7 +164,7 @@ fn json_document_shape() {
 #[test]
 fn shadowed_ldap_is_denied_at_the_deny_line_in_every_dialect() {
     // (file, the deny line, the trace of the MIS part as (event, action, line))
-    let cases: [(&str, u64, Vec<(String, Option<String>, Option<u64>)>); 3] = [
+    let cases: [(&str, u64, Vec<TraceStep>); 3] = [
         (
             "fixtures/iptables/shadowed-ldap.rules",
             18,

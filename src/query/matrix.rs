@@ -177,14 +177,15 @@ pub fn matrix_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> File
     m
 }
 
+/// The traffic one permitting rule lets through: the rule, destination ports per
+/// protocol, and whether all of it depends on an unmodelled construct.
+type Group = (crate::analysis::Decider, BTreeMap<u8, IntervalSet>, bool);
+
 /// What `from` may open towards `to`, grouped by the permitting rule's line.
 fn services(lines: &Lines, zoning: &Zoning, fc: &FileConfig, from: Zone, to: Zone) -> Vec<Service> {
     let model = lines.model;
     let (query, delivered) = checks::pair_query(model, zoning, &fc.hosts, from, to);
-    let mut groups: BTreeMap<
-        (u32, u32),
-        (crate::analysis::Decider, BTreeMap<u8, IntervalSet>, bool),
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<(u32, u32), Group> = BTreeMap::new();
     for mut o in model.evaluate(&query) {
         o.cube.restrict(Field::DstAddr, &delivered);
         if o.cube.is_empty() || o.verdict != Verdict::Permit {
