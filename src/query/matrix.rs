@@ -282,13 +282,11 @@ pub fn human(matrix: &Matrix, out: &mut dyn Write) -> io::Result<()> {
                 } else {
                     ""
                 };
-                writeln!(
-                    out,
-                    "    {:<30} line {:>4}  {}{may}",
-                    sanitize(&s.service),
-                    s.rule.line,
-                    sanitize(&s.rule.text)
-                )?;
+                let at = s.rule.line.map_or_else(
+                    || format!("({})", sanitize(&s.rule.what)),
+                    |n| format!("line {n:>4}  {}", sanitize(&s.rule.text)),
+                );
+                writeln!(out, "    {:<30} {at}{may}", sanitize(&s.service))?;
             }
         }
     }
@@ -323,7 +321,11 @@ pub fn dot(matrix: &Matrix, out: &mut dyn Write) -> io::Result<()> {
                 .iter()
                 .map(|s| {
                     let may = if s.may { " (may)" } else { "" };
-                    format!("{} (line {}){may}", s.service, s.rule.line)
+                    let at = s
+                        .rule
+                        .line
+                        .map_or_else(|| s.rule.what.clone(), |n| format!("line {n}"));
+                    format!("{} ({at}){may}", s.service)
                 })
                 .collect();
             writeln!(

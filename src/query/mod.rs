@@ -142,8 +142,8 @@ pub struct Alternative {
 /// A line of the config.
 #[derive(Debug, Serialize)]
 pub struct LineRef {
-    /// 1-based line number.
-    pub line: usize,
+    /// 1-based line number; `null` for a default that no line causes.
+    pub line: Option<usize>,
     /// The line's text (its first line, for an element spanning several).
     pub text: String,
     /// The chain, ACL or rule list it belongs to.
@@ -812,8 +812,14 @@ struct Lines<'a> {
 }
 
 impl Lines<'_> {
-    fn line_of(&self, span: Span) -> (usize, String) {
+    /// The line and text of a span; `None` for an empty span (a default no line causes,
+    /// like an ASA interface without an outbound access-list).
+    fn line_of(&self, span: Span) -> (Option<usize>, String) {
+        if span.is_empty() {
+            return (None, String::new());
+        }
         let (line, _) = self.index.line_col(&self.file.text, span.start);
+        let line = Some(line);
         let whole = self
             .file
             .text
@@ -937,7 +943,7 @@ fn describe_trace(lines: &Lines, t: &Trace) -> Vec<Step> {
                 .map_or_else(String::new, |st| st.name.clone());
             let line = |d: Decider| {
                 let (n, text) = lines.line_of(lines.model.span_of(d));
-                (Some(n), Some(text))
+                (n, n.map(|_| text))
             };
             let (event, action, (line, text), detail) = match &s.event {
                 Event::EnterStage => ("enter-stage", None, (None, None), format!("enter {stage}")),

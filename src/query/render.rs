@@ -2,7 +2,7 @@
 //! its verdict, deciding line, witness and trace as an indented list of config lines.
 //! Config text is escaped for the terminal (control and bidi characters).
 
-use super::{Answer, FileAnswer, Part, Side, Step};
+use super::{Answer, FileAnswer, LineRef, Part, Side, Step};
 use crate::report::finding::Witness;
 use crate::report::human::sanitize;
 use std::io::{self, Write};
@@ -99,9 +99,8 @@ fn write_part(n: usize, p: &Part, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(
         out,
-        "     decided by line {}: {}   [{}]",
-        p.decided_by.line,
-        sanitize(&p.decided_by.text),
+        "     decided by {}   [{}]",
+        at_line(&p.decided_by),
         sanitize(&p.decided_by.what)
     )?;
     if let Some(c) = &p.decided_by.comment {
@@ -110,18 +109,12 @@ fn write_part(n: usize, p: &Part, out: &mut dyn Write) -> io::Result<()> {
     if let Some(u) = &p.unmodelled {
         writeln!(
             out,
-            "     depends on line {}: {}   [not modelled by mislint]",
-            u.line,
-            sanitize(&u.text)
+            "     depends on {}   [not modelled by mislint]",
+            at_line(u)
         )?;
     }
     if let Some(nat) = &p.nat {
-        writeln!(
-            out,
-            "     destination NAT at line {}: {}",
-            nat.line,
-            sanitize(&nat.text)
-        )?;
+        writeln!(out, "     destination NAT at {}", at_line(nat))?;
     }
     writeln!(out, "     witness: {}", packet(&p.witness))?;
     if let Some(d) = &p.delivered {
@@ -132,12 +125,21 @@ fn write_part(n: usize, p: &Part, out: &mut dyn Write) -> io::Result<()> {
     if let Some(alt) = &p.alternative {
         writeln!(
             out,
-            "     otherwise (if the unmodelled construct does not let it through): {} at line {}",
-            alt.verdict, alt.decided_by.line
+            "     otherwise (if the unmodelled construct does not let it through): {} by {}",
+            alt.verdict,
+            at_line(&alt.decided_by)
         )?;
         write_trace(&alt.trace, out)?;
     }
     Ok(())
+}
+
+/// `line 18: <text>`, or the description alone for a default no line causes.
+fn at_line(r: &LineRef) -> String {
+    match r.line {
+        Some(n) => format!("line {n}: {}", sanitize(&r.text)),
+        None => sanitize(&r.what),
+    }
 }
 
 fn ranges(r: &[(u16, u16)]) -> String {
