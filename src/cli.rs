@@ -71,6 +71,19 @@ pub struct Cli {
     /// Print the documentation of a finding kind (e.g. needless-port), then exit
     #[arg(long, value_name = "RULE")]
     pub explain: Option<String>,
+
+    /// Ask whether a flow passes, and which line decides, instead of linting:
+    /// `PROTO SOURCE -> DEST` with zones, @interfaces, addresses and :ports, e.g.
+    /// 'tcp perimeter -> internal :389' or 'tcp 192.168.10.5 -> 10.0.0.10:389'
+    /// (grammar: grammars/query.ebnf). Exit status 0 if every part is permitted, 1 if
+    /// some part is denied or may be permitted, 2 on errors
+    #[arg(long, value_name = "FLOW", conflicts_with_all = ["matrix", "list_scenarios", "explain"])]
+    pub query: Option<String>,
+
+    /// Show, instead of findings, what each zone may open towards each other zone and
+    /// which lines permit it (NEW connections); `--format dot` draws it for Graphviz
+    #[arg(long, conflicts_with_all = ["list_scenarios", "explain"])]
+    pub matrix: bool,
 }
 
 /// Output formats.
@@ -84,6 +97,8 @@ pub enum Format {
     Sarif,
     /// GitHub Actions workflow commands, one annotation per line (see docs/output.md)
     Github,
+    /// Graphviz DOT drawing of the zone matrix (implies --matrix)
+    Dot,
 }
 
 /// The severity threshold for a failing exit status.

@@ -21,6 +21,7 @@ pub mod fix;
 pub mod graph;
 pub mod parse;
 pub mod policy;
+pub mod query;
 pub mod report;
 pub mod source;
 pub mod suppress;
@@ -71,6 +72,8 @@ pub fn run(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
             Ok(Outcome::Clean)
         }
         Mode::Lint => lint(config, out),
+        Mode::Query(query) => query::run(config, query, out),
+        Mode::Matrix => query::matrix::run(config, out),
     }
 }
 
@@ -122,7 +125,8 @@ fn lint(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     };
     let sources = Sources::new(sources);
     let render = match config.format {
-        cli::Format::Human => report::human::render,
+        // `--format dot` selects the matrix mode; lint never sees it.
+        cli::Format::Human | cli::Format::Dot => report::human::render,
         cli::Format::Json => report::json::render,
         cli::Format::Sarif => report::sarif::render,
         cli::Format::Github => report::github::render,

@@ -24,6 +24,7 @@
 //! verdict that depends on it is reported as "may", never as a definite "closed".
 
 pub mod cube;
+pub mod trace;
 pub mod zones;
 
 use crate::graph::sets::{addr, ct, proto};
@@ -497,6 +498,13 @@ impl Model<'_> {
             w.dst_port = Some(pick(cube.get(Field::DstPort), &[49152]) as u16);
         }
         w
+    }
+
+    /// The compiled match of a rule, and whether it has conditions mislint does not
+    /// model (then it only *may* match); for walking single packets in [`trace`].
+    pub(crate) fn compiled(&self, chain: ChainId, index: usize) -> Option<(&Cube, bool)> {
+        let rule = self.rules.get(chain.0)?.get(index)?;
+        Some((&rule.cube, rule.unknown))
     }
 
     /// The first rule after `index` in `chain` that accepts some packet of `cube`.

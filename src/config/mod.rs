@@ -24,6 +24,10 @@ pub enum Mode {
     ListScenarios,
     /// Print one finding kind's documentation.
     Explain(String),
+    /// Answer a flow query for each path.
+    Query(Box<crate::query::Query>),
+    /// Print the zone-to-zone service matrix of each path.
+    Matrix,
 }
 
 /// Everything a run needs, from flags.
@@ -77,6 +81,19 @@ pub enum ConfigError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Site(Box<SiteError>),
+    /// A `--query` that cannot be read.
+    #[error("bad --query `{0}`: {1}")]
+    #[diagnostic(
+        code(mislint::usage),
+        help(
+            "write PROTO SOURCE -> DEST, e.g. 'tcp perimeter -> internal :389' (grammars/query.ebnf)"
+        )
+    )]
+    Query(String, crate::query::QueryError),
+    /// An output format the chosen mode cannot write.
+    #[error("--format {0} cannot be used with {1}")]
+    #[diagnostic(code(mislint::usage))]
+    Format(&'static str, &'static str),
     /// Nothing to lint.
     #[error("no PATH given")]
     #[diagnostic(
@@ -119,7 +136,7 @@ impl Config {
             if cli.paths.is_empty() {
                 return Err(ConfigError::NoPaths);
             }
-            Mode::Lint
+            analysis_mode(&cli)?
         };
         Ok(Config {
             mode,
@@ -141,6 +158,33 @@ impl Config {
             },
         })
     }
+}
+
+/// Lint, query or matrix, from `--query`, `--matrix` and `--format dot`, with the
+/// formats each can write.
+fn analysis_mode(cli: &Cli) -> Result<Mode, ConfigError> {
+    let format = match cli.format {
+        Format::Human => "human",
+        Format::Json => "json",
+        Format::Sarif => "sarif",
+        Format::Github => "github",
+        Format::Dot => "dot",
+    };
+    if let Some(text) = &cli.query {
+        if !matches!(cli.format, Format::Human | Format::Json) {
+            return Err(ConfigError::Format(format, "--query"));
+        }
+        let query =
+            crate::query::parse_query(text).map_err(|e| ConfigError::Query(text.clone(), e))?;
+        return Ok(Mode::Query(Box::new(query)));
+    }
+    if cli.matrix || cli.format == Format::Dot {
+        if !matches!(cli.format, Format::Human | Format::Json | Format::Dot) {
+            return Err(ConfigError::Format(format, "--matrix"));
+        }
+        return Ok(Mode::Matrix);
+    }
+    Ok(Mode::Lint)
 }
 
 /// A loaded site file with the policy it selects (built-in, `--policy`, its own files).
