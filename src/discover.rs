@@ -4,16 +4,28 @@
 //! (so a symlink loop cannot trap the walk) and skipping `.git`. Files are recognised by
 //! content, not extension; inside a directory, files that are no firewall config are
 //! passed over, while a file named explicitly must be one. A file that cannot be read is
-//! a [`FileProblem`], and discovery goes on with the rest.
+//! a [`FileProblem`], and discovery goes on with the rest. Named pipes and devices
+//! (`<(iptables-save)`, a FIFO) are read with a bound on waiting and on size, so a pipe
+//! without a writer or `/dev/zero` is a problem too, not a hang.
 
 use crate::graph::Dialect;
 use crate::parse::sniff;
 use crate::source::{FileId, SourceFile};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 use walkdir::WalkDir;
 
 /// Files larger than this are refused: spans are 32-bit offsets.
 pub const MAX_FILE_BYTES: u64 = u32::MAX as u64;
+
+/// Pipes and devices have no size to check up front: more than this is refused. A
+/// config that large is not a firewall dump, and `/dev/zero` must not fill memory.
+pub const MAX_STREAM_BYTES: u64 = 64 << 20;
+
+/// How long opening a pipe may wait for a writer before it is reported.
+const PIPE_OPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// A path that could not be linted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,12 +113,15 @@ fn read_config(path: &Path, explicit: bool, found: &mut Discovered) {
         ));
         return;
     }
-    let bytes = match std::fs::read(path) {
+    let read = if meta.is_file() {
+        std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
+    } else {
+        read_stream(path)
+    };
+    let bytes = match read {
         Ok(b) => b,
-        Err(e) => {
-            found
-                .problems
-                .push(problem(format!("cannot read: {e}"), None));
+        Err(message) => {
+            found.problems.push(problem(message, None));
             return;
         }
     };
@@ -135,6 +150,37 @@ fn read_config(path: &Path, explicit: bool, found: &mut Discovered) {
         )),
         None => found.skipped += 1,
     }
+}
+
+/// Reads a named pipe or device given explicitly. Opening a FIFO blocks until a writer
+/// comes, which may be never; the open runs in a thread that is left behind if it does
+/// not return in time (it ends with the process).
+fn read_stream(path: &Path) -> Result<Vec<u8>, String> {
+    let (tx, rx) = mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::File::open(owned));
+    });
+    let file = match rx.recv_timeout(PIPE_OPEN_WAIT) {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => return Err(format!("cannot read: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "cannot read: no writer opened the pipe within {} seconds",
+                PIPE_OPEN_WAIT.as_secs()
+            ));
+        }
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_STREAM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_STREAM_BYTES {
+        return Err(format!(
+            "is a pipe or device giving more than {MAX_STREAM_BYTES} bytes"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A directory member with a few bad bytes in otherwise firewall-like text is reported;
@@ -182,6 +228,34 @@ mod tests {
         assert!(found.files.is_empty());
         assert_eq!(found.problems.len(), 3);
         assert_eq!(found.problems[1].offset, Some(29));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn endless_device_is_a_problem_not_a_memory_hog() {
+        let found = discover(&[PathBuf::from("/dev/zero")]);
+        assert!(found.files.is_empty());
+        assert_eq!(found.problems.len(), 1);
+        assert!(
+            found.problems[0].message.contains("more than"),
+            "{:?}",
+            found.problems
+        );
+    }
+
+    #[test]
+    fn fifo_without_writer_is_a_problem_not_a_hang() {
+        let dir = scratch("fifo");
+        let fifo = dir.join("fw.rules");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return; // no mkfifo on this machine: nothing to test
+        }
+        let started = std::time::Instant::now();
+        let found = discover(std::slice::from_ref(&fifo));
+        assert!(started.elapsed() < PIPE_OPEN_WAIT * 3);
+        assert_eq!(found.problems.len(), 1);
+        assert!(found.problems[0].message.contains("no writer"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -34,11 +34,42 @@ pub const REFERENCE_CYCLE: &str = "reference-cycle";
 
 /// Parses a file in the given dialect.
 pub fn parse(file: &SourceFile, dialect: Dialect) -> Parsed {
-    match dialect {
+    let mut parsed = match dialect {
         Dialect::Iptables => iptables::parse(file),
         Dialect::Asa => asa::parse(file),
         Dialect::Pfsense => pfsense::parse(file),
+    };
+    for f in &mut parsed.findings {
+        f.message = shorten_quoted(&f.message);
     }
+    parsed
+}
+
+/// Longest config token a message quotes whole, in characters.
+const MAX_QUOTED_CHARS: usize = 80;
+
+/// Messages quote the offending token in backticks; a token of megabytes (one huge line
+/// of junk) would be copied into every output format. Quoted text beyond
+/// [`MAX_QUOTED_CHARS`] is cut with an ellipsis; the span still covers the whole token.
+fn shorten_quoted(message: &str) -> String {
+    if message.len() <= MAX_QUOTED_CHARS {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(MAX_QUOTED_CHARS * 2);
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        let quoted = i % 2 == 1;
+        match part.char_indices().nth(MAX_QUOTED_CHARS) {
+            Some((cut, _)) if quoted => {
+                out.push_str(&part[..cut]);
+                out.push('…');
+            }
+            _ => out.push_str(part),
+        }
+    }
+    out
 }
 
 /// Recognises a config by its content: `*filter`-style table headers for iptables,
@@ -117,5 +148,22 @@ mod tests {
         );
         assert_eq!(sniff("hello world\n"), None);
         assert_eq!(sniff("<html></html>"), None);
+    }
+
+    #[test]
+    fn huge_quoted_tokens_are_cut() {
+        let token = "é".repeat(10_000);
+        let short = shorten_quoted(&format!("unexpected `{token}` here, not `x`"));
+        assert_eq!(
+            short,
+            format!(
+                "unexpected `{}…` here, not `x`",
+                "é".repeat(MAX_QUOTED_CHARS)
+            )
+        );
+        assert_eq!(
+            shorten_quoted("unknown option `--dpor`"),
+            "unknown option `--dpor`"
+        );
     }
 }

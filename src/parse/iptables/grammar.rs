@@ -1390,7 +1390,13 @@ impl<'t, 'a, 'e> RuleParser<'t, 'a, 'e> {
             });
             return self.unknown_module_option(self.mods.len() - 1, opt);
         }
-        self.err(opt.span, format!("unknown option `{}`", opt.name))
+        self.err(
+            opt.span,
+            format!(
+                "unknown option `{}`: expected an option of the protocol, of a module loaded with `-m`, or of the target",
+                opt.name
+            ),
+        )
     }
 
     fn target_option(&mut self, mut opt: Opt<'a>) -> Result<(), LineError> {
