@@ -68,6 +68,10 @@ pub fn reply_cube(forward: &Cube) -> Cube {
     r
 }
 
+/// The replies of one required flow, evaluated once: the reply of the hull of its
+/// permitted parts (per field, the union), so a large ruleset costs one walk, not one per
+/// permitted part. A dropped reply counts only where it answers a packet that really is
+/// permitted: each dropped part is swapped back and cut with every permitted part.
 fn collect_dropped_replies(
     cx: &CheckCx,
     flow: &ActiveFlow,
@@ -77,29 +81,42 @@ fn collect_dropped_replies(
         return;
     };
     let wanted = flow_cube(cx.model, flow);
-    let mut passes = false;
-    let mut keys = Vec::new();
-    for o in outcomes
+    let permitted: Vec<(Cube, Decider)> = outcomes
         .iter()
         .filter(|o| o.verdict == Verdict::Permit && o.may.is_none() && o.cube.intersects(&wanted))
-    {
-        for r in cx.evaluate(flow.to, flow.from, &reply_cube(&o.cube.intersect(&wanted))) {
-            if r.verdict == Verdict::Permit {
-                passes = true;
+        .map(|o| (o.cube.intersect(&wanted), o.permitting()))
+        .collect();
+    let Some(hull) = hull(permitted.iter().map(|(c, _)| c)) else {
+        return;
+    };
+    let mut passes = false;
+    let mut keys = Vec::new();
+    for r in cx.evaluate(flow.to, flow.from, &reply_cube(&hull)) {
+        if r.verdict == Verdict::Permit {
+            passes = true;
+            continue;
+        }
+        let answered = reply_cube(&r.cube);
+        for (forward, permit) in &permitted {
+            // States differ by direction; the reply's carries the forward's NAT flags.
+            let mut back = answered.clone();
+            back.fields[Field::State as usize] = forward.get(Field::State).clone();
+            if !back.intersects(forward) {
                 continue;
             }
+            let part = back.intersect(forward);
             let key = (r.decided_by, flow.from, flow.to);
             let g = groups.entry(key).or_insert_with(|| Group {
                 protocols: BTreeMap::new(),
                 requirements: Vec::new(),
-                sample: r.cube.clone(),
-                permit: o.permitting(),
+                sample: reply_cube(&part),
+                permit: *permit,
                 may: false,
                 partial: false,
                 kb: flow.kb.clone(),
             });
             let ports = g.protocols.entry(flow.protocol).or_default();
-            *ports = ports.union(r.cube.get(Field::SrcPort));
+            *ports = ports.union(part.get(Field::DstPort));
             if !g.requirements.contains(&flow.requirement) {
                 g.requirements.push(flow.requirement.clone());
             }
@@ -114,6 +131,17 @@ fn collect_dropped_replies(
             }
         }
     }
+}
+
+/// The smallest cube holding all of `cubes`, field by field.
+fn hull<'c>(mut cubes: impl Iterator<Item = &'c Cube>) -> Option<Cube> {
+    let mut h = cubes.next()?.clone();
+    for c in cubes {
+        for (slot, f) in h.fields.iter_mut().zip(&c.fields) {
+            *slot = slot.union(f);
+        }
+    }
+    Some(h)
 }
 
 fn build_finding(cx: &CheckCx, decider: Decider, from: Zone, to: Zone, g: &Group) -> Finding {

@@ -68,6 +68,9 @@ pub struct Permit {
 /// Edits for a permit, with where they go in words (`before the rule that blocks it`).
 pub type Placement = (Vec<Edit>, String);
 
+/// How many rules verification may re-check in one file: candidates × rules.
+const VERIFY_BUDGET: usize = 300_000;
+
 /// Fills `fix` of every `missing-port`, `needless-port` and `ipsec-violation` finding in
 /// `findings` (one file's, before suppression) with a verified fix, or appends to its
 /// help why there is none.
@@ -87,7 +90,20 @@ pub fn suggest(
         .map(Key::of)
         .collect();
     let zoning = Zoning::assign(graph, &fc.zones);
+    // Each candidate costs a parse and check of the whole file: on big files with many
+    // findings that is quadratic, so verification stops at a budget and says so.
+    let rules = graph.rules().count().max(1);
+    let mut checks_left = VERIFY_BUDGET / rules;
     for f in findings.iter_mut().filter(|f| wants_fix(f)) {
+        if checks_left == 0 {
+            explain_no_fix(
+                f,
+                &[format!(
+                    "fixes are verified by re-checking the file, and this {rules}-rule file has more findings than mislint re-checks in one run; fix the first ones and run again"
+                )],
+            );
+            continue;
+        }
         let candidates = candidates(file, dialect, graph, &zoning, fc, f);
         let target = Key::of(f);
         let mut why_not = Vec::new();
@@ -96,6 +112,7 @@ pub fn suggest(
             Err(reason) => why_not.push(reason),
             Ok(list) => {
                 for fix in list {
+                    checks_left = checks_left.saturating_sub(1);
                     match verify(file, dialect, fc, &baseline, &target, &fix.edits) {
                         Ok(()) => {
                             chosen = Some(fix);
