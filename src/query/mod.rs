@@ -788,9 +788,9 @@ fn sent_packet(model: &Model, nat: Decider, before: &Cube, part: &Cube) -> Optio
         .and_then(|c| c.rules.get(nat.rule?))
         .is_some_and(|r| matches!(&r.action, Action::Dnat(t) if t.ports.is_some()));
     let mut pre = before.clone();
+    // Not the state: the rewrite marks the connection as destination-NATed.
     for f in [
         Field::Proto,
-        Field::State,
         Field::InIface,
         Field::OutIface,
         Field::SrcPort,
