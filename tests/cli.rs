@@ -752,3 +752,31 @@ fn many_files_show_no_progress_bar_when_stderr_is_not_a_terminal() {
     assert!(stdout(&o).contains("in 25 files"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn empty_filter_table_forwards_everything_and_does_not_panic() {
+    // Found by the pipeline fuzz target: no chains at all, so no stage decides.
+    let dir = scratch("empty");
+    let path = dir.join("e.rules");
+    std::fs::write(&path, "*filter\nCOMMIT\n").expect("write");
+    let o = mislint(&[
+        path.to_str().expect("UTF-8"),
+        "--format",
+        "json",
+        "-s",
+        "exchange2000-browse-ssl",
+        "--zone",
+        "eth0=public",
+        "--zone",
+        "eth1=perimeter",
+    ]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", stderr(&o));
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let needless = non_notes(&json);
+    assert!(
+        !needless.is_empty(),
+        "an empty filter table lets everything through"
+    );
+    assert!(needless.iter().all(|f| f["line"] == 1));
+    let _ = std::fs::remove_dir_all(&dir);
+}

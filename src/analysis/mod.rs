@@ -417,7 +417,11 @@ impl<'g> Model<'g> {
 
     /// The source span of a decider: the rule's line or the default's cause.
     pub fn span_of(&self, d: Decider) -> Span {
-        let chain = self.graph.chain(d.chain);
+        // A graph without stages forwards everything unfiltered; its "decider" is no
+        // chain at all, and the file's start stands for it.
+        let Some(chain) = self.graph.chains.get(d.chain.0) else {
+            return Span::new(self.graph.file, 0, 0);
+        };
         match d.rule {
             Some(i) => chain.rules.get(i).map_or(chain.span, |r| r.span),
             None => chain.default.as_ref().map_or(chain.span, |x| x.span),
@@ -426,7 +430,9 @@ impl<'g> Model<'g> {
 
     /// How to name a decider in a message.
     pub fn describe(&self, d: Decider) -> String {
-        let chain = self.graph.chain(d.chain);
+        let Some(chain) = self.graph.chains.get(d.chain.0) else {
+            return "no filter stage in this config".to_string();
+        };
         match d.rule {
             Some(i) => match chain.rules.get(i).and_then(|r| r.comment.as_deref()) {
                 Some(c) if c.starts_with("implicit") || c.starts_with("security level") => {
