@@ -102,7 +102,18 @@ pub struct Model<'g> {
     /// is [`OTHER_IFACE`], standing for every interface the config does not name.
     pub ifaces: Vec<String>,
     rules: Vec<Vec<CompiledRule>>,
+    /// Walk steps left before the analysis gives up on exactness (see [`STEP_BUDGET`]).
+    steps_left: std::cell::Cell<usize>,
 }
+
+/// How many walk steps (a piece meeting its next rule) one model may take over all its
+/// queries. Real rulesets need far fewer — a 100,000-rule dump takes a few million — but
+/// crafted ones can fragment without bound; past the budget the remaining pieces are
+/// reported as "may be permitted", never as denied, and [`Model::exhausted`] says so.
+pub const STEP_BUDGET: usize = 20_000_000;
+
+/// Pieces waiting in one stage's walk beyond which the budget counts as spent.
+pub const MAX_LIVE_PIECES: usize = 200_000;
 
 /// A walker's position: where a piece of a query is in the chains.
 struct Walker {
@@ -160,6 +171,7 @@ impl<'g> Model<'g> {
             graph,
             ifaces,
             rules,
+            steps_left: std::cell::Cell::new(STEP_BUDGET),
         }
     }
 
@@ -220,7 +232,7 @@ impl<'g> Model<'g> {
                     }
                 }
             }
-            live = next;
+            live = dedupe(next);
         }
         for (cube, accepted_by, may, nat) in live {
             let decided_by = accepted_by.last().copied().unwrap_or(Decider {
@@ -251,9 +263,40 @@ impl<'g> Model<'g> {
             may,
         }];
         while let Some(w) = work.pop() {
+            if work.len() + out.len() > MAX_LIVE_PIECES {
+                // Fragmenting without bound: stop exactness here too, not at memory's end.
+                self.steps_left.set(0);
+            }
+            let left = self.steps_left.get();
+            if left == 0 {
+                // Out of budget: what is left may be permitted; nothing is claimed denied.
+                let by = Decider {
+                    chain: ChainId(entry),
+                    rule: None,
+                };
+                out.push(StageResult {
+                    cube: w.cube,
+                    accepted: true,
+                    by,
+                    may: w.may.or(Some(by)),
+                    pre_nat: None,
+                });
+                continue;
+            }
+            self.steps_left.set(left - 1);
             self.step(entry, w, &mut work, &mut out);
         }
         out
+    }
+
+    /// Walk steps taken so far.
+    pub fn steps_taken(&self) -> usize {
+        STEP_BUDGET - self.steps_left.get()
+    }
+
+    /// True once the step budget ran out: some verdicts are then only "may".
+    pub fn exhausted(&self) -> bool {
+        self.steps_left.get() == 0
     }
 
     /// Advances one walker to its next matching rule and applies that rule.
@@ -284,7 +327,10 @@ impl<'g> Model<'g> {
         }
         let matched = w.cube.intersect(&rule.cube);
         let mut may = w.may;
-        if rule.unknown {
+        let action = &self.graph.chains[w.chain].rules[index].action;
+        // A rule that only logs or marks leads both worlds to the same next rule: no fork.
+        let forks = rule.unknown && !matches!(action, Action::Continue(_));
+        if forks {
             may = may.or(Some(decider));
             // The world where the unmodelled condition does not match.
             work.push(Walker {
@@ -296,7 +342,6 @@ impl<'g> Model<'g> {
                 may,
             });
         }
-        let action = &self.graph.chains[w.chain].rules[index].action;
         let here = Walker {
             cube: matched,
             may,
@@ -532,6 +577,18 @@ impl Model<'_> {
                 rule: Some(i),
             })
     }
+}
+
+/// Drops pieces that repeat an earlier one's packets, certainty and NAT rewrite. An
+/// unknown target hands the same piece to the next stage twice (accepted, and passed on
+/// after the rule): without this, stages of such rules multiply the pieces.
+fn dedupe(live: Vec<Live>) -> Vec<Live> {
+    let mut seen = std::collections::HashSet::new();
+    live.into_iter()
+        .filter(|(cube, _, may, nat)| {
+            seen.insert((cube.clone(), may.is_some(), nat.as_ref().map(|(d, _)| *d)))
+        })
+        .collect()
 }
 
 /// Applies destination NAT to a matched piece. A rewrite to the firewall itself

@@ -5,6 +5,7 @@
 //! prints. [`CheckCx`] evaluates each zone pair once, so every check reads the same
 //! partition of the traffic into permitted and denied parts.
 
+pub mod analysis_limit;
 pub mod boundary_not_checked;
 pub mod host_firewall;
 pub mod ipsec_violation;
@@ -47,6 +48,7 @@ pub const CHECKS: &[(CheckMeta, CheckFn)] = &[
     (needless_port::META, needless_port::run),
     (ipsec_violation::META, ipsec_violation::run),
     (no_return_path::META, no_return_path::run),
+    (analysis_limit::META, analysis_limit::run),
     (boundary_not_checked::META, boundary_not_checked::run),
     (host_firewall::META, host_firewall::run),
     (narrow_required_flow::META, narrow_required_flow::run),

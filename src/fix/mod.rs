@@ -69,7 +69,7 @@ pub struct Permit {
 pub type Placement = (Vec<Edit>, String);
 
 /// How many rules verification may re-check in one file: candidates × rules.
-const VERIFY_BUDGET: usize = 300_000;
+const VERIFY_BUDGET: usize = 100_000;
 
 /// Fills `fix` of every `missing-port`, `needless-port` and `ipsec-violation` finding in
 /// `findings` (one file's, before suppression) with a verified fix, or appends to its
