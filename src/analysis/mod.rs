@@ -492,6 +492,13 @@ impl Model<'_> {
         w
     }
 
+    /// The cube a rule compiles to and whether it has a condition mislint does not model
+    /// (the cube then holds only what its modelled conditions match).
+    pub fn rule_cube(&self, chain: ChainId, index: usize) -> Option<(&Cube, bool)> {
+        let r = self.rules.get(chain.0)?.get(index)?;
+        Some((&r.cube, r.unknown))
+    }
+
     /// The first rule after `index` in `chain` that accepts some packet of `cube`.
     pub fn accepting_rules_after(
         &self,
