@@ -5,11 +5,15 @@
 //! prints. [`CheckCx`] evaluates each zone pair once, so every check reads the same
 //! partition of the traffic into permitted and denied parts.
 
+pub mod any_any_permit;
 pub mod boundary_not_checked;
 pub mod ipsec_violation;
 pub mod missing_port;
 pub mod needless_port;
 pub mod no_return_path;
+pub mod reach;
+pub mod redundant_rule;
+pub mod shadowed_rule;
 pub mod unmapped_interface;
 
 use crate::analysis::zones::Zoning;
@@ -47,6 +51,9 @@ pub const CHECKS: &[(CheckMeta, CheckFn)] = &[
     (no_return_path::META, no_return_path::run),
     (boundary_not_checked::META, boundary_not_checked::run),
     (unmapped_interface::META, unmapped_interface::run),
+    (shadowed_rule::META, shadowed_rule::run),
+    (redundant_rule::META, redundant_rule::run),
+    (any_any_permit::META, any_any_permit::run),
 ];
 
 /// Findings the parsers emit, documented like checks.
