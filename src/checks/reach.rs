@@ -491,6 +491,21 @@ impl<'g> ChainCx<'_, 'g> {
     }
 }
 
+/// A packet of `cube` for a finding. The interfaces are left out where the rule does
+/// not name them: a rule's own cube knows nothing of the interfaces its chain is bound
+/// to, and "in outside" under an access-list of `dmz` would mislead.
+pub fn witness(model: &Model, cube: &Cube) -> crate::report::finding::Witness {
+    let mut w = model.witness(cube);
+    let all = model.ifaces.len() as u128;
+    if cube.get(Field::InIface).count() == all {
+        w.in_interface = None;
+    }
+    if cube.get(Field::OutIface).count() == all {
+        w.out_interface = None;
+    }
+    w
+}
+
 /// The packet of a cube with every field at its lowest value.
 fn low_point(c: &Cube) -> Cube {
     point(c, |s| s.first())
@@ -630,6 +645,200 @@ impl RuleIndex {
             group.by_dst.overlapping(query.get(Field::DstAddr), out);
             group.by_src.overlapping(query.get(Field::SrcAddr), out);
             out.extend_from_slice(&group.wide);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Dialect;
+    use crate::source::{FileId, SourceFile};
+
+    fn graph(text: &str, dialect: Dialect) -> RuleGraph {
+        let file = SourceFile::new(FileId(0), "t", text);
+        crate::parse::parse(&file, dialect)
+            .graph
+            .expect("the test config parses")
+    }
+
+    fn ipt(rules: &str) -> RuleGraph {
+        graph(
+            &format!(
+                "*filter\n:FORWARD DROP [0:0]\n:USER - [0:0]\n:LOGDROP - [0:0]\n{rules}COMMIT\n"
+            ),
+            Dialect::Iptables,
+        )
+    }
+
+    /// `(chain name, rule index, reach)` of the reportable rules.
+    fn reach_of(g: &RuleGraph) -> Vec<(String, usize, String)> {
+        let m = Model::new(g, &[]);
+        analyse(&m, true)
+            .into_iter()
+            .map(|r| {
+                let what = match &r.reach {
+                    Reach::Dead(by) => format!("dead {by:?}"),
+                    Reach::Live(_) => match &r.redundancy {
+                        Redundancy::Yes(e, d, _) => format!(
+                            "redundant {} {:?}",
+                            e.describe(),
+                            d.iter().map(|d| d.rule).collect::<Vec<_>>()
+                        ),
+                        _ => "live".into(),
+                    },
+                    Reach::Empty => "empty".into(),
+                    Reach::Cut => "cut".into(),
+                };
+                (
+                    g.chain(r.decider.chain).name.clone(),
+                    r.decider.rule.unwrap_or(usize::MAX),
+                    what,
+                )
+            })
+            .collect()
+    }
+
+    fn status(g: &RuleGraph, chain: &str, i: usize) -> String {
+        reach_of(g)
+            .into_iter()
+            .find(|(c, j, _)| c.ends_with(chain) && *j == i)
+            .map(|(_, _, s)| s)
+            .unwrap_or_else(|| "not reported".into())
+    }
+
+    #[test]
+    fn union_of_two_earlier_rules_shadows() {
+        let g = ipt("-A FORWARD -p tcp --dport 1:1023 -j ACCEPT\n\
+                     -A FORWARD -p tcp --dport 1024:65535 -j DROP\n\
+                     -A FORWARD -p tcp --dport 1000:2000 -s 10.0.0.1 -j ACCEPT\n\
+                     -A FORWARD -p tcp --dport 0:10 -j ACCEPT\n");
+        assert_eq!(status(&g, "FORWARD", 2), "dead [0, 1]");
+        // Port 0 is in neither range.
+        assert_eq!(status(&g, "FORWARD", 3), "live");
+    }
+
+    #[test]
+    fn unmodelled_conditions_do_not_shadow_but_can_be_shadowed() {
+        let g = ipt(
+            "-A FORWARD -p udp --dport 53 -m time --timestart 08:00 -j ACCEPT\n\
+                     -A FORWARD -p udp --dport 53 -j DROP\n\
+                     -A FORWARD -p udp --dport 53 -m time --timestart 09:00 -j ACCEPT\n",
+        );
+        assert!(status(&g, "FORWARD", 1).starts_with("live"));
+        assert_eq!(status(&g, "FORWARD", 2), "dead [1]");
+    }
+
+    #[test]
+    fn jumps_decide_only_into_chains_that_always_decide() {
+        let g = ipt("-A FORWARD -s 10.0.0.1 -j LOGDROP\n\
+                     -A FORWARD -s 10.0.0.2 -j USER\n\
+                     -A FORWARD -s 10.0.0.1 -p tcp -j ACCEPT\n\
+                     -A FORWARD -s 10.0.0.2 -p tcp -j ACCEPT\n\
+                     -A FORWARD -s 10.0.0.3 -j RETURN\n\
+                     -A FORWARD -s 10.0.0.3 -p udp -j ACCEPT\n\
+                     -A FORWARD -j LOG\n\
+                     -A FORWARD -s 10.0.0.4 -j ACCEPT\n\
+                     -A USER -p tcp -j RETURN\n\
+                     -A USER -j DROP\n\
+                     -A LOGDROP -j LOG\n\
+                     -A LOGDROP -j DROP\n");
+        assert_eq!(status(&g, "FORWARD", 2), "dead [0]");
+        assert_ne!(status(&g, "FORWARD", 3), "dead [1]");
+        assert_eq!(status(&g, "FORWARD", 4), "live");
+        assert_eq!(status(&g, "FORWARD", 5), "dead [4]");
+        // LOG does not decide.
+        assert!(!status(&g, "FORWARD", 7).starts_with("dead"));
+    }
+
+    #[test]
+    fn redundancy_follows_first_match_to_the_policy() {
+        let g = ipt("-A FORWARD -p tcp --dport 23 -j DROP\n\
+                     -A FORWARD -p tcp --dport 21 -j REJECT\n\
+                     -A FORWARD -s 10.0.0.1 -p tcp --dport 80 -j ACCEPT\n\
+                     -A FORWARD -s 10.0.0.0/25 -p tcp --dport 80 -j DROP\n\
+                     -A FORWARD -s 10.0.0.0/24 -p tcp --dport 80 -j ACCEPT\n\
+                     -A FORWARD -s 10.0.1.1 -p tcp --dport 80 -j ACCEPT\n\
+                     -A FORWARD -j LOG\n\
+                     -A FORWARD -s 10.0.1.0/24 -p tcp --dport 80 -j ACCEPT\n");
+        // Nothing after it accepts telnet: the DROP policy repeats it.
+        assert_eq!(status(&g, "FORWARD", 0), "redundant drop [None]");
+        // REJECT is not what the policy does.
+        assert_eq!(status(&g, "FORWARD", 1), "live");
+        // The DROP at 3 would take some of its packets.
+        assert_eq!(status(&g, "FORWARD", 2), "live");
+        // LOG is passed over; the ACCEPT at 7 takes all of it.
+        assert_eq!(status(&g, "FORWARD", 5), "redundant accept [Some(7)]");
+    }
+
+    #[test]
+    fn asa_implicit_rules_are_never_reported() {
+        let g = graph(
+            "interface G1\n nameif dmz\n security-level 50\n ip address 192.168.10.1 255.255.255.0\n\
+             interface G2\n nameif inside\n security-level 100\n ip address 10.0.0.1 255.255.255.0\n\
+             access-list dmz_in extended deny ip any any\n\
+             access-group dmz_in in interface dmz\n",
+            Dialect::Asa,
+        );
+        let reported = reach_of(&g);
+        // Only the explicit deny; not the implicit deny (dead behind it), the access-group
+        // dispatch, nor the security-level rules of `inside`.
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert_eq!(reported[0].1, 0);
+    }
+
+    #[test]
+    fn index_returns_every_overlapping_rule() {
+        // A deterministic mix of narrow, multi-range and wide rules.
+        let mut cubes = Vec::new();
+        let mut x: u64 = 7;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        for _ in 0..400 {
+            let mut c = Cube::full(3);
+            c.restrict(
+                Field::Proto,
+                &IntervalSet::single([6, 17, 1][next(3) as usize]),
+            );
+            let p = next(100) as u128;
+            c.restrict(
+                Field::DstPort,
+                &IntervalSet::range(p, p + next(3) as u128 * 50),
+            );
+            let base = crate::graph::sets::addr::V4_BASE + (10 << 24);
+            let a = base + next(1 << 20) as u128;
+            match next(4) {
+                0 => c.restrict(
+                    Field::DstAddr,
+                    &IntervalSet::range(a, a + next(256) as u128),
+                ),
+                1 => c.restrict(Field::SrcAddr, &IntervalSet::range(a, a + 255)),
+                2 => c.restrict(
+                    Field::DstAddr,
+                    &IntervalSet::from_ranges([(a, a), (a + 4096, a + 4100)]),
+                ),
+                _ => {}
+            }
+            cubes.push(c);
+        }
+        let mut index = RuleIndex::default();
+        for (i, c) in cubes.iter().enumerate() {
+            index.insert(c, i);
+        }
+        for q in &cubes {
+            for probe in [q.clone(), low_point(q), high_point(q)] {
+                let mut ids = Vec::new();
+                index.candidates(&probe, &mut ids);
+                for (j, c) in cubes.iter().enumerate() {
+                    if c.intersects(&probe) {
+                        assert!(ids.contains(&(j as u32)), "rule {j} missed");
+                    }
+                }
+            }
         }
     }
 }

@@ -129,7 +129,7 @@ fn redundant_finding(cx: &CheckCx, span: Span, group: &[&RuleResult]) -> Finding
         f = f.with_related(*s, text);
     }
     if let Some(s) = sample {
-        f.witness = Some(cx.model.witness(s));
+        f.witness = Some(reach::witness(cx.model, s));
     }
     f
 }

@@ -109,7 +109,7 @@ fn dead_finding(cx: &CheckCx, span: Span, group: &[&RuleResult]) -> Finding {
         .model
         .rule_cube(group[0].decider.chain, group[0].decider.rule.unwrap_or(0))
     {
-        f.witness = Some(cx.model.witness(cube.0));
+        f.witness = Some(reach::witness(cx.model, cube.0));
     }
     f
 }
