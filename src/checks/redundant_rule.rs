@@ -133,3 +133,41 @@ fn redundant_finding(cx: &CheckCx, span: Span, group: &[&RuleResult]) -> Finding
     }
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::shadowed_rule::tests::lint;
+
+    #[test]
+    fn a_deny_the_policy_repeats_is_redundant_but_a_catch_all_is_not() {
+        let found = lint(
+            "-A FORWARD -p tcp --dport 23 -j DROP\n-A FORWARD -j DROP\n",
+            run,
+        );
+        assert_eq!(
+            found,
+            vec![(
+                "-A FORWARD -p tcp --dport 23 -j DROP".to_string(),
+                vec!["-A FORWARD -j DROP".to_string()]
+            )]
+        );
+        // Alone, the deny is repeated by the policy (the `:FORWARD DROP` line).
+        let found = lint("-A FORWARD -p tcp --dport 23 -j DROP\n", run);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1, vec![":FORWARD DROP [0:0]".to_string()]);
+        // The catch-all alone only repeats the policy: written on purpose.
+        assert!(lint("-A FORWARD -j DROP\n", run).is_empty());
+    }
+
+    #[test]
+    fn an_accept_with_a_deny_between_is_not_redundant() {
+        let found = lint(
+            "-A FORWARD -s 10.0.0.1 -p tcp --dport 80 -j ACCEPT\n\
+             -A FORWARD -s 10.0.0.0/25 -p tcp --dport 80 -j DROP\n\
+             -A FORWARD -s 10.0.0.0/24 -p tcp --dport 80 -j ACCEPT\n",
+            run,
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+}

@@ -128,3 +128,62 @@ pub fn cut_note(meta: CheckMeta, spans: &[Span], adjective: &str) -> Option<Find
         ),
     ))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::analysis::Model;
+    use crate::analysis::zones::Zoning;
+    use crate::config::site::Hosts;
+    use crate::graph::Dialect;
+    use crate::policy::Settings;
+    use crate::source::{FileId, SourceFile};
+
+    /// Runs `check` on an iptables FORWARD chain; returns `(line text, related texts)`.
+    pub(crate) fn lint(rules: &str, check: super::super::CheckFn) -> Vec<(String, Vec<String>)> {
+        let text = format!("*filter\n:FORWARD DROP [0:0]\n{rules}COMMIT\n");
+        let file = SourceFile::new(FileId(0), "t", text);
+        let g = crate::parse::parse(&file, Dialect::Iptables)
+            .graph
+            .expect("parses");
+        let model = Model::new(&g, &[]);
+        let zoning = Zoning::assign(&g, &[]);
+        let (settings, hosts) = (Settings::default(), Hosts::default());
+        let cx = CheckCx::new(&file, &model, &zoning, &settings, &hosts, &[]);
+        check(&cx)
+            .into_iter()
+            .map(|f| {
+                let related = f.related.iter().map(|l| file.slice(l.span).to_string());
+                (file.slice(f.primary.span).to_string(), related.collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_line_lowered_to_several_rules_is_dead_only_if_all_are() {
+        let found = lint(
+            "-A FORWARD -d 10.0.0.0/24 -p tcp --dport 25 -j ACCEPT\n\
+             -A FORWARD -d 10.0.0.5,10.0.0.6 -p tcp --dport 25 -j ACCEPT\n\
+             -A FORWARD -d 10.0.0.7,10.0.1.7 -p tcp --dport 25 -j ACCEPT\n",
+            run,
+        );
+        assert_eq!(
+            found,
+            vec![(
+                "-A FORWARD -d 10.0.0.5,10.0.0.6 -p tcp --dport 25 -j ACCEPT".to_string(),
+                vec!["-A FORWARD -d 10.0.0.0/24 -p tcp --dport 25 -j ACCEPT".to_string()]
+            )]
+        );
+    }
+
+    #[test]
+    fn live_rules_give_nothing() {
+        assert!(
+            lint(
+                "-A FORWARD -p tcp --dport 80 -j ACCEPT\n-A FORWARD -p tcp --dport 443 -j ACCEPT\n",
+                run
+            )
+            .is_empty()
+        );
+    }
+}
