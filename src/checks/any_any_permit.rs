@@ -112,3 +112,55 @@ fn finding(
     f.witness = Some(cx.model.witness(query));
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::Model;
+    use crate::analysis::zones::{ZoneMapping, Zoning};
+    use crate::config::site::Hosts;
+    use crate::graph::Dialect;
+    use crate::policy::Settings;
+    use crate::source::{FileId, SourceFile};
+
+    fn lint(rules: &str) -> Vec<(String, Option<Zone>, Option<Zone>)> {
+        let text = format!("*filter\n:FORWARD DROP [0:0]\n{rules}COMMIT\n");
+        let file = SourceFile::new(FileId(0), "t", text);
+        let g = crate::parse::parse(&file, Dialect::Iptables)
+            .graph
+            .expect("parses");
+        let zones: Vec<ZoneMapping> = ["eth1=perimeter", "eth2=internal"]
+            .iter()
+            .map(|z| ZoneMapping::parse(z).expect("valid mapping"))
+            .collect();
+        let model = Model::new(&g, &["eth1".to_string(), "eth2".to_string()]);
+        let zoning = Zoning::assign(&g, &zones);
+        let (settings, hosts) = (Settings::default(), Hosts::default());
+        let cx = CheckCx::new(&file, &model, &zoning, &settings, &hosts, &[]);
+        run(&cx)
+            .into_iter()
+            .map(|f| (file.slice(f.primary.span).to_string(), f.from_zone, f.to_zone))
+            .collect()
+    }
+
+    #[test]
+    fn an_unrestricted_accept_between_zones_fires() {
+        assert_eq!(
+            lint("-A FORWARD -i eth1 -o eth2 -j ACCEPT\n"),
+            vec![(
+                "-A FORWARD -i eth1 -o eth2 -j ACCEPT".to_string(),
+                Some(Zone::Perimeter),
+                Some(Zone::Internal)
+            )]
+        );
+    }
+
+    #[test]
+    fn an_exception_above_or_a_narrower_accept_does_not() {
+        assert!(
+            lint("-A FORWARD -p tcp --dport 445 -j DROP\n-A FORWARD -i eth1 -o eth2 -j ACCEPT\n")
+                .is_empty()
+        );
+        assert!(lint("-A FORWARD -i eth1 -o eth2 -p tcp -j ACCEPT\n").is_empty());
+    }
+}
