@@ -30,7 +30,7 @@ const MAX_PIECES: usize = 512;
 /// Address ranges narrower than this go into an address map; wider ones are scanned.
 const NARROW: u128 = 1 << 16;
 /// Ranges of one address set an index entry or query spells out before using the hull.
-const MAX_RANGES: usize = 16;
+const MAX_RANGES: usize = 64;
 
 /// What a rule does to the packets it matches, as far as the rest of its chain sees:
 /// those packets never reach a later rule of the chain.
@@ -297,6 +297,16 @@ struct ChainCx<'r, 'g> {
     end: Effect<'g>,
 }
 
+/// What the earlier deciding rules do to a probe packet.
+enum Cover {
+    /// None holds it: the rule is reachable.
+    None,
+    /// Some hold it, none holds the whole rule.
+    Probe,
+    /// This one holds the whole rule.
+    Whole(usize),
+}
+
 /// How a walk over the later rules ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Walk {
@@ -318,8 +328,10 @@ impl<'g> ChainCx<'_, 'g> {
             return Reach::Empty;
         }
         for probe in [low_point(&rule.cube), high_point(&rule.cube)] {
-            if !self.earlier_covers(&probe) {
-                return Reach::Live(probe);
+            match self.earlier_cover(&probe, &rule.cube) {
+                Cover::None => return Reach::Live(probe),
+                Cover::Whole(j) => return Reach::Dead(vec![j]),
+                Cover::Probe => {}
             }
         }
         match self.remainder(i) {
@@ -331,15 +343,25 @@ impl<'g> ChainCx<'_, 'g> {
         }
     }
 
-    /// True if an earlier deciding rule holds the one-packet cube `probe`.
-    fn earlier_covers(&mut self, probe: &Cube) -> bool {
+    /// Whether earlier deciding rules hold the one-packet cube `probe`, and whether one
+    /// of those holds all of `whole` (the usual way a rule is dead: one broader rule).
+    fn earlier_cover(&mut self, probe: &Cube, whole: &Cube) -> Cover {
         let mut ids = Vec::new();
         self.earlier.candidates(probe, &mut ids);
-        ids.iter().any(|&j| {
-            self.rules
-                .get(j as usize)
-                .is_some_and(|r| r.cube.intersects(probe))
-        })
+        ids.sort_unstable();
+        let mut cover = Cover::None;
+        for j in ids {
+            let Some(r) = self.rules.get(j as usize) else {
+                continue;
+            };
+            if r.cube.intersects(probe) {
+                if whole.is_subset(&r.cube) {
+                    return Cover::Whole(j as usize);
+                }
+                cover = Cover::Probe;
+            }
+        }
+        cover
     }
 
     /// Rule `i`'s cube minus every earlier deciding rule, with the rules that took part;
