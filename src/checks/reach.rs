@@ -17,7 +17,7 @@
 //! rules and port forwards, the ASA access-group dispatch — are analysed as rules but
 //! never reported: see [`implicit_spans`].
 
-use crate::analysis::cube::Field;
+use crate::analysis::cube::{FIELDS, Field};
 use crate::analysis::{Cube, Decider, Model};
 use crate::graph::{Action, ChainId, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
@@ -219,14 +219,14 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
     let mut out = Vec::new();
     for (c, chain) in graph.chains.iter().enumerate() {
         let id = ChainId(c);
-        let rules: Vec<ChainRule<'g>> = chain
+        let rules: Vec<ChainRule<'_, 'g>> = chain
             .rules
             .iter()
             .enumerate()
             .filter_map(|(i, r)| {
                 let (cube, unknown) = model.rule_cube(id, i)?;
                 Some(ChainRule {
-                    cube: cube.clone(),
+                    cube,
                     unknown,
                     effect: facts.effect(id, &r.action),
                     continues: matches!(r.action, Action::Continue(_)),
@@ -244,10 +244,12 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
             earlier: RuleIndex::default(),
             all: RuleIndex::default(),
             end: facts.end_effect(id),
+            recent: Vec::new(),
+            scratch: Vec::new(),
         };
         if redundancy {
             for (i, r) in rules.iter().enumerate() {
-                cx.all.insert(&r.cube, i);
+                cx.all.insert(r.cube, i);
             }
         }
         for (i, r) in rules.iter().enumerate() {
@@ -268,7 +270,7 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
                 });
             }
             if r.effect.is_some() && !r.unknown {
-                cx.earlier.insert(&r.cube, i);
+                cx.earlier.insert(r.cube, i);
             }
         }
     }
@@ -276,8 +278,8 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
 }
 
 /// One rule as the analysis sees it.
-struct ChainRule<'g> {
-    cube: Cube,
+struct ChainRule<'m, 'g> {
+    cube: &'m Cube,
     unknown: bool,
     effect: Option<Effect<'g>>,
     /// A non-terminating target (LOG, MARK): matching packets go on.
@@ -287,14 +289,19 @@ struct ChainRule<'g> {
 }
 
 /// The state of one chain's pass.
-struct ChainCx<'r, 'g> {
+struct ChainCx<'r, 'm, 'g> {
     id: ChainId,
-    rules: &'r [ChainRule<'g>],
+    rules: &'r [ChainRule<'m, 'g>],
     /// Earlier rules that surely decide their packets (known conditions, an effect).
     earlier: RuleIndex,
     /// Every rule of the chain (filled only for redundancy).
     all: RuleIndex,
     end: Effect<'g>,
+    /// The last few rules found to hold a whole later rule: a broad rule usually kills
+    /// a run of the rules after it, and trying it first skips the index.
+    recent: Vec<usize>,
+    /// A reused buffer for candidate ids.
+    scratch: Vec<u32>,
 }
 
 /// What the earlier deciding rules do to a probe packet.
@@ -318,49 +325,68 @@ enum Walk {
     Cut,
 }
 
-impl<'g> ChainCx<'_, 'g> {
+/// Recent whole-rule coverers remembered.
+const RECENT: usize = 4;
+
+impl<'g> ChainCx<'_, '_, 'g> {
     /// Whether rule `i` can be reached, given the earlier rules in the index.
     fn reach(&mut self, i: usize) -> Reach {
         let Some(rule) = self.rules.get(i) else {
             return Reach::Cut;
         };
-        if rule.cube.is_empty() {
+        let cube = rule.cube;
+        let (Some(low), Some(high)) = (low_point(cube), high_point(cube)) else {
             return Reach::Empty;
+        };
+        if let Some(&j) = self
+            .recent
+            .iter()
+            .find(|&&j| self.rules.get(j).is_some_and(|r| cube.is_subset(r.cube)))
+        {
+            return Reach::Dead(vec![j]);
         }
-        for probe in [low_point(&rule.cube), high_point(&rule.cube)] {
-            match self.earlier_cover(&probe, &rule.cube) {
-                Cover::None => return Reach::Live(probe),
-                Cover::Whole(j) => return Reach::Dead(vec![j]),
+        for probe in [low, high] {
+            match self.earlier_cover(&probe, cube) {
+                Cover::None => return Reach::Live(point_cube(&probe)),
+                Cover::Whole(j) => {
+                    self.recent.retain(|&k| k != j);
+                    self.recent.insert(0, j);
+                    self.recent.truncate(RECENT);
+                    return Reach::Dead(vec![j]);
+                }
                 Cover::Probe => {}
             }
         }
         match self.remainder(i) {
             None => Reach::Cut,
-            Some((pieces, used)) => match pieces.first() {
-                Some(p) => Reach::Live(low_point(p)),
+            Some((pieces, used)) => match pieces.first().and_then(low_point) {
+                Some(p) => Reach::Live(point_cube(&p)),
                 None => Reach::Dead(used),
             },
         }
     }
 
-    /// Whether earlier deciding rules hold the one-packet cube `probe`, and whether one
-    /// of those holds all of `whole` (the usual way a rule is dead: one broader rule).
-    fn earlier_cover(&mut self, probe: &Cube, whole: &Cube) -> Cover {
-        let mut ids = Vec::new();
-        self.earlier.candidates(probe, &mut ids);
+    /// Whether earlier deciding rules hold the packet `probe`, and whether one of those
+    /// holds all of `whole` (the usual way a rule is dead: one broader rule above it).
+    fn earlier_cover(&mut self, probe: &Point, whole: &Cube) -> Cover {
+        let mut ids = std::mem::take(&mut self.scratch);
+        ids.clear();
+        self.earlier.candidates_at(probe, &mut ids);
         ids.sort_unstable();
         let mut cover = Cover::None;
-        for j in ids {
+        for &j in &ids {
             let Some(r) = self.rules.get(j as usize) else {
                 continue;
             };
-            if r.cube.intersects(probe) {
-                if whole.is_subset(&r.cube) {
-                    return Cover::Whole(j as usize);
+            if contains(r.cube, probe) {
+                if whole.is_subset(r.cube) {
+                    cover = Cover::Whole(j as usize);
+                    break;
                 }
                 cover = Cover::Probe;
             }
         }
+        self.scratch = ids;
         cover
     }
 
@@ -369,7 +395,7 @@ impl<'g> ChainCx<'_, 'g> {
     fn remainder(&mut self, i: usize) -> Option<(Vec<Cube>, Vec<usize>)> {
         let rule = self.rules.get(i)?;
         let mut ids = Vec::new();
-        self.earlier.candidates(&rule.cube, &mut ids);
+        self.earlier.candidates(rule.cube, &mut ids);
         ids.sort_unstable();
         ids.dedup();
         if ids.len() > MAX_CANDIDATES {
@@ -384,9 +410,9 @@ impl<'g> ChainCx<'_, 'g> {
             let mut next = Vec::with_capacity(pieces.len());
             let mut hit = false;
             for p in pieces {
-                if p.intersects(&other.cube) {
+                if p.intersects(other.cube) {
                     hit = true;
-                    next.extend(p.subtract(&other.cube));
+                    next.extend(p.subtract(other.cube));
                 } else {
                     next.push(p);
                 }
@@ -415,11 +441,9 @@ impl<'g> ChainCx<'_, 'g> {
             return Redundancy::Unknown;
         };
         // Quick refusal: the first later rule that decides the probe decides otherwise.
-        let mut ids = Vec::new();
-        self.all.candidates(probe, &mut ids);
-        let later = self.later_rules(i, ids);
-        let mut one = vec![probe.clone()];
-        if self.walk(effect, &later, &mut one, &mut Vec::new()) != Walk::Same {
+        if let Some(point) = low_point(probe)
+            && !self.point_gets(i, effect, &point)
+        {
             return Redundancy::No;
         }
         // Exact: what reaches the rule, walked through every later rule that overlaps it.
@@ -427,7 +451,7 @@ impl<'g> ChainCx<'_, 'g> {
             return Redundancy::Cut;
         };
         let mut ids = Vec::new();
-        self.all.candidates(&rule.cube, &mut ids);
+        self.all.candidates(rule.cube, &mut ids);
         let later = self.later_rules(i, ids);
         if later.len() > MAX_CANDIDATES {
             return Redundancy::Cut;
@@ -439,6 +463,33 @@ impl<'g> ChainCx<'_, 'g> {
             Walk::Differs => Redundancy::No,
             Walk::Cut => Redundancy::Cut,
         }
+    }
+
+    /// True if, without rule `i` (and its line), the later rules give `point` `effect`.
+    fn point_gets(&mut self, i: usize, effect: Effect<'g>, point: &Point) -> bool {
+        let mut ids = std::mem::take(&mut self.scratch);
+        ids.clear();
+        self.all.candidates_at(point, &mut ids);
+        let span = self.rules.get(i).map(|r| r.span);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut verdict = None;
+        for &j in &ids {
+            let j = j as usize;
+            let Some(r) = self.rules.get(j) else {
+                continue;
+            };
+            if j <= i || Some(r.span) == span || !contains(r.cube, point) {
+                continue;
+            }
+            if r.continues || (r.unknown && r.effect == Some(effect)) {
+                continue;
+            }
+            verdict = Some(!r.unknown && r.effect == Some(effect));
+            break;
+        }
+        self.scratch = ids;
+        verdict.unwrap_or(self.end == effect)
     }
 
     /// The candidate rules after `i`, in chain order, without the other rules of `i`'s
@@ -472,7 +523,7 @@ impl<'g> ChainCx<'_, 'g> {
             let Some(rule) = self.rules.get(j) else {
                 continue;
             };
-            if !pieces.iter().any(|p| p.intersects(&rule.cube)) {
+            if !pieces.iter().any(|p| p.intersects(rule.cube)) {
                 continue;
             }
             if rule.continues || (rule.unknown && rule.effect == Some(effect)) {
@@ -483,8 +534,8 @@ impl<'g> ChainCx<'_, 'g> {
             }
             let mut next = Vec::with_capacity(pieces.len());
             for p in pieces.drain(..) {
-                if p.intersects(&rule.cube) {
-                    next.extend(p.subtract(&rule.cube));
+                if p.intersects(rule.cube) {
+                    next.extend(p.subtract(rule.cube));
                 } else {
                     next.push(p);
                 }
@@ -528,45 +579,101 @@ pub fn witness(model: &Model, cube: &Cube) -> crate::report::finding::Witness {
     w
 }
 
+/// One packet: a value per field, indexed by `Field as usize`.
+type Point = [u128; FIELDS];
+
 /// The packet of a cube with every field at its lowest value.
-fn low_point(c: &Cube) -> Cube {
+fn low_point(c: &Cube) -> Option<Point> {
     point(c, |s| s.first())
 }
 
 /// The packet of a cube with every field at its highest value.
-fn high_point(c: &Cube) -> Cube {
+fn high_point(c: &Cube) -> Option<Point> {
     point(c, |s| s.ranges().last().map(|r| r.1))
 }
 
-fn point(c: &Cube, pick: impl Fn(&IntervalSet) -> Option<u128>) -> Cube {
-    let mut p = c.clone();
-    for slot in p.fields.iter_mut() {
-        *slot = pick(slot).map_or_else(IntervalSet::empty, IntervalSet::single);
+fn point(c: &Cube, pick: impl Fn(&IntervalSet) -> Option<u128>) -> Option<Point> {
+    let mut p = [0; FIELDS];
+    for (slot, set) in p.iter_mut().zip(&c.fields) {
+        *slot = pick(set)?;
     }
-    p
+    Some(p)
+}
+
+/// The one-packet cube of a point.
+fn point_cube(p: &Point) -> Cube {
+    Cube {
+        fields: p.map(IntervalSet::single),
+    }
+}
+
+/// True if the cube holds the packet.
+fn contains(c: &Cube, p: &Point) -> bool {
+    c.fields.iter().zip(p).all(|(set, v)| set.contains(*v))
 }
 
 /// Rule cubes of one chain, found by overlap without scanning them all. Rules are
 /// grouped by their exact (protocol, destination port) sets — a ruleset has few distinct
-/// services — and inside a group by the destination address ranges when those are
-/// narrow, else by narrow source ranges, else kept in a short list scanned every time.
-/// [`RuleIndex::candidates`] returns a superset of the rules that overlap a query; the
-/// caller tests each exactly.
+/// services — then by their ingress interface when they name exactly one (pfSense
+/// rules, `-i`), and inside that by the destination address ranges when those are
+/// narrow, else by narrow source ranges, else kept in a list scanned every time.
+/// The candidate queries return a superset of the rules that overlap a query (possibly
+/// with repeats); the caller tests each exactly.
 #[derive(Default)]
 struct RuleIndex {
     groups: Vec<Group>,
-    by_service: HashMap<(IntervalSet, IntervalSet), usize>,
-    /// Per query service: how many groups were tested, and those that overlap.
-    memo: HashMap<(IntervalSet, IntervalSet), (usize, Vec<usize>)>,
+    /// Service hash → the groups with that hash.
+    by_service: HashMap<u64, Vec<usize>>,
+    /// Point queries by (protocol, port): how many groups were tested, those that hold it.
+    point_memo: HashMap<(u128, u128), (usize, Vec<usize>)>,
+    /// Cube queries by service hash: the service, groups tested, those that overlap.
+    cube_memo: HashMap<u64, Vec<CubeMemo>>,
+}
+
+/// The overlapping groups of one query service.
+struct CubeMemo {
+    proto: IntervalSet,
+    dport: IntervalSet,
+    tested: usize,
+    groups: Vec<usize>,
 }
 
 /// The rules of one service.
 struct Group {
     proto: IntervalSet,
     dport: IntervalSet,
+    /// By the one ingress interface the rules name, or `None` for any other.
+    subs: Vec<(Option<u128>, Sub)>,
+}
+
+/// The rules of one service and interface.
+#[derive(Default)]
+struct Sub {
     by_dst: AddrMap,
     by_src: AddrMap,
     wide: Vec<u32>,
+}
+
+impl Sub {
+    fn insert(&mut self, cube: &Cube, id: u32) {
+        if !self.by_dst.try_insert(cube.get(Field::DstAddr), id)
+            && !self.by_src.try_insert(cube.get(Field::SrcAddr), id)
+        {
+            self.wide.push(id);
+        }
+    }
+
+    fn overlapping(&self, dst: &IntervalSet, src: &IntervalSet, out: &mut Vec<u32>) {
+        self.by_dst.overlapping(dst, out);
+        self.by_src.overlapping(src, out);
+        out.extend_from_slice(&self.wide);
+    }
+
+    fn at(&self, dst: u128, src: u128, out: &mut Vec<u32>) {
+        self.by_dst.overlapping_range(dst, dst, out);
+        self.by_src.overlapping_range(src, src, out);
+        out.extend_from_slice(&self.wide);
+    }
 }
 
 /// Narrow address ranges by their low end: `lo → [(hi, rule)]`.
@@ -586,87 +693,153 @@ impl AddrMap {
         true
     }
 
-    /// Rules with a range overlapping `set`.
+    /// Rules with a range overlapping `set` (its hull, when it has many ranges).
     fn overlapping(&self, set: &IntervalSet, out: &mut Vec<u32>) {
         if self.0.is_empty() {
             return;
         }
-        for (qlo, qhi) in query_ranges(set) {
-            for (_, entries) in self.0.range(qlo.saturating_sub(NARROW - 1)..=qhi) {
-                out.extend(
-                    entries
-                        .iter()
-                        .filter(|(hi, _)| *hi >= qlo)
-                        .map(|(_, id)| *id),
-                );
+        let r = set.ranges();
+        match (r.first(), r.last()) {
+            (Some(first), Some(last)) if r.len() > MAX_RANGES => {
+                self.overlapping_range(first.0, last.1, out)
             }
+            _ => {
+                for &(lo, hi) in r {
+                    self.overlapping_range(lo, hi, out);
+                }
+            }
+        }
+    }
+
+    /// Rules with a range overlapping `lo..=hi`: a narrow range that does starts at
+    /// most `NARROW` below `lo`.
+    fn overlapping_range(&self, lo: u128, hi: u128, out: &mut Vec<u32>) {
+        for (_, entries) in self.0.range(lo.saturating_sub(NARROW - 1)..=hi) {
+            out.extend(
+                entries
+                    .iter()
+                    .filter(|(end, _)| *end >= lo)
+                    .map(|(_, id)| *id),
+            );
         }
     }
 }
 
-/// The ranges of a query field, or their hull when there are many.
-fn query_ranges(set: &IntervalSet) -> Vec<(u128, u128)> {
-    let r = set.ranges();
-    match (r.first(), r.last()) {
-        (Some(first), Some(last)) if r.len() > MAX_RANGES => vec![(first.0, last.1)],
-        _ => r.to_vec(),
+fn service_hash(proto: &IntervalSet, dport: &IntervalSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    proto.hash(&mut h);
+    dport.hash(&mut h);
+    h.finish()
+}
+
+/// The one value of a set, if it has exactly one.
+fn single(set: &IntervalSet) -> Option<u128> {
+    match set.ranges() {
+        [(lo, hi)] if lo == hi => Some(*lo),
+        _ => None,
     }
 }
 
 impl RuleIndex {
     /// Adds rule `id` with its cube.
     fn insert(&mut self, cube: &Cube, id: usize) {
-        let id = id as u32;
-        let key = (
-            cube.get(Field::Proto).clone(),
-            cube.get(Field::DstPort).clone(),
-        );
-        let g = match self.by_service.get(&key) {
-            Some(&g) => g,
+        let (proto, dport) = (cube.get(Field::Proto), cube.get(Field::DstPort));
+        let hash = service_hash(proto, dport);
+        let slot = self.by_service.entry(hash).or_default();
+        let found = slot.iter().copied().find(|&g| {
+            self.groups
+                .get(g)
+                .is_some_and(|x| x.proto == *proto && x.dport == *dport)
+        });
+        let g = match found {
+            Some(g) => g,
             None => {
                 self.groups.push(Group {
-                    proto: key.0.clone(),
-                    dport: key.1.clone(),
-                    by_dst: AddrMap::default(),
-                    by_src: AddrMap::default(),
-                    wide: Vec::new(),
+                    proto: proto.clone(),
+                    dport: dport.clone(),
+                    subs: Vec::new(),
                 });
-                self.by_service.insert(key, self.groups.len() - 1);
+                slot.push(self.groups.len() - 1);
                 self.groups.len() - 1
             }
         };
         let Some(group) = self.groups.get_mut(g) else {
             return;
         };
-        if !group.by_dst.try_insert(cube.get(Field::DstAddr), id)
-            && !group.by_src.try_insert(cube.get(Field::SrcAddr), id)
-        {
-            group.wide.push(id);
+        let key = single(cube.get(Field::InIface));
+        let sub = match group.subs.iter().position(|(k, _)| *k == key) {
+            Some(s) => s,
+            None => {
+                group.subs.push((key, Sub::default()));
+                group.subs.len() - 1
+            }
+        };
+        if let Some((_, sub)) = group.subs.get_mut(sub) {
+            sub.insert(cube, id as u32);
         }
     }
 
-    /// Pushes (possibly repeated) ids of rules that may overlap `query`.
-    fn candidates(&mut self, query: &Cube, out: &mut Vec<u32>) {
-        let key = (
-            query.get(Field::Proto).clone(),
-            query.get(Field::DstPort).clone(),
-        );
-        let entry = self.memo.entry(key).or_insert_with(|| (0, Vec::new()));
-        for (g, group) in self.groups.iter().enumerate().skip(entry.0) {
-            if group.proto.intersects(query.get(Field::Proto))
-                && group.dport.intersects(query.get(Field::DstPort))
-            {
-                entry.1.push(g);
+    /// Pushes ids of rules that may hold the packet `p`.
+    fn candidates_at(&mut self, p: &Point, out: &mut Vec<u32>) {
+        let (proto, port) = (p[Field::Proto as usize], p[Field::DstPort as usize]);
+        let memo = self.point_memo.entry((proto, port)).or_default();
+        for (g, group) in self.groups.iter().enumerate().skip(memo.0) {
+            if group.proto.contains(proto) && group.dport.contains(port) {
+                memo.1.push(g);
             }
         }
-        entry.0 = self.groups.len();
-        for &g in &entry.1 {
-            let Some(group) = self.groups.get(g) else {
-                continue;
-            };
-            group.by_dst.overlapping(query.get(Field::DstAddr), out);
-            group.by_src.overlapping(query.get(Field::SrcAddr), out);
-            out.extend_from_slice(&group.wide);
+        memo.0 = self.groups.len();
+        let iface = p[Field::InIface as usize];
+        let (dst, src) = (p[Field::DstAddr as usize], p[Field::SrcAddr as usize]);
+        for group in memo.1.iter().filter_map(|&g| self.groups.get(g)) {
+            for (key, sub) in &group.subs {
+                if key.is_none_or(|k| k == iface) {
+                    sub.at(dst, src, out);
+                }
+            }
+        }
+    }
+
+    /// Pushes ids of rules that may overlap `query`.
+    fn candidates(&mut self, query: &Cube, out: &mut Vec<u32>) {
+        let (proto, dport) = (query.get(Field::Proto), query.get(Field::DstPort));
+        let slot = self
+            .cube_memo
+            .entry(service_hash(proto, dport))
+            .or_default();
+        let memo = match slot
+            .iter()
+            .position(|m| m.proto == *proto && m.dport == *dport)
+        {
+            Some(m) => m,
+            None => {
+                slot.push(CubeMemo {
+                    proto: proto.clone(),
+                    dport: dport.clone(),
+                    tested: 0,
+                    groups: Vec::new(),
+                });
+                slot.len() - 1
+            }
+        };
+        let Some(memo) = slot.get_mut(memo) else {
+            return;
+        };
+        for (g, group) in self.groups.iter().enumerate().skip(memo.tested) {
+            if group.proto.intersects(proto) && group.dport.intersects(dport) {
+                memo.groups.push(g);
+            }
+        }
+        memo.tested = self.groups.len();
+        let ifaces = query.get(Field::InIface);
+        let (dst, src) = (query.get(Field::DstAddr), query.get(Field::SrcAddr));
+        for group in memo.groups.iter().filter_map(|&g| self.groups.get(g)) {
+            for (key, sub) in &group.subs {
+                if key.is_none_or(|k| ifaces.contains(k)) {
+                    sub.overlapping(dst, src, out);
+                }
+            }
         }
     }
 }
@@ -826,6 +999,9 @@ mod tests {
                 Field::Proto,
                 &IntervalSet::single([6, 17, 1][next(3) as usize]),
             );
+            if next(2) == 0 {
+                c.restrict(Field::InIface, &IntervalSet::single(next(3) as u128));
+            }
             let p = next(100) as u128;
             c.restrict(
                 Field::DstPort,
@@ -852,12 +1028,19 @@ mod tests {
             index.insert(c, i);
         }
         for q in &cubes {
-            for probe in [q.clone(), low_point(q), high_point(q)] {
+            let mut ids = Vec::new();
+            index.candidates(q, &mut ids);
+            for (j, c) in cubes.iter().enumerate() {
+                if c.intersects(q) {
+                    assert!(ids.contains(&(j as u32)), "rule {j} missed");
+                }
+            }
+            for p in [low_point(q), high_point(q)].into_iter().flatten() {
                 let mut ids = Vec::new();
-                index.candidates(&probe, &mut ids);
+                index.candidates_at(&p, &mut ids);
                 for (j, c) in cubes.iter().enumerate() {
-                    if c.intersects(&probe) {
-                        assert!(ids.contains(&(j as u32)), "rule {j} missed");
+                    if contains(c, &p) {
+                        assert!(ids.contains(&(j as u32)), "rule {j} missed at a point");
                     }
                 }
             }
