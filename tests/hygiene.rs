@@ -67,8 +67,8 @@ fn iptables_shadowed_rules() {
     assert_eq!(
         lines_of(&f, "shadowed-rule"),
         vec![
-            // Covered only by the union of 15 and 16 (13 takes its replies).
-            (17, vec![13, 15, 16]),
+            // Covered only by the union of 15 and 16.
+            (17, vec![15, 16]),
             // Its own `-m time` is unmodelled; its known part is covered by 18.
             (19, vec![18]),
             // Two `-s` addresses lowered to two rules, both covered: reported once.

@@ -25,6 +25,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Earlier or later rules one query may return before the rule is given up on.
 const MAX_CANDIDATES: usize = 4096;
+/// Rounds of the witness-driven subtraction before the rule is given up on.
+const MAX_ROUNDS: usize = 256;
 /// Pieces a subtraction may split into before the rule is given up on.
 const MAX_PIECES: usize = 512;
 /// Address ranges narrower than this go into an address map; wider ones are scanned.
@@ -391,44 +393,53 @@ impl<'g> ChainCx<'_, '_, 'g> {
     }
 
     /// Rule `i`'s cube minus every earlier deciding rule, with the rules that took part;
-    /// `None` if the budget ran out.
+    /// `None` if the budget ran out. Driven by witnesses: take a packet of what is left;
+    /// if no earlier rule holds it, it is left for good (the rule is live); else
+    /// subtract every rule that holds it and repeat. Each round asks the index about one
+    /// packet, which few rules hold, instead of about the whole rule, which many overlap.
     fn remainder(&mut self, i: usize) -> Option<(Vec<Cube>, Vec<usize>)> {
         let rule = self.rules.get(i)?;
-        let mut ids = Vec::new();
-        self.earlier.candidates(rule.cube, &mut ids);
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.len() > MAX_CANDIDATES {
-            return None;
-        }
         let mut pieces = vec![rule.cube.clone()];
         let mut used = Vec::new();
-        for j in ids {
-            let Some(other) = self.rules.get(j as usize) else {
-                continue;
+        let mut ids = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let Some(p) = pieces.first().and_then(low_point) else {
+                return Some((pieces, used));
             };
-            let mut next = Vec::with_capacity(pieces.len());
-            let mut hit = false;
-            for p in pieces {
-                if p.intersects(other.cube) {
-                    hit = true;
-                    next.extend(p.subtract(other.cube));
-                } else {
-                    next.push(p);
+            ids.clear();
+            self.earlier.candidates_at(&p, &mut ids);
+            ids.sort_unstable();
+            ids.dedup();
+            let holders: Vec<usize> = ids
+                .iter()
+                .map(|&j| j as usize)
+                .filter(|&j| self.rules.get(j).is_some_and(|r| contains(r.cube, &p)))
+                .collect();
+            if holders.is_empty() {
+                return Some((pieces, used));
+            }
+            for j in holders {
+                let Some(other) = self.rules.get(j) else {
+                    continue;
+                };
+                let mut next = Vec::with_capacity(pieces.len());
+                for piece in pieces {
+                    if piece.intersects(other.cube) {
+                        next.extend(piece.subtract(other.cube));
+                    } else {
+                        next.push(piece);
+                    }
+                }
+                if next.len() > MAX_PIECES {
+                    return None;
+                }
+                pieces = next;
+                if !used.contains(&j) {
+                    used.push(j);
                 }
             }
-            if next.len() > MAX_PIECES {
-                return None;
-            }
-            pieces = next;
-            if hit {
-                used.push(j as usize);
-            }
-            if pieces.is_empty() {
-                break;
-            }
         }
-        Some((pieces, used))
+        None
     }
 
     /// Whether the later rules would give rule `i`'s packets its own effect; `probe` is
