@@ -87,9 +87,9 @@ fn asa_shadowed_rules() {
     assert_eq!(
         lines_of(&f, "shadowed-rule"),
         vec![
-            (37, vec![35, 36]),     // union of two port ranges
-            (39, vec![38]),         // time-range (unmodelled) on the dead entry
-            (43, vec![35, 42]),     // service group: its tcp/80 and udp/53 rules both dead
+            (37, vec![35, 36]), // union of two port ranges
+            (39, vec![38]),     // time-range (unmodelled) on the dead entry
+            (43, vec![35, 42]), // service group: its tcp/80 and udp/53 rules both dead
         ],
         "{f:#?}"
     );

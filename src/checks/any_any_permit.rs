@@ -139,7 +139,13 @@ mod tests {
         let cx = CheckCx::new(&file, &model, &zoning, &settings, &hosts, &[]);
         run(&cx)
             .into_iter()
-            .map(|f| (file.slice(f.primary.span).to_string(), f.from_zone, f.to_zone))
+            .map(|f| {
+                (
+                    file.slice(f.primary.span).to_string(),
+                    f.from_zone,
+                    f.to_zone,
+                )
+            })
             .collect()
     }
 

@@ -127,6 +127,9 @@ pub struct CheckCx<'a> {
     pub flows: &'a [ActiveFlow],
     /// The evaluated traffic of each MIS zone pair the firewall stands on.
     pub pairs: BTreeMap<(Zone, Zone), Vec<Outcome>>,
+    /// The chain-local reachability of the rules, computed on first use and shared by
+    /// `shadowed-rule` and `redundant-rule`.
+    reach: std::cell::OnceCell<Vec<reach::RuleResult<'a>>>,
 }
 
 impl<'a> CheckCx<'a> {
@@ -162,7 +165,13 @@ impl<'a> CheckCx<'a> {
             hosts,
             flows,
             pairs,
+            reach: std::cell::OnceCell::new(),
         }
+    }
+
+    /// Every reportable rule's reachability and redundancy (see [`reach`]).
+    pub fn reach(&self) -> &[reach::RuleResult<'a>] {
+        self.reach.get_or_init(|| reach::analyse(self.model, true))
     }
 }
 

@@ -208,7 +208,7 @@ pub enum Redundancy<'g> {
     /// No.
     No,
     /// Yes: the effect, the later deciders (rules or the chain's default), and a packet.
-    Yes(Effect<'g>, Vec<Decider>, Cube),
+    Yes(Effect<'g>, Vec<Decider>, Box<Cube>),
     /// The work budget ran out.
     Cut,
 }
@@ -248,32 +248,51 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
             end: facts.end_effect(id),
             recent: Vec::new(),
             scratch: Vec::new(),
+            revivable: HashMap::new(),
         };
-        if redundancy {
-            for (i, r) in rules.iter().enumerate() {
-                cx.all.insert(r.cube, i);
-            }
-        }
+        // Pass 1, in chain order: reachability against the earlier rules.
+        let mut reach: Vec<Option<Reach>> = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
-            if r.reportable {
-                let reach = cx.reach(i);
-                let redundancy = match (&reach, redundancy) {
-                    (Reach::Live(p), true) => cx.redundancy(i, p),
-                    _ => Redundancy::Unknown,
-                };
-                out.push(RuleResult {
-                    decider: Decider {
-                        chain: id,
-                        rule: Some(i),
-                    },
-                    span: r.span,
-                    reach,
-                    redundancy,
-                });
-            }
+            reach.push(r.reportable.then(|| cx.reach(i)));
             if r.effect.is_some() && !r.unknown {
                 cx.earlier.insert(r.cube, i);
             }
+        }
+        // Pass 2: redundancy against the later rules. A dead rule matches no packet, so
+        // the later rules that matter are the live ones — plus the dead ones that only
+        // this rule's line helps to kill, which its removal would bring back.
+        if redundancy {
+            for (k, r) in rules.iter().enumerate() {
+                match reach.get(k) {
+                    Some(Some(Reach::Dead(by))) => {
+                        for &u in by {
+                            if let Some(x) = rules.get(u) {
+                                cx.revivable.entry(x.span).or_default().push(k);
+                            }
+                        }
+                    }
+                    Some(Some(Reach::Empty)) => {}
+                    _ => cx.all.insert(r.cube, k),
+                }
+            }
+        }
+        for (i, (r, reach)) in rules.iter().zip(reach).enumerate() {
+            let Some(reach) = reach else {
+                continue;
+            };
+            let redundancy = match (&reach, redundancy) {
+                (Reach::Live(p), true) => cx.redundancy(i, p),
+                _ => Redundancy::Unknown,
+            };
+            out.push(RuleResult {
+                decider: Decider {
+                    chain: id,
+                    rule: Some(i),
+                },
+                span: r.span,
+                reach,
+                redundancy,
+            });
         }
     }
     out
@@ -304,6 +323,8 @@ struct ChainCx<'r, 'm, 'g> {
     recent: Vec<usize>,
     /// A reused buffer for candidate ids.
     scratch: Vec<u32>,
+    /// Dead rules by the line of a rule that helps to kill them.
+    revivable: HashMap<Span, Vec<usize>>,
 }
 
 /// What the earlier deciding rules do to a probe packet.
@@ -413,7 +434,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
             let holders: Vec<usize> = ids
                 .iter()
                 .map(|&j| j as usize)
-                .filter(|&j| self.rules.get(j).is_some_and(|r| contains(r.cube, &p)))
+                .filter(|&j| j < i && self.rules.get(j).is_some_and(|r| contains(r.cube, &p)))
                 .collect();
             if holders.is_empty() {
                 return Some((pieces, used));
@@ -463,6 +484,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
         };
         let mut ids = Vec::new();
         self.all.candidates(rule.cube, &mut ids);
+        self.push_revivable(Some(rule.span), &mut ids);
         let later = self.later_rules(i, ids);
         if later.len() > MAX_CANDIDATES {
             return Redundancy::Cut;
@@ -470,7 +492,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
         let sample = pieces.first().cloned().unwrap_or_else(|| probe.clone());
         let mut deciders = Vec::new();
         match self.walk(effect, &later, &mut pieces, &mut deciders) {
-            Walk::Same => Redundancy::Yes(effect, deciders, sample),
+            Walk::Same => Redundancy::Yes(effect, deciders, Box::new(sample)),
             Walk::Differs => Redundancy::No,
             Walk::Cut => Redundancy::Cut,
         }
@@ -482,6 +504,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
         ids.clear();
         self.all.candidates_at(point, &mut ids);
         let span = self.rules.get(i).map(|r| r.span);
+        self.push_revivable(span, &mut ids);
         ids.sort_unstable();
         ids.dedup();
         let mut verdict = None;
@@ -501,6 +524,13 @@ impl<'g> ChainCx<'_, '_, 'g> {
         }
         self.scratch = ids;
         verdict.unwrap_or(self.end == effect)
+    }
+
+    /// Adds the dead rules that the rules of line `span` help to kill.
+    fn push_revivable(&self, span: Option<Span>, ids: &mut Vec<u32>) {
+        if let Some(dead) = span.and_then(|s| self.revivable.get(&s)) {
+            ids.extend(dead.iter().map(|&k| k as u32));
+        }
     }
 
     /// The candidate rules after `i`, in chain order, without the other rules of `i`'s

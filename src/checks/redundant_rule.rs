@@ -29,11 +29,11 @@ const MAX_RELATED: usize = 3;
 
 /// One finding per redundant source line, plus one note if some were not analysed.
 pub fn run(cx: &CheckCx) -> Vec<Finding> {
-    let results = reach::analyse(cx.model, true);
+    let results = cx.reach();
     let implicit = reach::implicit_spans(cx.model.graph);
     let mut out = Vec::new();
     let mut cut = Vec::new();
-    for (span, group) in group_by_span(&results) {
+    for (span, group) in group_by_span(results) {
         if group
             .iter()
             .all(|r| matches!(r.reach, reach::Reach::Dead(_)))

@@ -25,10 +25,10 @@ const MAX_RELATED: usize = 3;
 
 /// One finding per dead source line, plus one note if some rules were not analysed.
 pub fn run(cx: &CheckCx) -> Vec<Finding> {
-    let results = reach::analyse(cx.model, false);
+    let results = cx.reach();
     let mut out = Vec::new();
     let mut cut = Vec::new();
-    for (span, group) in group_by_span(&results) {
+    for (span, group) in group_by_span(results) {
         if group.iter().all(|r| matches!(r.reach, Reach::Dead(_))) {
             out.push(dead_finding(cx, span, &group));
         } else if group
