@@ -9,9 +9,14 @@
 //! and, inside that, by the narrow destination or source address ranges rules name, so a
 //! rule only meets the earlier rules that can overlap it. Most rules are settled by two
 //! probe packets (the lowest and the highest packet of the rule's cube): a probe that no
-//! earlier deciding rule holds proves the rule reachable at once. The exact subtraction
-//! runs only when both probes are covered, within a work budget; a rule that exceeds it
-//! is counted as not analysed and never reported (no guess, no false positive).
+//! earlier deciding rule holds proves the rule reachable at once, and a covered probe
+//! whose covering rule holds the whole rule proves it dead. Otherwise an exact,
+//! witness-driven subtraction runs: take a packet of what is left, subtract every
+//! earlier rule that holds it, repeat — one point query per round — within a work
+//! budget; a rule that exceeds it is counted as not analysed and never reported (no
+//! guess, no false positive). Redundancy is a second pass over the later rules; dead
+//! rules take no part in it, except those that the examined line itself helps to kill
+//! (removing the line would bring them back).
 //!
 //! Implicit rules — the ASA implicit deny and security levels, pfSense's `<blockpriv>`
 //! rules and port forwards, the ASA access-group dispatch — are analysed as rules but
