@@ -551,11 +551,11 @@ impl Model<'_> {
         w
     }
 
-    /// The compiled match of a rule, and whether it has conditions mislint does not
-    /// model (then it only *may* match); for walking single packets in [`trace`].
-    pub(crate) fn compiled(&self, chain: ChainId, index: usize) -> Option<(&Cube, bool)> {
-        let rule = self.rules.get(chain.0)?.get(index)?;
-        Some((&rule.cube, rule.unknown))
+    /// The cube a rule compiles to and whether it has a condition mislint does not model
+    /// (the cube then holds only what its modelled conditions match).
+    pub fn rule_cube(&self, chain: ChainId, index: usize) -> Option<(&Cube, bool)> {
+        let r = self.rules.get(chain.0)?.get(index)?;
+        Some((&r.cube, r.unknown))
     }
 
     /// The first rule after `index` in `chain` that accepts some packet of `cube`.

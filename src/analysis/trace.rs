@@ -325,7 +325,7 @@ impl StageWalk<'_, '_, '_> {
         for _ in 0..MAX_VISITS {
             let hit = (next..self.model.graph.chain(chain).rules.len()).find(|&i| {
                 self.model
-                    .compiled(chain, i)
+                    .rule_cube(chain, i)
                     .is_some_and(|(cube, _)| pkt.within(cube))
             });
             let Some(index) = hit else {
@@ -342,7 +342,7 @@ impl StageWalk<'_, '_, '_> {
                 chain,
                 rule: Some(index),
             };
-            let unknown = self.model.compiled(chain, index).is_some_and(|(_, u)| u);
+            let unknown = self.model.rule_cube(chain, index).is_some_and(|(_, u)| u);
             if unknown && !self.chooser.choose(at) {
                 self.record(depth, at, Event::AssumeNoMatch, false);
                 next = index + 1;

@@ -6,6 +6,7 @@
 //! partition of the traffic into permitted and denied parts.
 
 pub mod analysis_limit;
+pub mod any_any_permit;
 pub mod boundary_not_checked;
 pub mod host_firewall;
 pub mod ipsec_violation;
@@ -13,6 +14,9 @@ pub mod missing_port;
 pub mod narrow_required_flow;
 pub mod needless_port;
 pub mod no_return_path;
+pub mod reach;
+pub mod redundant_rule;
+pub mod shadowed_rule;
 pub mod unmapped_interface;
 
 use crate::analysis::zones::Zoning;
@@ -53,6 +57,9 @@ pub const CHECKS: &[(CheckMeta, CheckFn)] = &[
     (host_firewall::META, host_firewall::run),
     (narrow_required_flow::META, narrow_required_flow::run),
     (unmapped_interface::META, unmapped_interface::run),
+    (shadowed_rule::META, shadowed_rule::run),
+    (redundant_rule::META, redundant_rule::run),
+    (any_any_permit::META, any_any_permit::run),
 ];
 
 /// Findings the parsers emit, documented like checks.
@@ -128,6 +135,9 @@ pub struct CheckCx<'a> {
     pub pairs: BTreeMap<(Zone, Zone), Vec<Outcome>>,
     /// True when the config is the MIS host's own firewall (see `host_firewall`).
     pub host: bool,
+    /// The chain-local reachability of the rules, computed on first use and shared by
+    /// `shadowed-rule` and `redundant-rule`.
+    reach: std::cell::OnceCell<Vec<reach::RuleResult<'a>>>,
 }
 
 impl<'a> CheckCx<'a> {
@@ -165,7 +175,13 @@ impl<'a> CheckCx<'a> {
             flows,
             pairs,
             host,
+            reach: std::cell::OnceCell::new(),
         }
+    }
+
+    /// Every reportable rule's reachability and redundancy (see [`reach`]).
+    pub fn reach(&self) -> &[reach::RuleResult<'a>] {
+        self.reach.get_or_init(|| reach::analyse(self.model, true))
     }
 
     /// Evaluates packets from `from` to `to` on the path they take through this config.
@@ -380,7 +396,39 @@ pub fn port_ranges(ports: &IntervalSet) -> Vec<(u16, u16)> {
         .collect()
 }
 
+/// Hygiene notes shown per check and file; generated and machine-merged rulesets can
+/// hold tens of thousands of dead rules, and a list that long helps nobody read it.
+pub const HYGIENE_NOTES_PER_FILE: usize = 100;
+
+/// Keeps the first [`HYGIENE_NOTES_PER_FILE`] notes of a hygiene check (in file order)
+/// and says how many more there are.
+fn cap_hygiene_notes(meta: &CheckMeta, mut found: Vec<Finding>) -> Vec<Finding> {
+    let hygiene = [shadowed_rule::META.name, redundant_rule::META.name];
+    if !hygiene.contains(&meta.name) || found.len() <= HYGIENE_NOTES_PER_FILE {
+        return found;
+    }
+    found.sort_by_key(|f| f.primary.span.start);
+    let more = found.len() - HYGIENE_NOTES_PER_FILE;
+    found.truncate(HYGIENE_NOTES_PER_FILE);
+    let last = found.last().map(|f| f.primary.span);
+    if let Some(span) = last {
+        found.push(Finding::new(
+            meta.name,
+            meta.severity,
+            span,
+            format!(
+                "{more} more `{}` notes in this file are not shown",
+                meta.name
+            ),
+        ));
+    }
+    found
+}
+
 /// Runs every check.
 pub fn run_all(cx: &CheckCx) -> Vec<Finding> {
-    CHECKS.iter().flat_map(|(_, run)| run(cx)).collect()
+    CHECKS
+        .iter()
+        .flat_map(|(meta, run)| cap_hygiene_notes(meta, run(cx)))
+        .collect()
 }
