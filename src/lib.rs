@@ -5,11 +5,12 @@
 //! ```text
 //! paths ─ discover ─▶ SourceFile + Dialect ─ parse::<dialect> ─▶ RuleGraph (+ parse findings)
 //!       ─ analysis (zones, Model::evaluate) ─▶ Outcomes per zone pair
-//!       ─ checks (+ policy flows) ─▶ Findings ─ suppress ─ report::{human,json} ─▶ output
+//!       ─ checks (+ policy flows) ─▶ Findings ─ fix (verified edits) ─ suppress
+//!       ─ report::{human, json, sarif, github} ─▶ output
 //! ```
 //!
-//! [`run`] is the whole pipeline; `main.rs` only parses flags and maps the outcome to an
-//! exit status.
+//! `--query` and `--matrix` branch off after the analysis (`query`). [`run`] is the whole
+//! pipeline; `main.rs` only parses flags and maps the outcome to an exit status.
 #![forbid(unsafe_code)]
 
 pub mod analysis;
