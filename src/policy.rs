@@ -70,8 +70,9 @@ pub enum Level {
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     name: String,
-    #[serde(default)]
-    title: Option<String>,
+    /// Accepted for the reader of the file; mislint names policies by `name`.
+    #[serde(default, rename = "title")]
+    _title: Option<String>,
     #[serde(default)]
     scenario: Vec<ScenarioDef>,
     #[serde(default)]
@@ -244,7 +245,6 @@ impl Policy {
         };
         let file: PolicyFile =
             toml::from_str(text).map_err(|e| error(e.message().to_string(), e.span()))?;
-        let _ = &file.title;
         for s in file.scenario {
             if self.scenarios.iter().any(|x| x.name == s.name) {
                 return Err(error(
