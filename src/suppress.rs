@@ -110,6 +110,7 @@ pub fn apply_inline(findings: &mut Vec<Finding>, graph: &RuleGraph) {
                     f.primary.span == span && suppressible(f) && d.rules.iter().any(|r| r == f.rule)
                 }) {
                     f.suppressed = Some(d.reason.clone());
+                    f.suppressed_inline = true;
                     used = true;
                 }
                 if !used {

@@ -299,3 +299,51 @@ fn inline_suppression_in_an_asa_remark_and_a_pfsense_description() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn sarif_tells_inline_from_site_file_suppressions() {
+    let dir = repo(
+        "sarif-kinds",
+        &["dynamic-rpc-open.rules", "shadowed-ldap.rules"],
+    );
+    std::fs::write(
+        dir.join("mislint.toml"),
+        format!(
+            "static_rpc = [1026]\n{ZONES}\n[[suppress]]\nrule = \"missing-port\"\nfile = \"fw/shadowed-ldap.rules\"\nreason = \"LDAP moves to 636, CHG-11\"\n"
+        ),
+    )
+    .expect("write");
+    let path = dir.join("fw/dynamic-rpc-open.rules");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(
+        &path,
+        text.replace(
+            "--comment \"Exchange RPC\"",
+            "--comment \"mislint: allow needless-port: Exchange 5.5 browse, CHG-7\"",
+        ),
+    )
+    .expect("write");
+    let o = run_in(&dir, &["fw", "--format", "sarif"]);
+    let sarif = json(&o);
+    let kinds: Vec<(String, String)> = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| {
+            let s = r["suppressions"].as_array()?.first()?;
+            Some((
+                r["ruleId"].as_str()?.to_string(),
+                s["kind"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("needless-port".into(), "inSource".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("missing-port".into(), "external".into())),
+        "{kinds:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -139,6 +139,9 @@ pub struct Finding {
     pub fix: Option<Fix>,
     /// True if an inline or site-file suppression covers it; the reason is kept.
     pub suppressed: Option<String>,
+    /// True when the suppression sits in the config itself (a comment, remark or
+    /// description) rather than in the site file.
+    pub suppressed_inline: bool,
 }
 
 impl Finding {
@@ -167,6 +170,7 @@ impl Finding {
             help: None,
             fix: None,
             suppressed: None,
+            suppressed_inline: false,
         }
     }
 

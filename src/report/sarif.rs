@@ -387,10 +387,13 @@ fn result<'a>(
             .suppressed
             .iter()
             .map(|reason| Suppression {
-                // TODO(#6): Finding does not say whether the suppression came from the
-                // config line or from the site file; every suppression is reported as
-                // "external" until it does.
-                kind: "external",
+                // In the config line itself (comment, remark, description), or in the
+                // site file beside it.
+                kind: if f.suppressed_inline {
+                    "inSource"
+                } else {
+                    "external"
+                },
                 status: "accepted",
                 justification: sanitize(reason),
             })
