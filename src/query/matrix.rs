@@ -14,8 +14,8 @@ use crate::checks::{self, describe_protocols};
 use crate::config::{Config, FileConfig};
 use crate::graph::{Dialect, IntervalSet, Zone};
 use crate::report::human::sanitize;
-use crate::source::{LineIndex, SourceFile};
-use crate::{RunError, cli, parse};
+use crate::source::SourceFile;
+use crate::{RunError, cli};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -119,7 +119,6 @@ pub fn run(config: &Config, out: &mut dyn Write) -> Result<crate::Outcome, RunEr
 
 /// Parses one file and builds its matrix.
 pub fn matrix_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileMatrix {
-    let parsed = parse::parse(file, dialect);
     let mut m = FileMatrix {
         file: file.display_path(),
         dialect: dialect.name(),
@@ -127,20 +126,8 @@ pub fn matrix_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> File
         zones: Vec::new(),
         pairs: Vec::new(),
     };
-    let index = LineIndex::new(&file.text);
-    for f in parsed
-        .findings
-        .iter()
-        .filter(|f| f.rule == parse::PARSE_ERROR)
-    {
-        let (line, _) = index.line_col(&file.text, f.primary.span.start);
-        m.errors
-            .push(format!("parse error at line {line}: {}", f.message));
-    }
+    let (parsed, index) = super::parse_for_answer(file, dialect, &mut m.errors);
     let Some(graph) = &parsed.graph else {
-        if m.errors.is_empty() {
-            m.errors.push("no rules could be read".into());
-        }
         return m;
     };
     let zoning = Zoning::assign(graph, &fc.zones);

@@ -266,6 +266,29 @@ pub(crate) fn mapped_interfaces(fc: &FileConfig) -> Vec<String> {
         .collect()
 }
 
+/// Parses one file for a query or the matrix: its parse errors become lines of
+/// `errors` (and "no rules could be read" when there is no graph at all).
+pub(crate) fn parse_for_answer(
+    file: &SourceFile,
+    dialect: Dialect,
+    errors: &mut Vec<String>,
+) -> (parse::Parsed, LineIndex) {
+    let parsed = parse::parse(file, dialect);
+    let index = LineIndex::new(&file.text);
+    for f in parsed
+        .findings
+        .iter()
+        .filter(|f| f.rule == parse::PARSE_ERROR)
+    {
+        let (line, _) = index.line_col(&file.text, f.primary.span.start);
+        errors.push(format!("parse error at line {line}: {}", f.message));
+    }
+    if parsed.graph.is_none() && errors.is_empty() {
+        errors.push("no rules could be read".into());
+    }
+    (parsed, index)
+}
+
 /// Parses one file and answers the query for it.
 pub fn answer_file(
     file: &SourceFile,
@@ -273,7 +296,6 @@ pub fn answer_file(
     fc: &FileConfig,
     query: &Query,
 ) -> FileAnswer {
-    let parsed = parse::parse(file, dialect);
     let mut answer = FileAnswer {
         file: file.display_path(),
         dialect: dialect.name(),
@@ -282,21 +304,8 @@ pub fn answer_file(
         to: None,
         parts: Vec::new(),
     };
-    let lines = LineIndex::new(&file.text);
-    for f in parsed
-        .findings
-        .iter()
-        .filter(|f| f.rule == parse::PARSE_ERROR)
-    {
-        let (line, _) = lines.line_col(&file.text, f.primary.span.start);
-        answer
-            .errors
-            .push(format!("parse error at line {line}: {}", f.message));
-    }
+    let (parsed, lines) = parse_for_answer(file, dialect, &mut answer.errors);
     let Some(graph) = &parsed.graph else {
-        if answer.errors.is_empty() {
-            answer.errors.push("no rules could be read".into());
-        }
         return answer;
     };
     let zoning = Zoning::assign(graph, &fc.zones);
