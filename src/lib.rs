@@ -28,7 +28,7 @@ pub mod source;
 pub mod suppress;
 
 use analysis::Model;
-use analysis::zones::{ZoneKey, Zoning};
+use analysis::zones::Zoning;
 use checks::CheckCx;
 use config::{Config, ConfigError, FileConfig, Mode};
 use graph::Dialect;
@@ -228,15 +228,7 @@ pub fn check_graph(file: &SourceFile, graph: &graph::RuleGraph, fc: &FileConfig)
         // The machine itself is the MIS host: the perimeter is where it stands.
         zoning.implied.push(graph::Zone::Perimeter);
     }
-    let mapped: Vec<String> = fc
-        .zones
-        .iter()
-        .filter_map(|m| match &m.key {
-            ZoneKey::Iface(n) if !n.ends_with('+') => Some(n.clone()),
-            _ => None,
-        })
-        .collect();
-    let model = Model::new(graph, &mapped);
+    let model = Model::new(graph, &fc.mapped_interfaces());
     let mut flows = fc.policy.active(&fc.settings);
     flows.extend(allowed_flows(fc.allow));
     let cx = CheckCx::new(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);

@@ -222,6 +222,20 @@ pub struct FileConfig<'a> {
     pub role: Option<String>,
 }
 
+impl FileConfig<'_> {
+    /// The interface names the zone mappings name outright (not `eth+` prefixes): the
+    /// model must know them even when the config never mentions them.
+    pub fn mapped_interfaces(&self) -> Vec<String> {
+        self.zones
+            .iter()
+            .filter_map(|m| match &m.key {
+                crate::analysis::zones::ZoneKey::Iface(n) if !n.ends_with('+') => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl Config {
     /// The site file governing `file`, if any.
     pub fn site_path_for(&self, file: &Path) -> Option<PathBuf> {

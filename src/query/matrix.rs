@@ -7,7 +7,7 @@
 //! [`checks::describe_protocols`]. So the matrix shows what the firewall lets through
 //! between zones and which line is responsible, in the checks' own terms.
 
-use super::{LineRef, Lines, PathError, load, mapped_interfaces};
+use super::{LineRef, Lines, PathError, load};
 use crate::analysis::zones::Zoning;
 use crate::analysis::{Field, Model, Verdict};
 use crate::checks::{self, describe_protocols};
@@ -131,7 +131,7 @@ pub fn matrix_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> File
         return m;
     };
     let zoning = Zoning::assign(graph, &fc.zones);
-    let model = Model::new(graph, &mapped_interfaces(fc));
+    let model = Model::new(graph, &fc.mapped_interfaces());
     let lines = Lines {
         file,
         index: &index,

@@ -16,7 +16,7 @@ pub mod matrix;
 pub mod render;
 
 use crate::analysis::trace::{self, Effect, Event, Packet, Trace};
-use crate::analysis::zones::{ZoneKey, Zoning};
+use crate::analysis::zones::Zoning;
 use crate::analysis::{Cube, Decider, Field, Model, OTHER_IFACE, Outcome, Verdict};
 use crate::checks::{describe_protocols, port_ranges};
 use crate::config::site::Hosts;
@@ -254,18 +254,6 @@ pub(crate) fn load(config: &Config) -> Result<Loaded, RunError> {
     Ok((files, sites, found.problems))
 }
 
-/// Interface names the user's zone map names, which the model must know even when the
-/// config never mentions them.
-pub(crate) fn mapped_interfaces(fc: &FileConfig) -> Vec<String> {
-    fc.zones
-        .iter()
-        .filter_map(|m| match &m.key {
-            ZoneKey::Iface(n) if !n.ends_with('+') => Some(n.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Parses one file for a query or the matrix: its parse errors become lines of
 /// `errors` (and "no rules could be read" when there is no graph at all).
 pub(crate) fn parse_for_answer(
@@ -309,7 +297,7 @@ pub fn answer_file(
         return answer;
     };
     let zoning = Zoning::assign(graph, &fc.zones);
-    let model = Model::new(graph, &mapped_interfaces(fc));
+    let model = Model::new(graph, &fc.mapped_interfaces());
     let lookup = Lines {
         file,
         index: &lines,
