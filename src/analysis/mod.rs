@@ -31,6 +31,7 @@ use crate::graph::sets::{addr, ct, proto};
 use crate::graph::{Action, ChainId, CondKind, IfaceMatch, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
 pub use cube::{Cube, Field};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -92,6 +93,9 @@ impl Outcome {
 struct CompiledRule {
     cube: Cube,
     unknown: bool,
+    /// The rule only logs or marks: the packet goes on to the next rule either way, so
+    /// the walk passes it by instead of splitting pieces on its conditions.
+    passive: bool,
 }
 
 /// A rule graph ready for queries.
@@ -125,6 +129,73 @@ struct Walker {
     may: Option<Decider>,
 }
 
+/// The walkers of one stage's walk still to run.
+#[derive(Default)]
+struct Work {
+    pending: Vec<Walker>,
+    /// Where walkers were resumed after a fork or a return, with their packets. The two
+    /// worlds of an unmodelled rule meet again when the matched one returns from a chain
+    /// to the rule the other one skipped to (kube-proxy's session-affinity chains do this
+    /// at every endpoint): running such a walker once keeps a run of forking rules
+    /// linear instead of doubling the pieces at each of them.
+    resumed: HashSet<ResumeKey>,
+}
+
+/// A walker's position, certainty and packets; equal keys walk identically.
+#[derive(PartialEq, Eq, Hash)]
+struct ResumeKey {
+    chain: usize,
+    next: usize,
+    depth: usize,
+    stack: StackId,
+    may: Option<Decider>,
+    cube: Cube,
+}
+
+/// A return stack compared by identity. It holds the frame, so its address cannot be
+/// reused by another frame while the key exists.
+struct StackId(Option<Rc<Frame>>);
+
+impl PartialEq for StackId {
+    fn eq(&self, other: &StackId) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Rc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StackId {}
+
+impl std::hash::Hash for StackId {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.as_ref().map(Rc::as_ptr).hash(h);
+    }
+}
+
+impl Work {
+    fn push(&mut self, w: Walker) {
+        self.pending.push(w);
+    }
+
+    /// Queues a walker that continues after a fork or a return, unless an identical
+    /// one was queued before.
+    fn resume(&mut self, w: Walker) {
+        let key = ResumeKey {
+            chain: w.chain,
+            next: w.next,
+            depth: w.depth,
+            stack: StackId(w.stack.clone()),
+            may: w.may,
+            cube: w.cube.clone(),
+        };
+        if self.resumed.insert(key) {
+            self.pending.push(w);
+        }
+    }
+}
+
 /// A return address for `Jump`.
 struct Frame {
     chain: usize,
@@ -156,6 +227,7 @@ impl<'g> Model<'g> {
             }
         }
         ifaces.push(OTHER_IFACE.to_string());
+        let passive = passive_chains(graph);
         let rules = graph
             .chains
             .iter()
@@ -163,7 +235,10 @@ impl<'g> Model<'g> {
                 chain
                     .rules
                     .iter()
-                    .map(|rule| compile_rule(&rule.conds, &ifaces))
+                    .map(|rule| CompiledRule {
+                        passive: is_passive(&rule.action, &passive),
+                        ..compile_rule(&rule.conds, &ifaces)
+                    })
                     .collect()
             })
             .collect();
@@ -254,16 +329,17 @@ impl<'g> Model<'g> {
     /// Walks one stage's chain for `cube`, first match, through jumps and gotos.
     fn walk_stage(&self, entry: usize, cube: Cube, may: Option<Decider>) -> Vec<StageResult> {
         let mut out = Vec::new();
-        let mut work = vec![Walker {
+        let mut work = Work::default();
+        work.push(Walker {
             cube,
             chain: entry,
             next: 0,
             stack: None,
             depth: 0,
             may,
-        }];
-        while let Some(w) = work.pop() {
-            if work.len() + out.len() > MAX_LIVE_PIECES {
+        });
+        while let Some(w) = work.pending.pop() {
+            if work.pending.len() + out.len() > MAX_LIVE_PIECES {
                 // Fragmenting without bound: stop exactness here too, not at memory's end.
                 self.steps_left.set(0);
             }
@@ -300,13 +376,13 @@ impl<'g> Model<'g> {
     }
 
     /// Advances one walker to its next matching rule and applies that rule.
-    fn step(&self, entry: usize, w: Walker, work: &mut Vec<Walker>, out: &mut Vec<StageResult>) {
+    fn step(&self, entry: usize, w: Walker, work: &mut Work, out: &mut Vec<StageResult>) {
         let rules = &self.rules[w.chain];
         let hit = rules
             .iter()
             .enumerate()
             .skip(w.next)
-            .find(|(_, r)| r.cube.intersects(&w.cube));
+            .find(|(_, r)| !r.passive && r.cube.intersects(&w.cube));
         let Some((index, rule)) = hit else {
             self.fall_through(entry, w, work, out);
             return;
@@ -333,7 +409,7 @@ impl<'g> Model<'g> {
         if forks {
             may = may.or(Some(decider));
             // The world where the unmodelled condition does not match.
-            work.push(Walker {
+            work.resume(Walker {
                 cube: matched.clone(),
                 chain: w.chain,
                 next: index + 1,
@@ -359,7 +435,7 @@ impl<'g> Model<'g> {
         decider: Decider,
         w: Walker,
         index: usize,
-        work: &mut Vec<Walker>,
+        work: &mut Work,
         out: &mut Vec<StageResult>,
     ) {
         let loops = w.depth >= self.rules.len();
@@ -415,7 +491,7 @@ impl<'g> Model<'g> {
                     may,
                     pre_nat: None,
                 });
-                work.push(Walker {
+                work.resume(Walker {
                     next: index + 1,
                     may,
                     ..w
@@ -425,15 +501,9 @@ impl<'g> Model<'g> {
     }
 
     /// The end of a chain (or a `Return`): back to the caller, or the stage's default.
-    fn fall_through(
-        &self,
-        entry: usize,
-        w: Walker,
-        work: &mut Vec<Walker>,
-        out: &mut Vec<StageResult>,
-    ) {
+    fn fall_through(&self, entry: usize, w: Walker, work: &mut Work, out: &mut Vec<StageResult>) {
         if let Some(frame) = w.stack {
-            work.push(Walker {
+            work.resume(Walker {
                 cube: w.cube,
                 chain: frame.chain,
                 next: frame.next,
@@ -652,6 +722,39 @@ fn pick_addr(set: &IntervalSet) -> IpAddr {
     addr::to_ip(v)
 }
 
+/// True for an action after which the packet always goes on to the next rule unchanged:
+/// a log or mark, or a jump to a chain that only does such things.
+fn is_passive(action: &Action, passive_chains: &[bool]) -> bool {
+    match action {
+        Action::Continue(_) => true,
+        Action::Jump(target) => passive_chains[target.0],
+        _ => false,
+    }
+}
+
+/// Chains whose every rule is passive or a `RETURN`: a jump into one comes back with the
+/// packet as it was (kube-proxy's `KUBE-MARK-MASQ`, logging chains). Found as a least
+/// fixpoint, so chains in a jump loop are never passive.
+fn passive_chains(graph: &RuleGraph) -> Vec<bool> {
+    let mut passive = vec![false; graph.chains.len()];
+    loop {
+        let mut changed = false;
+        for (i, chain) in graph.chains.iter().enumerate() {
+            let all = chain
+                .rules
+                .iter()
+                .all(|r| matches!(r.action, Action::Return) || is_passive(&r.action, &passive));
+            if all && !passive[i] {
+                passive[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            return passive;
+        }
+    }
+}
+
 /// Builds a rule's cube from its conditions.
 fn compile_rule(conds: &[crate::graph::Cond], ifaces: &[String]) -> CompiledRule {
     let mut cube = Cube::full(ifaces.len());
@@ -681,7 +784,11 @@ fn compile_rule(conds: &[crate::graph::Cond], ifaces: &[String]) -> CompiledRule
         // ASA and pfSense all demand such a protocol before they accept one.
         cube.restrict(Field::Proto, &port_protocols());
     }
-    CompiledRule { cube, unknown }
+    CompiledRule {
+        cube,
+        unknown,
+        passive: false,
+    }
 }
 
 /// The protocols whose packets carry ports.

@@ -310,3 +310,83 @@ fn deep_chain_nesting_does_not_overflow() {
     assert_eq!(v, Verdict::Permit);
     assert!(!may);
 }
+
+/// kube-proxy's session-affinity service: per endpoint a forking `-m recent --rcheck`
+/// jump, and in each endpoint chain a marking jump and a forking DNAT-like accept. Both
+/// worlds of every fork meet again at the next rule.
+fn affinity_service(endpoints: usize) -> RuleGraph {
+    let unknown = || cond(CondKind::Unknown("-m recent".into()));
+    let mut service = Vec::new();
+    let mut user: Vec<(String, Vec<Rule>)> = vec![(
+        "MARK-MASQ".into(),
+        vec![rule(vec![], Action::Continue("MARK".into()), 50)],
+    )];
+    for e in 0..endpoints {
+        // Chain 0 is FORWARD, 1 MARK-MASQ, 2 the service, 3.. the endpoints.
+        service.push(rule(
+            vec![unknown()],
+            Action::Jump(ChainId(3 + e)),
+            100 + e as u32,
+        ));
+        let mut src = cond(CondKind::SrcAddr(IntervalSet::single(e as u128 + 1)));
+        src.span = span(200 + e as u32);
+        user.push((
+            format!("EP{e}"),
+            vec![
+                rule(vec![src], Action::Jump(ChainId(1)), 200 + e as u32),
+                rule(vec![unknown()], Action::Accept, 300 + e as u32),
+            ],
+        ));
+    }
+    user.insert(1, ("SVC".into(), service));
+    let user = user.iter().map(|(n, r)| (n.as_str(), r.clone())).collect();
+    graph(
+        vec![rule(tcp_port(443), Action::Jump(ChainId(2)), 1)],
+        Action::Drop,
+        user,
+    )
+}
+
+#[test]
+fn forking_rules_that_meet_again_cost_linear_steps() {
+    // Without merging the worlds that meet, 40 endpoints would take 2^40 walks.
+    let g = affinity_service(40);
+    let m = Model::new(&g, &[]);
+    let mut q = m.new_packets();
+    q.restrict(Field::Proto, &IntervalSet::single(6));
+    q.restrict(Field::DstPort, &IntervalSet::single(443));
+    let out = m.evaluate(&q);
+    assert!(!m.exhausted());
+    assert!(m.steps_taken() < 1_000, "{} steps", m.steps_taken());
+    assert!(
+        out.iter().all(|o| o.may.is_some()),
+        "every verdict depends on `recent`"
+    );
+    // An endpoint's accept may take the packets; those no endpoint takes meet the policy.
+    assert!(
+        out.iter()
+            .any(|o| o.verdict == Verdict::Permit && o.decided_by.chain.0 >= 3)
+    );
+    assert!(
+        out.iter()
+            .any(|o| o.verdict == Verdict::Deny && o.decided_by.rule.is_none())
+    );
+}
+
+#[test]
+fn a_jump_to_a_chain_that_only_marks_does_not_split_pieces() {
+    let g = affinity_service(3);
+    let m = Model::new(&g, &[]);
+    let mut q = m.new_packets();
+    q.restrict(Field::Proto, &IntervalSet::single(6));
+    q.restrict(Field::DstPort, &IntervalSet::single(443));
+    for o in m.evaluate(&q) {
+        // The endpoints' `-s` conditions only decide whether a packet is marked.
+        assert_eq!(o.cube.get(Field::SrcAddr), q.get(Field::SrcAddr), "{o:?}");
+    }
+    assert!(m.rules[3][0].passive && !m.rules[3][1].passive);
+    assert!(
+        !m.rules[0][0].passive,
+        "a jump into a chain that decides is not passive"
+    );
+}
