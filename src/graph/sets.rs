@@ -6,14 +6,25 @@
 //! negation (`!`, `neq`, `<not/>`) exact: it is a complement within the field's universe.
 //! Addresses use `u128`: IPv6 as is, IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
 
+use smallvec::{SmallVec, smallvec};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A set of integers as sorted, disjoint, non-adjacent inclusive ranges.
 #[derive(Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub struct IntervalSet {
-    ranges: Vec<(u128, u128)>,
+    ranges: Ranges,
 }
+
+/// Most sets are one range (a port, a CIDR, "any"): that one is held inline, so a
+/// packet cube of eight fields, cloned at every step of the analysis, usually costs no
+/// allocation at all.
+type Ranges = SmallVec<[(u128, u128); 1]>;
+
+// One inline range and the length: a set is no bigger than the range it usually holds
+// plus a word (the `union` feature of smallvec overlays the inline range and the heap
+// pointer).
+const _: () = assert!(std::mem::size_of::<IntervalSet>() == 48);
 
 impl fmt::Debug for IntervalSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -26,7 +37,9 @@ impl fmt::Debug for IntervalSet {
 impl IntervalSet {
     /// The empty set.
     pub fn empty() -> IntervalSet {
-        IntervalSet { ranges: Vec::new() }
+        IntervalSet {
+            ranges: Ranges::new(),
+        }
     }
 
     /// All values `lo..=hi`; empty if `lo > hi`.
@@ -35,7 +48,7 @@ impl IntervalSet {
             return IntervalSet::empty();
         }
         IntervalSet {
-            ranges: vec![(lo, hi)],
+            ranges: smallvec![(lo, hi)],
         }
     }
 
@@ -46,9 +59,9 @@ impl IntervalSet {
 
     /// The union of arbitrary (possibly overlapping, unsorted) ranges.
     pub fn from_ranges(ranges: impl IntoIterator<Item = (u128, u128)>) -> IntervalSet {
-        let mut v: Vec<(u128, u128)> = ranges.into_iter().filter(|(lo, hi)| lo <= hi).collect();
+        let mut v: Ranges = ranges.into_iter().filter(|(lo, hi)| lo <= hi).collect();
         v.sort_unstable();
-        let mut out: Vec<(u128, u128)> = Vec::with_capacity(v.len());
+        let mut out = Ranges::with_capacity(v.len());
         for (lo, hi) in v {
             match out.last_mut() {
                 Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
@@ -97,7 +110,7 @@ impl IntervalSet {
     /// Values in both sets.
     pub fn intersect(&self, other: &IntervalSet) -> IntervalSet {
         let (mut i, mut j) = (0, 0);
-        let mut out = Vec::new();
+        let mut out = Ranges::new();
         while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) =
             (self.ranges.get(i), other.ranges.get(j))
         {
@@ -140,7 +153,7 @@ impl IntervalSet {
 
     /// Values in `self` but not in `other`.
     pub fn subtract(&self, other: &IntervalSet) -> IntervalSet {
-        let mut out = Vec::new();
+        let mut out = Ranges::new();
         let mut j = 0;
         for &(lo, hi) in &self.ranges {
             let mut cur = lo;
