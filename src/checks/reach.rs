@@ -196,7 +196,7 @@ pub struct RuleResult<'g> {
 #[derive(Debug)]
 pub enum Reach {
     /// Yes: one such packet.
-    Live(Cube),
+    Live(Box<Cube>),
     /// No: the earlier rules (chain indices) that decide its packets.
     Dead(Vec<usize>),
     /// Its cube is empty: it matches nothing at all (not a matter of order).
@@ -375,7 +375,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
         }
         for probe in [low, high] {
             match self.earlier_cover(&probe, cube) {
-                Cover::None => return Reach::Live(point_cube(&probe)),
+                Cover::None => return Reach::Live(Box::new(point_cube(&probe))),
                 Cover::Whole(j) => {
                     self.recent.retain(|&k| k != j);
                     self.recent.insert(0, j);
@@ -388,7 +388,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
         match self.remainder(i) {
             None => Reach::Cut,
             Some((pieces, used)) => match pieces.first().and_then(low_point) {
-                Some(p) => Reach::Live(point_cube(&p)),
+                Some(p) => Reach::Live(Box::new(point_cube(&p))),
                 None => Reach::Dead(used),
             },
         }
