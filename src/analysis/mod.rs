@@ -72,7 +72,7 @@ pub struct Outcome {
     pub may: Option<Decider>,
     /// The destination NAT rule that rewrote these packets, with the packets as they were
     /// sent (before the rewrite); `cube` holds them as the later stages saw them.
-    pub nat: Option<(Decider, Cube)>,
+    pub nat: Option<Box<(Decider, Cube)>>,
 }
 
 impl Outcome {
@@ -210,12 +210,27 @@ struct StageResult {
     by: Decider,
     may: Option<Decider>,
     /// Set when the deciding rule was a destination NAT: the piece before the rewrite.
-    pre_nat: Option<Cube>,
+    pre_nat: Option<Box<Cube>>,
 }
 
 /// A piece between stages: its packets, the accepts so far, the first unmodelled rule,
-/// and the NAT rewrite it went through.
-type Live = (Cube, Vec<Decider>, Option<Decider>, Option<(Decider, Cube)>);
+/// and the destination NAT rewrites that brought its packets here.
+struct Live {
+    cube: Cube,
+    accepted_by: Vec<Decider>,
+    may: Option<Decider>,
+    nat: Option<Rc<[NatOrigin]>>,
+}
+
+/// One destination NAT rewrite behind a piece: the rule, the packets as sent, the
+/// destinations it wrote, and the first unmodelled rule on its way. A piece merged from
+/// several rewrites keeps them all, so each outcome can name the one that explains it.
+struct NatOrigin {
+    by: Decider,
+    before: Cube,
+    dst: IntervalSet,
+    may: Option<Decider>,
+}
 
 impl<'g> Model<'g> {
     /// Compiles `graph`; `extra_ifaces` are names known from elsewhere (the zone map).
@@ -280,48 +295,58 @@ impl<'g> Model<'g> {
     /// Like [`Model::evaluate`], through the given stages (the graph's forward path, or
     /// its local input or output path for a host firewall).
     pub fn evaluate_stages(&self, query: &Cube, stages: &[crate::graph::Stage]) -> Vec<Outcome> {
-        let mut live: Vec<Live> = vec![(query.clone(), Vec::new(), None, None)];
+        let mut live = vec![Live {
+            cube: query.clone(),
+            accepted_by: Vec::new(),
+            may: None,
+            nat: None,
+        }];
         let mut done = Vec::new();
         for stage in stages {
             let mut next = Vec::new();
-            for (cube, accepted_by, may, nat) in live {
-                for r in self.walk_stage(stage.chain.0, cube, may) {
-                    let mut trail = accepted_by.clone();
-                    let mut nat = nat.clone();
-                    if let Some(before) = r.pre_nat {
+            for piece in live {
+                for mut r in self.walk_stage(stage.chain.0, piece.cube, piece.may) {
+                    let mut accepted_by = piece.accepted_by.clone();
+                    let mut nat = piece.nat.clone();
+                    if let Some(before) = r.pre_nat.take() {
                         // A rewrite is not a permit: keep it apart from the accepts.
-                        nat = Some((r.by, nat.map_or(before, |(_, first)| first)));
-                        next.push((r.cube, trail, r.may, nat));
+                        nat = Some(rewritten(nat, before, &r));
                     } else if r.accepted {
-                        trail.push(r.by);
-                        next.push((r.cube, trail, r.may, nat));
+                        accepted_by.push(r.by);
                     } else {
-                        done.push(Outcome {
-                            cube: r.cube,
-                            verdict: Verdict::Deny,
-                            decided_by: r.by,
-                            accepted_by: trail,
-                            may: r.may,
+                        done.push(outcome(
+                            r.cube,
+                            Verdict::Deny,
+                            r.by,
+                            accepted_by,
+                            r.may,
                             nat,
-                        });
+                        ));
+                        continue;
                     }
+                    next.push(Live {
+                        cube: r.cube,
+                        accepted_by,
+                        may: r.may,
+                        nat,
+                    });
                 }
             }
-            live = dedupe(next);
+            live = merge_destinations(dedupe(next));
         }
-        for (cube, accepted_by, may, nat) in live {
-            let decided_by = accepted_by.last().copied().unwrap_or(Decider {
+        for piece in live {
+            let decided_by = piece.accepted_by.last().copied().unwrap_or(Decider {
                 chain: ChainId(0),
                 rule: None,
             });
-            done.push(Outcome {
-                cube,
-                verdict: Verdict::Permit,
+            done.push(outcome(
+                piece.cube,
+                Verdict::Permit,
                 decided_by,
-                accepted_by,
-                may,
-                nat,
-            });
+                piece.accepted_by,
+                piece.may,
+                piece.nat,
+            ));
         }
         done
     }
@@ -653,12 +678,160 @@ impl Model<'_> {
 /// unknown target hands the same piece to the next stage twice (accepted, and passed on
 /// after the rule): without this, stages of such rules multiply the pieces.
 fn dedupe(live: Vec<Live>) -> Vec<Live> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
+    let keep: Vec<bool> = live
+        .iter()
+        .map(|l| {
+            let nat = l.nat.as_ref().and_then(|n| n.first()).map(|o| o.by);
+            seen.insert((&l.cube, l.may.is_some(), nat))
+        })
+        .collect();
     live.into_iter()
-        .filter(|(cube, _, may, nat)| {
-            seen.insert((cube.clone(), may.is_some(), nat.as_ref().map(|(d, _)| *d)))
+        .zip(keep)
+        .filter_map(|(l, k)| k.then_some(l))
+        .collect()
+}
+
+/// Merges pieces that differ only in their destination addresses into one piece per
+/// rest of the packet, accepts, certainty and NAT-ness. kube-proxy's nat table rewrites
+/// each service to each of its endpoints: thousands of pieces that differ only in the
+/// endpoint address, which the next stage would otherwise walk one by one. The union is
+/// exact (the other fields are equal, so the product is the union of the pieces); what
+/// a merge blurs, which rewrite and which unmodelled rule explain a packet, each piece's
+/// [`NatOrigin`]s keep, and [`outcome`] picks the one that matches.
+fn merge_destinations(live: Vec<Live>) -> Vec<Live> {
+    let mut slot_of: std::collections::HashMap<MergeKey, usize> = Default::default();
+    let mut merged: Vec<(Live, Vec<Live>)> = Vec::new();
+    for piece in live {
+        let key = MergeKey::of(&piece);
+        match slot_of.get(&key) {
+            Some(&i) => merged[i].1.push(piece),
+            None => {
+                slot_of.insert(key, merged.len());
+                merged.push((piece, Vec::new()));
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(first, rest)| {
+            if rest.is_empty() {
+                first
+            } else {
+                union_of(first, rest)
+            }
         })
         .collect()
+}
+
+/// What pieces must share to merge: every field but the destination address, the
+/// accepts, and the certainty (the unmodelled rule itself when there is no NAT origin
+/// to carry it).
+#[derive(PartialEq, Eq, Hash)]
+struct MergeKey {
+    fields: [IntervalSet; cube::FIELDS - 1],
+    accepted_by: Vec<Decider>,
+    may: Option<Decider>,
+    may_at_all: bool,
+    nat: bool,
+}
+
+impl MergeKey {
+    fn of(l: &Live) -> MergeKey {
+        let mut fields: [IntervalSet; cube::FIELDS - 1] = Default::default();
+        let others = (0..cube::FIELDS).filter(|&f| f != Field::DstAddr as usize);
+        for (slot, f) in fields.iter_mut().zip(others) {
+            *slot = l.cube.fields[f].clone();
+        }
+        MergeKey {
+            fields,
+            accepted_by: l.accepted_by.clone(),
+            may: if l.nat.is_some() { None } else { l.may },
+            may_at_all: l.may.is_some(),
+            nat: l.nat.is_some(),
+        }
+    }
+}
+
+/// One piece holding the destinations of all `rest` and `first`, and all their origins.
+fn union_of(mut first: Live, rest: Vec<Live>) -> Live {
+    let mut ranges: Vec<(u128, u128)> = first.cube.get(Field::DstAddr).ranges().to_vec();
+    let mut origins: Vec<NatOrigin> = Vec::new();
+    let mut take_origins = |nat: &Option<Rc<[NatOrigin]>>| {
+        for o in nat.iter().flat_map(|n| n.iter()) {
+            origins.push(NatOrigin {
+                by: o.by,
+                before: o.before.clone(),
+                dst: o.dst.clone(),
+                may: o.may,
+            });
+        }
+    };
+    take_origins(&first.nat);
+    for piece in &rest {
+        ranges.extend_from_slice(piece.cube.get(Field::DstAddr).ranges());
+        take_origins(&piece.nat);
+    }
+    first.cube.fields[Field::DstAddr as usize] = IntervalSet::from_ranges(ranges);
+    if first.nat.is_some() {
+        first.nat = Some(origins.into());
+    }
+    first
+}
+
+/// The NAT origins of a piece that `r` rewrote: a first rewrite starts them, a later one
+/// keeps the packets as first sent and names the latest rule.
+fn rewritten(nat: Option<Rc<[NatOrigin]>>, before: Box<Cube>, r: &StageResult) -> Rc<[NatOrigin]> {
+    let dst = r.cube.get(Field::DstAddr).clone();
+    let earlier: Vec<NatOrigin> = nat
+        .iter()
+        .flat_map(|origins| origins.iter())
+        .filter(|o| o.dst.intersects(before.get(Field::DstAddr)))
+        .map(|o| NatOrigin {
+            by: r.by,
+            before: o.before.clone(),
+            dst: dst.clone(),
+            may: o.may,
+        })
+        .collect();
+    if earlier.is_empty() {
+        return Rc::new([NatOrigin {
+            by: r.by,
+            before: *before,
+            dst,
+            may: r.may,
+        }]);
+    }
+    earlier.into()
+}
+
+/// An outcome, with the NAT origin that explains its packets: the first whose rewritten
+/// destinations it holds (its certainty with it, see [`merge_destinations`]).
+fn outcome(
+    cube: Cube,
+    verdict: Verdict,
+    decided_by: Decider,
+    accepted_by: Vec<Decider>,
+    mut may: Option<Decider>,
+    nat: Option<Rc<[NatOrigin]>>,
+) -> Outcome {
+    let origin = nat.as_ref().and_then(|origins| {
+        origins
+            .iter()
+            .find(|o| o.dst.intersects(cube.get(Field::DstAddr)))
+            .or(origins.first())
+    });
+    if let Some(m) = origin.and_then(|o| o.may) {
+        may = Some(m);
+    }
+    Outcome {
+        nat: origin.map(|o| Box::new((o.by, o.before.clone()))),
+        cube,
+        verdict,
+        decided_by,
+        accepted_by,
+        may,
+    }
 }
 
 /// Applies destination NAT to a matched piece. A rewrite to the firewall itself
@@ -687,7 +860,7 @@ fn rewrite(w: Walker, target: &NatTarget, decider: Decider) -> StageResult {
         accepted: true,
         by: decider,
         may: w.may,
-        pre_nat: Some(before),
+        pre_nat: Some(Box::new(before)),
     }
 }
 

@@ -390,3 +390,83 @@ fn a_jump_to_a_chain_that_only_marks_does_not_split_pieces() {
         "a jump into a chain that decides is not passive"
     );
 }
+
+/// A nat stage that sends tcp port 1000+i to endpoint 10.0.0.i port 80 (i < `n`), then
+/// FORWARD: drop 10.0.0.3, accept the rest.
+fn port_forwards(n: u32) -> RuleGraph {
+    let endpoint = |i: u32| addr::v4(std::net::Ipv4Addr::new(10, 0, 0, i as u8));
+    let nat_rules = (0..n)
+        .map(|i| {
+            rule(
+                tcp_port(1000 + u128::from(i)),
+                Action::Dnat(NatTarget {
+                    addrs: Some(IntervalSet::single(endpoint(i))),
+                    ports: Some(IntervalSet::single(80)),
+                }),
+                100 + i,
+            )
+        })
+        .collect();
+    let drop_three = vec![cond(CondKind::DstAddr(IntervalSet::single(endpoint(3))))];
+    let mut g = graph(
+        vec![
+            rule(drop_three, Action::Drop, 1),
+            rule(vec![], Action::Accept, 2),
+        ],
+        Action::Drop,
+        vec![],
+    );
+    let nat = g.add_chain(Chain {
+        name: "PREROUTING".into(),
+        rules: nat_rules,
+        default: Some(Default {
+            action: Action::Accept,
+            span: span(998),
+            reason: "policy of chain `PREROUTING`".into(),
+        }),
+        span: span(998),
+    });
+    g.stages.insert(
+        0,
+        Stage {
+            name: "nat PREROUTING".into(),
+            chain: nat,
+        },
+    );
+    g
+}
+
+#[test]
+fn merged_port_forwards_keep_the_rewrite_that_explains_each_part() {
+    let g = port_forwards(50);
+    let m = Model::new(&g, &[]);
+    let mut q = m.new_packets();
+    q.restrict(Field::Proto, &IntervalSet::single(6));
+    let out = m.evaluate(&q);
+    let forwarded: Vec<&Outcome> = out.iter().filter(|o| o.nat.is_some()).collect();
+    // The fifty rewritten pieces walk FORWARD as one: permitted (49 endpoints) and the
+    // dropped endpoint 3, not fifty pieces each.
+    assert_eq!(forwarded.len(), 2, "{forwarded:#?}");
+    let dropped = forwarded
+        .iter()
+        .find(|o| o.verdict == Verdict::Deny)
+        .expect("endpoint 3 is dropped");
+    let (by, before) = dropped.nat.as_deref().expect("a rewrite");
+    assert_eq!(
+        by.rule,
+        Some(3),
+        "the rewrite to 10.0.0.3 explains the drop"
+    );
+    assert_eq!(before.get(Field::DstPort), &IntervalSet::single(1003));
+    let permitted = forwarded
+        .iter()
+        .find(|o| o.verdict == Verdict::Permit)
+        .expect("the other endpoints pass");
+    assert_eq!(permitted.cube.get(Field::DstAddr).count(), 49);
+    let (by, before) = permitted.nat.as_deref().expect("a rewrite");
+    // The rewrite named must be one that sends packets to the part's addresses.
+    let i = by.rule.expect("a rule") as u128;
+    assert_ne!(i, 3);
+    assert_eq!(before.get(Field::DstPort), &IntervalSet::single(1000 + i));
+    assert!(out.iter().all(|o| o.may.is_none()));
+}

@@ -182,7 +182,7 @@ fn build_finding(
     if let Some((nat, _)) = outcomes
         .iter()
         .find(|o| blamed(o) == decider && o.cube.intersects(&sample))
-        .and_then(|o| o.nat.as_ref())
+        .and_then(|o| o.nat.as_deref())
     {
         f = f.with_related(
             cx.model.span_of(*nat),

@@ -288,7 +288,7 @@ pub struct Excess {
     pub sample: Cube,
     /// The destination NAT rule that sent (some of) this traffic here, with the packets
     /// as they were sent.
-    pub nat: Option<(Decider, Cube)>,
+    pub nat: Option<Box<(Decider, Cube)>>,
 }
 
 /// What each permitting rule lets through from `from` to `to` beyond `wanted`, grouped by

@@ -86,7 +86,7 @@ pub fn excess_finding(cx: &CheckCx, e: &Excess, meta: CheckMeta, adjective: &str
             );
         }
     }
-    if let Some((nat, _)) = e.nat.as_ref().filter(|(n, _)| *n != e.decider) {
+    if let Some((nat, _)) = e.nat.as_deref().filter(|(n, _)| *n != e.decider) {
         f = f.with_related(
             cx.model.span_of(*nat),
             "destination NAT sends this traffic here",
@@ -103,7 +103,7 @@ pub fn excess_finding(cx: &CheckCx, e: &Excess, meta: CheckMeta, adjective: &str
         }
     }
     f.kb = Some(kb_sentence(cx, e, adjective).to_string());
-    f.witness = Some(match &e.nat {
+    f.witness = Some(match e.nat.as_deref() {
         // The packet as the client sends it, before the rewrite.
         Some((_, sent)) => cx.model.witness(sent),
         None => cx.model.witness(&e.sample),

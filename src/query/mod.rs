@@ -647,7 +647,7 @@ fn signature(outcomes: &[Outcome], ids: &[usize]) -> Signature {
                 o.decided_by,
                 o.accepted_by.clone(),
                 o.may,
-                o.nat.as_ref().map(|(d, _)| *d),
+                o.nat.as_deref().map(|(d, _)| *d),
             )
         })
         .collect();
@@ -746,9 +746,9 @@ fn build_part(model: &Model, outcomes: &[Outcome], cube: Cube, ids: &[usize]) ->
         Verdict::Deny => main.decided_by,
     };
     let unmodelled = held.iter().find_map(|o| o.may);
-    let nat = main.nat.as_ref().map(|(d, _)| *d);
+    let nat = main.nat.as_deref().map(|(d, _)| *d);
     let delivered = Packet::of_cube(model, &cube)?;
-    let sent = match &main.nat {
+    let sent = match main.nat.as_deref() {
         Some((d, before)) => sent_packet(model, *d, before, &cube).unwrap_or(delivered.clone()),
         None => delivered.clone(),
     };
