@@ -1,7 +1,7 @@
 //! The rule-hygiene checks (`shadowed-rule`, `redundant-rule`, `any-any-permit`) through
 //! the built binary on the `extra-` fixtures of every dialect: which lines they report,
-//! with which related lines, and which they must leave alone. Plus an ignored timing run
-//! of the analysis on a large file (`MISLINT_HYGIENE_BENCH=FILE`).
+//! with which related lines, and which they must leave alone. Their cost on large files
+//! is measured by `cargo bench --bench pipeline` (stage `checks`), not here.
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -181,43 +181,5 @@ fn compliant_fixtures_have_no_hygiene_findings() {
         for rule in ["shadowed-rule", "redundant-rule", "any-any-permit"] {
             assert!(lines_of(&f, rule).is_empty(), "{path}: {rule}: {f:#?}");
         }
-    }
-}
-
-/// `MISLINT_HYGIENE_BENCH=/tmp/asa.cfg cargo test --release --test hygiene -- --ignored --nocapture`
-#[test]
-#[ignore = "timing run on a large generated file"]
-fn time_the_analysis() {
-    use mislint::analysis::Model;
-    use mislint::checks::reach;
-    use mislint::source::{FileId, SourceFile};
-    let Some(path) = std::env::var_os("MISLINT_HYGIENE_BENCH") else {
-        return;
-    };
-    for path in std::env::split_paths(&path) {
-        let text = std::fs::read_to_string(&path).expect("readable bench file");
-        let file = SourceFile::new(FileId(0), &path, text);
-        let dialect = mislint::parse::sniff(&file.text).expect("a known dialect");
-        let parsed = mislint::parse::parse(&file, dialect);
-        let graph = parsed.graph.expect("a graph");
-        let model = Model::new(&graph, &[]);
-        let rules = graph.rules().count();
-        let t = std::time::Instant::now();
-        let shadow = reach::analyse(&model, false);
-        let t_shadow = t.elapsed();
-        let t = std::time::Instant::now();
-        let both = reach::analyse(&model, true);
-        let t_both = t.elapsed();
-        let count = |f: &dyn Fn(&reach::RuleResult) -> bool| both.iter().filter(|r| f(r)).count();
-        println!(
-            "{}: {rules} rules, {} reportable; shadow pass {t_shadow:?}, shadow+redundancy {t_both:?}; \
-             dead {}, cut {}, redundant {}, redundancy cut {}",
-            path.display(),
-            shadow.len(),
-            count(&|r| matches!(r.reach, reach::Reach::Dead(_))),
-            count(&|r| matches!(r.reach, reach::Reach::Cut)),
-            count(&|r| matches!(r.redundancy, reach::Redundancy::Yes(..))),
-            count(&|r| matches!(r.redundancy, reach::Redundancy::Cut)),
-        );
     }
 }
