@@ -207,8 +207,9 @@ fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileResult
     let mut findings = parsed.findings;
     let mut used_suppressions = None;
     if let Some(graph) = &parsed.graph {
-        findings.extend(check_graph(file, graph, fc));
-        fix::suggest(file, dialect, graph, fc, &mut findings);
+        let (found, work) = check_graph_with_work(file, graph, fc);
+        findings.extend(found);
+        fix::suggest(file, dialect, graph, fc, &mut findings, work);
         suppress::apply_inline(&mut findings, graph);
     }
     if let Some(ctx) = fc.site {
@@ -223,6 +224,21 @@ fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileResult
 
 /// Runs the checks on one parsed file.
 pub fn check_graph(file: &SourceFile, graph: &graph::RuleGraph, fc: &FileConfig) -> Vec<Finding> {
+    check_graph_with_work(file, graph, fc).0
+}
+
+/// What a check of one file cost, in rules compiled plus analysis walk steps: a measure
+/// that, unlike time, is the same on every machine and run, so budgets built on it
+/// (fix verification) give the same output everywhere.
+#[derive(Clone, Copy, Debug)]
+pub struct Work(pub usize);
+
+/// Like [`check_graph`], with the work it took.
+pub fn check_graph_with_work(
+    file: &SourceFile,
+    graph: &graph::RuleGraph,
+    fc: &FileConfig,
+) -> (Vec<Finding>, Work) {
     let mut zoning = Zoning::assign(graph, &fc.zones);
     if graph.is_host_firewall() {
         // The machine itself is the MIS host: the perimeter is where it stands.
@@ -232,7 +248,9 @@ pub fn check_graph(file: &SourceFile, graph: &graph::RuleGraph, fc: &FileConfig)
     let mut flows = fc.policy.active(&fc.settings);
     flows.extend(allowed_flows(fc.allow));
     let cx = CheckCx::new(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);
-    checks::run_all(&cx)
+    let findings = checks::run_all(&cx);
+    let work = Work(graph.rules().count() + model.steps_taken());
+    (findings, work)
 }
 
 /// The site file's extra allowed flows as policy flows.

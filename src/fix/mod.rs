@@ -68,11 +68,16 @@ pub struct Permit {
 /// Edits for a permit, with where they go in words (`before the rule that blocks it`).
 pub type Placement = (Vec<Edit>, String);
 
-/// How many rules verification may re-check in one file: candidates × rules. One
-/// re-check of a file costs about as much as linting it did and holds a second graph
-/// in memory, so a file of more rules than this gets no verified fix: on a 100,000-rule
-/// dump that would double the run of every commit for one suggestion.
-const VERIFY_BUDGET: usize = 50_000;
+/// Files of more rules than this get no verified fix. One re-check costs about as much
+/// as the lint and holds a second graph in memory: on a 100,000-rule dump even one
+/// would double the run of every commit for one suggestion.
+const MAX_VERIFIED_RULES: usize = 50_000;
+
+/// Verification may cost this many times the lint's own work (see [`crate::Work`])...
+const VERIFY_WORK_FACTOR: usize = 2;
+
+/// ...or this much work, whichever is more, so small files get all their fixes.
+const VERIFY_WORK_FLOOR: usize = 20_000;
 
 /// Fills `fix` of every `missing-port`, `needless-port` and `ipsec-violation` finding in
 /// `findings` (one file's, before suppression) with a verified fix, or appends to its
@@ -83,6 +88,7 @@ pub fn suggest(
     graph: &RuleGraph,
     fc: &FileConfig,
     findings: &mut [Finding],
+    lint_work: crate::Work,
 ) {
     // Compared like the edited file's findings: after inline suppression.
     let mut before = findings.to_vec();
@@ -95,16 +101,29 @@ pub fn suggest(
     let zoning = Zoning::assign(graph, &fc.zones);
     // Each candidate costs a parse and check of the whole file: on big files with many
     // findings that is quadratic, so verification stops at a budget and says so.
-    let rules = graph.rules().count().max(1);
-    let mut checks_left = VERIFY_BUDGET / rules;
+    let rules = graph.rules().count();
+    // Past the analysis limit every re-check would hit it again, and a verdict that is
+    // only "may" cannot confirm a fix.
+    let limited = findings
+        .iter()
+        .any(|f| f.rule == crate::checks::analysis_limit::META.name);
+    let mut work_left = if rules > MAX_VERIFIED_RULES || limited {
+        0
+    } else {
+        (lint_work.0 * VERIFY_WORK_FACTOR).max(VERIFY_WORK_FLOOR)
+    };
     for f in findings.iter_mut().filter(|f| wants_fix(f)) {
-        if checks_left == 0 {
-            explain_no_fix(
-                f,
-                &[format!(
-                    "fixes are verified by re-checking the file, and this {rules}-rule file has more findings than mislint re-checks in one run; fix the first ones and run again"
-                )],
-            );
+        if work_left == 0 {
+            let why = if limited {
+                "fixes are verified by re-checking the file, and the analysis of this file stopped at its limit (see `analysis-limit`)".to_string()
+            } else if rules > MAX_VERIFIED_RULES {
+                format!(
+                    "fixes are verified by re-checking the file, and mislint re-checks files of at most {MAX_VERIFIED_RULES} rules (this one has {rules})"
+                )
+            } else {
+                "fixes are verified by re-checking the file, and this file has more findings than mislint re-checks in one run; fix the first ones and run again".to_string()
+            };
+            explain_no_fix(f, &[why]);
             continue;
         }
         let candidates = candidates(file, dialect, graph, &zoning, fc, f);
@@ -115,8 +134,10 @@ pub fn suggest(
             Err(reason) => why_not.push(reason),
             Ok(list) => {
                 for fix in list {
-                    checks_left = checks_left.saturating_sub(1);
-                    match verify(file, dialect, fc, &baseline, &target, &fix.edits) {
+                    let (verdict, spent) =
+                        verify(file, dialect, fc, &baseline, &target, &fix.edits);
+                    work_left = work_left.saturating_sub(spent.0.max(1));
+                    match verdict {
                         Ok(()) => {
                             chosen = Some(fix);
                             break;
@@ -386,15 +407,30 @@ fn verify(
     baseline: &[Key],
     target: &Key,
     edits: &[Edit],
-) -> Result<(), String> {
-    let text = apply(&file.text, edits).ok_or("its edits overlap")?;
+) -> (Result<(), String>, crate::Work) {
+    let Some(text) = apply(&file.text, edits) else {
+        return (Err("its edits overlap".into()), crate::Work(0));
+    };
     let edited = SourceFile::new(file.id, file.path.clone(), text);
     let parsed = crate::parse::parse(&edited, dialect);
     let Some(graph) = &parsed.graph else {
-        return Err("the edited file does not parse".into());
+        return (Err("the edited file does not parse".into()), crate::Work(0));
     };
     let mut after = parsed.findings;
-    after.extend(crate::check_graph(&edited, graph, fc));
+    let (found, work) = crate::check_graph_with_work(&edited, graph, fc);
+    after.extend(found);
+    (compare(graph, after, baseline, target, edits), work)
+}
+
+/// Ok if the edited file's findings (`after`, before inline suppression) have lost the
+/// target finding and gained none the baseline did not have.
+fn compare(
+    graph: &RuleGraph,
+    mut after: Vec<Finding>,
+    baseline: &[Key],
+    target: &Key,
+    edits: &[Edit],
+) -> Result<(), String> {
     // Inline suppression runs as in a real lint: the edit may add a comment it reads.
     crate::suppress::apply_inline(&mut after, graph);
     after.retain(|f| f.suppressed.is_none());
