@@ -962,7 +962,7 @@ mod tests {
 
     #[test]
     fn unmodelled_constructs_give_one_counted_note_per_kind() {
-        let file = source(format!(
+        let file = source(
             "<pfsense><interfaces><wan><ipaddr>dhcp</ipaddr></wan>\
              <lan><ipaddr>10.0.0.1</ipaddr><subnet>24</subnet></lan></interfaces><filter>\
              <rule><interface>lan</interface><protocol>icmp</protocol><icmptype>echoreq</icmptype></rule>\
@@ -970,7 +970,8 @@ mod tests {
              <rule><interface>lan</interface><protocol>icmp</protocol><icmptype>unreach</icmptype></rule>\
              <rule><floating>yes</floating><interface>lan</interface><destination><network>wanip</network></destination></rule>\
              </filter></pfsense>"
-        ));
+                .into(),
+        );
         let (g, findings) = parse_ok(&file);
         let notes: Vec<_> = findings
             .iter()
