@@ -3,9 +3,16 @@
 //!
 //! Every value keeps the span of the XML element that wrote it, so findings can point at
 //! `<protocol>tcp</protocol>` rather than at the whole rule. Values stay as the vendor
-//! wrote them (trimmed strings); their meaning is decided only in `lower.rs`.
+//! wrote them (trimmed strings); their meaning is decided only in `lower.rs`. They borrow
+//! from the file's text wherever the XML holds them verbatim (no entity, no `\r`, one
+//! text node), so a 100k-rule file does not copy a million small strings; the AST
+//! outlives roxmltree's document, which `mod.rs` drops before lowering.
 
 use crate::source::Span;
+use std::borrow::Cow;
+
+/// A string of the file: borrowed from its text, owned only where XML rewrote it.
+pub type Str<'i> = Cow<'i, str>;
 
 /// Which product wrote the file; the two differ in a few defaults (`<quick>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,16 +25,16 @@ pub enum Flavor {
 
 /// The trimmed text of one element, with the span of the whole element.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Text {
+pub struct Text<'i> {
     /// The text content, trimmed; empty for `<x/>` and `<x></x>`.
-    pub value: String,
+    pub value: Str<'i>,
     /// The element, from `<` of its start tag to `>` of its end tag.
     pub span: Span,
 }
 
 /// Everything of a `config.xml` the linter reads.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct Config<'i> {
     /// pfSense or OPNsense.
     pub flavor: Flavor,
     /// The root element's start tag.
@@ -35,36 +42,36 @@ pub struct Config {
     /// The `<filter>` start tag, which "causes" the default deny.
     pub filter_span: Option<Span>,
     /// `<interfaces>` children, in file order.
-    pub interfaces: Vec<IfaceDecl>,
+    pub interfaces: Vec<IfaceDecl<'i>>,
     /// `<ifgroups><ifgroupentry>` interface groups.
-    pub ifgroups: Vec<IfGroup>,
+    pub ifgroups: Vec<IfGroup<'i>>,
     /// `<aliases><alias>` and OPNsense `<OPNsense><Firewall><Alias>` aliases.
-    pub aliases: Vec<Alias>,
+    pub aliases: Vec<Alias<'i>>,
     /// `<filter><rule>` in file order, then OPNsense automation rules (see `origin`).
-    pub rules: Vec<FilterRule>,
+    pub rules: Vec<FilterRule<'i>>,
     /// `<nat><rule>` port forwards.
-    pub port_forwards: Vec<PortForward>,
+    pub port_forwards: Vec<PortForward<'i>>,
     /// The `<nat><onetoone>` entries (counted only).
     pub one_to_one: Vec<Span>,
 }
 
 /// One interface of `<interfaces>`: `<wan>`, `<lan>`, `<optN>`.
 #[derive(Clone, Debug)]
-pub struct IfaceDecl {
+pub struct IfaceDecl<'i> {
     /// The element name, which rules use (`wan`, `lan`, `opt1`).
-    pub name: String,
+    pub name: &'i str,
     /// The element's start tag.
     pub span: Span,
     /// `<descr>`.
-    pub descr: Option<String>,
+    pub descr: Option<Str<'i>>,
     /// `<ipaddr>`: an IPv4 address or a method (`dhcp`, `pppoe`, …).
-    pub ipaddr: Option<Text>,
+    pub ipaddr: Option<Text<'i>>,
     /// `<subnet>`: the IPv4 prefix length.
-    pub subnet: Option<Text>,
+    pub subnet: Option<Text<'i>>,
     /// `<ipaddrv6>`: an IPv6 address or a method (`dhcp6`, `track6`, `slaac`, …).
-    pub ipaddrv6: Option<Text>,
+    pub ipaddrv6: Option<Text<'i>>,
     /// `<subnetv6>`: the IPv6 prefix length.
-    pub subnetv6: Option<Text>,
+    pub subnetv6: Option<Text<'i>>,
     /// `<blockpriv>` present: pfSense blocks private sources arriving here.
     pub blockpriv: Option<Span>,
     /// `<blockbogons>` present: pfSense blocks sources from a downloaded bogon list.
@@ -73,22 +80,22 @@ pub struct IfaceDecl {
 
 /// An interface group: rules on it apply to each member.
 #[derive(Clone, Debug)]
-pub struct IfGroup {
+pub struct IfGroup<'i> {
     /// `<ifname>`.
-    pub name: String,
+    pub name: Str<'i>,
     /// `<members>`, space-separated interface names.
-    pub members: Vec<String>,
+    pub members: Vec<Str<'i>>,
 }
 
 /// One alias.
 #[derive(Clone, Debug)]
-pub struct Alias {
+pub struct Alias<'i> {
     /// `<name>`.
-    pub name: String,
+    pub name: Str<'i>,
     /// `<type>`: host, network, port, url, urltable, url_ports, urltable_ports, …
-    pub kind: String,
+    pub kind: Str<'i>,
     /// `<address>` (pfSense, space-separated) or `<content>` (OPNsense, one per line).
-    pub members: Vec<String>,
+    pub members: Vec<Str<'i>>,
     /// The `<alias>` start tag.
     pub span: Span,
     /// False for an OPNsense alias with `<enabled>0</enabled>`.
@@ -97,15 +104,15 @@ pub struct Alias {
 
 /// `<source>` or `<destination>` of a rule.
 #[derive(Clone, Debug, Default)]
-pub struct Endpoint {
+pub struct Endpoint<'i> {
     /// The whole element.
     pub span: Span,
     /// `<network>`: `lan`, `lanip`, `(self)`, an alias, …
-    pub network: Option<Text>,
+    pub network: Option<Text<'i>>,
     /// `<address>`: an IP, a CIDR or an alias.
-    pub address: Option<Text>,
+    pub address: Option<Text<'i>>,
     /// `<port>`: a number, `a-b`, an alias or a service name.
-    pub port: Option<Text>,
+    pub port: Option<Text<'i>>,
     /// `<not/>` present.
     pub not: bool,
 }
@@ -121,50 +128,58 @@ pub enum Origin {
 
 /// One filter rule.
 #[derive(Clone, Debug)]
-pub struct FilterRule {
+pub struct FilterRule<'i> {
     /// Where it came from.
     pub origin: Origin,
     /// The `<rule>` start tag.
     pub span: Span,
     /// `<type>` (legacy) or `<action>` (automation): pass, block, reject, match.
-    pub action: Option<Text>,
+    pub action: Option<Text<'i>>,
     /// `<interface>`: one name, or a comma list on floating rules.
-    pub interface: Option<Text>,
+    pub interface: Option<Text<'i>>,
     /// OPNsense `<interfacenot>1</interfacenot>`: every interface but those.
     pub interface_not: bool,
     /// `<ipprotocol>`: inet, inet6, inet46.
-    pub ipprotocol: Option<Text>,
+    pub ipprotocol: Option<Text<'i>>,
     /// `<protocol>`.
-    pub protocol: Option<Text>,
+    pub protocol: Option<Text<'i>>,
     /// `<icmptype>`.
-    pub icmptype: Option<Text>,
+    pub icmptype: Option<Text<'i>>,
     /// `<source>`.
-    pub source: Option<Endpoint>,
+    pub source: Option<Endpoint<'i>>,
     /// `<destination>`.
-    pub destination: Option<Endpoint>,
+    pub destination: Option<Endpoint<'i>>,
     /// `<disabled>` present (or automation `<enabled>0</enabled>`).
     pub disabled: bool,
     /// `<floating>yes</floating>`.
     pub floating: bool,
     /// `<quick>`, as written.
-    pub quick: Option<Text>,
+    pub quick: Option<Text<'i>>,
     /// `<direction>`: in, out, any.
-    pub direction: Option<Text>,
+    pub direction: Option<Text<'i>>,
     /// `<descr>` (automation: `<description>`).
-    pub descr: Option<String>,
+    pub descr: Option<Str<'i>>,
     /// `<tracker>`.
-    pub tracker: Option<String>,
-    /// Non-empty matches mislint does not model (`<sched>`, `<tagged>`, `<os>`, …),
-    /// with the element name in front of the value.
-    pub unmodelled: Vec<Text>,
+    pub tracker: Option<Str<'i>>,
+    /// Non-empty matches mislint does not model (`<sched>`, `<tagged>`, `<os>`, …).
+    pub unmodelled: Vec<Unmodelled<'i>>,
     /// Automation rules' `<sequence>`.
     pub sequence: Option<u64>,
 }
 
-impl FilterRule {
+/// A rule child that changes what the rule matches but that mislint does not model.
+#[derive(Clone, Debug)]
+pub struct Unmodelled<'i> {
+    /// The element name (`sched`, `tagged`, …).
+    pub element: &'static str,
+    /// Its value.
+    pub value: Text<'i>,
+}
+
+impl<'i> FilterRule<'i> {
     /// A rule with nothing but its origin and span: a pass of everything on no
     /// interface, which readers fill in element by element.
-    pub fn empty(origin: Origin, span: Span) -> FilterRule {
+    pub fn empty(origin: Origin, span: Span) -> FilterRule<'i> {
         FilterRule {
             origin,
             span,
@@ -190,23 +205,23 @@ impl FilterRule {
 
 /// One `<nat><rule>` port forward; parsed for later use, not lowered yet.
 #[derive(Clone, Debug)]
-pub struct PortForward {
+pub struct PortForward<'i> {
     /// The `<rule>` start tag.
     pub span: Span,
     /// `<interface>`.
-    pub interface: Option<String>,
+    pub interface: Option<Str<'i>>,
     /// `<protocol>`.
-    pub protocol: Option<String>,
+    pub protocol: Option<Str<'i>>,
     /// `<source>`.
-    pub source: Option<Endpoint>,
+    pub source: Option<Endpoint<'i>>,
     /// `<destination>`.
-    pub destination: Option<Endpoint>,
+    pub destination: Option<Endpoint<'i>>,
     /// `<target>`: the internal address.
-    pub target: Option<String>,
+    pub target: Option<Str<'i>>,
     /// `<local-port>`: the internal port.
-    pub local_port: Option<String>,
+    pub local_port: Option<Str<'i>>,
     /// `<associated-rule-id>`: the filter rule the GUI created with it.
-    pub associated_rule_id: Option<String>,
+    pub associated_rule_id: Option<Str<'i>>,
     /// `<disabled>` present.
     pub disabled: bool,
 }

@@ -11,7 +11,7 @@
 //! direction out/any for packets leaving one (default pass, as pfSense's own
 //! "pass out" rules do).
 
-use super::ast::{Alias, Config, Endpoint, FilterRule, Flavor, IfaceDecl, Origin, Text};
+use super::ast::{Alias, Config, Endpoint, FilterRule, Flavor, IfaceDecl, Origin, Str, Text};
 use crate::graph::sets::{ADDR_MAX, addr, proto};
 use crate::graph::{
     Action, Chain, Cond, CondKind, Default, Dialect, Family, IfaceMatch, IfacePattern, Interface,
@@ -24,13 +24,13 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Lowers a parsed config into a graph plus the findings lowering produced.
-pub fn lower(cfg: &Config, file: FileId) -> (RuleGraph, Vec<Finding>) {
+pub fn lower(cfg: &Config<'_>, file: FileId) -> (RuleGraph, Vec<Finding>) {
     let mut lw = Lowerer::new(cfg);
     let mut graph = RuleGraph::new(Dialect::Pfsense, file, Family::Both);
     graph.interfaces = cfg.interfaces.iter().map(lower_interface).collect();
     let filter_span = cfg.filter_span.unwrap_or(cfg.root_span);
 
-    let lowered: Vec<Lowered> = ordered_rules(cfg)
+    let mut lowered: Vec<Lowered> = ordered_rules(cfg)
         .into_iter()
         .filter_map(|r| lw.lower_rule(r))
         .collect();
@@ -41,8 +41,9 @@ pub fn lower(cfg: &Config, file: FileId) -> (RuleGraph, Vec<Finding>) {
     let forwards = lw.lower_port_forwards(cfg);
     let mut inbound = lw.implicit_blocks();
     inbound.extend(forwards.pass);
-    inbound.extend(chain_rules(&lowered, Direction::In));
-    let outbound = chain_rules(&lowered, Direction::Out);
+    inbound.extend(chain_rules(&mut lowered, Direction::In));
+    let outbound = chain_rules(&mut lowered, Direction::Out);
+    drop(lowered);
     let inbound_id = graph.add_chain(Chain {
         name: "inbound".into(),
         rules: inbound,
@@ -93,17 +94,23 @@ pub fn lower(cfg: &Config, file: FileId) -> (RuleGraph, Vec<Finding>) {
         },
     ]);
     lw.note_unapplied(cfg);
-    (graph, lw.findings)
+    let Lowerer {
+        mut findings,
+        notes,
+        ..
+    } = lw;
+    findings.extend(notes.into_findings());
+    (graph, findings)
 }
 
 /// The rules in pfSense's load order: OPNsense automation rules (by sequence), floating
 /// rules, interface-group rules, interface rules; each group in file order.
-fn ordered_rules(cfg: &Config) -> Vec<&FilterRule> {
-    let groups: HashSet<&str> = cfg.ifgroups.iter().map(|g| g.name.as_str()).collect();
+fn ordered_rules<'a>(cfg: &'a Config<'a>) -> Vec<&'a FilterRule<'a>> {
+    let groups: HashSet<&str> = cfg.ifgroups.iter().map(|g| &*g.name).collect();
     let on_group = |r: &FilterRule| {
         r.interface
             .as_ref()
-            .is_some_and(|i| groups.contains(i.value.as_str()))
+            .is_some_and(|i| groups.contains(&*i.value))
     };
     let mut automation: Vec<&FilterRule> = cfg
         .rules
@@ -163,38 +170,50 @@ struct Lowered {
 }
 
 /// The chain of one stage: quick rules in order, then non-quick rules reversed.
-fn chain_rules(lowered: &[Lowered], dir: Direction) -> Vec<Rule> {
-    let applies = |l: &&Lowered| match dir {
+///
+/// Call it for `In` first, then for `Out`: the conditions and comment of a rule move into
+/// the last chain that takes it, so only rules in both stages are copied.
+fn chain_rules(lowered: &mut [Lowered], dir: Direction) -> Vec<Rule> {
+    let applies = |l: &Lowered| match dir {
         Direction::In => l.inbound,
         Direction::Out => l.outbound,
     };
-    let quick = lowered.iter().filter(applies).filter(|l| l.quick);
-    let last_match = lowered.iter().filter(applies).filter(|l| !l.quick).rev();
-    quick
-        .chain(last_match)
-        .map(|l| {
-            let mut conds = Vec::with_capacity(l.conds.len() + 1);
-            if let Some((m, span)) = &l.ifaces {
-                let kind = match dir {
-                    Direction::In => CondKind::InIface(m.clone()),
-                    Direction::Out => CondKind::OutIface(m.clone()),
-                };
-                conds.push(Cond { kind, span: *span });
-            }
-            conds.extend(l.conds.iter().cloned());
-            Rule {
-                conds,
-                action: l.action.clone(),
-                span: l.span,
-                action_span: l.action_span,
-                comment: l.comment.clone(),
-            }
-        })
-        .collect()
+    let mut out = Vec::new();
+    for l in lowered.iter_mut().filter(|l| applies(l) && l.quick) {
+        out.push(chain_rule(l, dir));
+    }
+    for l in lowered.iter_mut().rev().filter(|l| applies(l) && !l.quick) {
+        out.push(chain_rule(l, dir));
+    }
+    out
+}
+
+/// The rule of `l` in the chain of `dir`, its interface condition first.
+fn chain_rule(l: &mut Lowered, dir: Direction) -> Rule {
+    let last_use = dir == Direction::Out || !l.outbound;
+    let (mut conds, comment) = if last_use {
+        (std::mem::take(&mut l.conds), l.comment.take())
+    } else {
+        (l.conds.clone(), l.comment.clone())
+    };
+    if let Some((m, span)) = &l.ifaces {
+        let kind = match dir {
+            Direction::In => CondKind::InIface(m.clone()),
+            Direction::Out => CondKind::OutIface(m.clone()),
+        };
+        conds.insert(0, Cond { kind, span: *span });
+    }
+    Rule {
+        conds,
+        action: l.action.clone(),
+        span: l.span,
+        action_span: l.action_span,
+        comment,
+    }
 }
 
 /// The graph interface of an `<interfaces>` child.
-fn lower_interface(decl: &IfaceDecl) -> Interface {
+fn lower_interface(decl: &IfaceDecl<'_>) -> Interface {
     let v4 = static_addr(decl.ipaddr.as_ref(), decl.subnet.as_ref());
     let v6 = static_addr(decl.ipaddrv6.as_ref(), decl.subnetv6.as_ref());
     let mut networks = IntervalSet::empty();
@@ -206,9 +225,9 @@ fn lower_interface(decl: &IfaceDecl) -> Interface {
         }
     }
     Interface {
-        name: decl.name.clone(),
-        description: decl.descr.clone(),
-        zone_hint: zone_hint(&decl.name, decl.descr.as_deref()),
+        name: decl.name.to_string(),
+        description: decl.descr.as_deref().map(str::to_string),
+        zone_hint: zone_hint(decl.name, decl.descr.as_deref()),
         security_level: None,
         networks,
         own_addresses: own,
@@ -247,12 +266,12 @@ enum AddrConf {
 }
 
 /// Reads `<ipaddr>`/`<subnet>` (or the v6 pair).
-fn static_addr(ip: Option<&Text>, prefix: Option<&Text>) -> AddrConf {
+fn static_addr(ip: Option<&Text<'_>>, prefix: Option<&Text<'_>>) -> AddrConf {
     let Some(ip) = ip.filter(|t| !t.value.is_empty()) else {
         return AddrConf::None;
     };
     let Ok(a) = ip.value.parse::<IpAddr>() else {
-        return AddrConf::Dynamic(ip.value.clone());
+        return AddrConf::Dynamic(ip.value.to_string());
     };
     let own = IntervalSet::single(addr::ip(a));
     let net = prefix
@@ -287,7 +306,7 @@ enum Operand {
     /// Exactly these values.
     Set(IntervalSet),
     /// Depends on something resolved at run time; the text says what.
-    Unknown(String),
+    Unknown(Unknown),
     /// Names nothing the config defines.
     Undefined(String),
 }
@@ -298,7 +317,155 @@ struct AliasValue {
     addrs: IntervalSet,
     ports: IntervalSet,
     /// Why part of the alias cannot be known statically (URL, FQDN, cycle).
-    unknown: Option<String>,
+    unknown: Option<Unknown>,
+}
+
+/// Why an operand cannot be known from config.xml: the kind its note is counted under,
+/// and the text of its `Unknown` condition.
+#[derive(Clone, Debug)]
+struct Unknown {
+    kind: NoteKind,
+    text: String,
+}
+
+impl Unknown {
+    fn new(kind: NoteKind, text: String) -> Unknown {
+        Unknown { kind, text }
+    }
+}
+
+/// What an `unknown-syntax` note is about. A 100k-rule file repeats the same few
+/// constructs thousands of times, so notes are counted per kind (as the iptables room
+/// does): one note at the first occurrence, saying how many rules share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NoteKind {
+    /// An `<ipprotocol>` other than inet, inet6, inet46.
+    Family,
+    /// A `<protocol>` mislint has no number for.
+    Protocol,
+    /// `<icmptype>`.
+    IcmpType,
+    /// An interface address or network assigned at run time (`dhcp`, a tunnel).
+    RuntimeAddress,
+    /// An alias whose content is fetched at run time (url, urltable, …).
+    RuntimeAlias,
+    /// A disabled (OPNsense) alias.
+    DisabledAlias,
+    /// A host name in an alias.
+    AliasHostName,
+    /// A member of a port alias that is neither a number nor a known service.
+    AliasPort,
+    /// An alias that contains itself.
+    AliasCycle,
+    /// A `<port>` service name not in mislint's table.
+    ServiceName,
+    /// A rule child mislint does not model (`<sched>`, `<tagged>`, …).
+    Element(&'static str),
+    /// A `<type>` other than pass, block, reject, match.
+    RuleType,
+    /// A `<direction>` other than in, out, any.
+    Direction,
+    /// A port forward `<target>` that is not an address.
+    ForwardTarget,
+}
+
+impl NoteKind {
+    /// The note for `count` rules of this kind; `first` is the first one's own text.
+    fn message(self, first: &str, count: usize) -> String {
+        let rules = if count == 1 { "rule" } else { "rules" };
+        let are = if count == 1 { "is" } else { "are" };
+        let with = match self {
+            NoteKind::Family => "an `<ipprotocol>` mislint does not know".into(),
+            NoteKind::Protocol => "a protocol mislint does not know".into(),
+            NoteKind::IcmpType => "an `<icmptype>`".into(),
+            NoteKind::RuntimeAddress => "an address assigned at run time".into(),
+            NoteKind::RuntimeAlias => "an alias whose content is fetched at run time".into(),
+            NoteKind::DisabledAlias => "a disabled alias".into(),
+            NoteKind::AliasHostName => "a host name in an alias".into(),
+            NoteKind::AliasPort => "a port alias member mislint cannot read".into(),
+            NoteKind::AliasCycle => "an alias that refers to itself".into(),
+            NoteKind::ServiceName => "a port name mislint does not know".into(),
+            NoteKind::Element("sched") => "a schedule".into(),
+            NoteKind::Element(name) => format!("`<{name}>`"),
+            NoteKind::RuleType => {
+                return format!(
+                    "{first} is not modelled: {count} {rules} of a type mislint does not know may decide anything"
+                );
+            }
+            NoteKind::Direction => {
+                return format!(
+                    "{first} is not known: {count} {rules} with a direction mislint does not know {are} applied both ways"
+                );
+            }
+            NoteKind::ForwardTarget => {
+                let forwards = if count == 1 { "forward" } else { "forwards" };
+                return format!(
+                    "port forward target {first} is not an address mislint can read: {count} {forwards} {are} not applied"
+                );
+            }
+        };
+        format!(
+            "{first}: not modelled; {count} {rules} with {with} {are} treated as possibly matching"
+        )
+    }
+}
+
+/// One counted note.
+struct Note {
+    kind: NoteKind,
+    /// The first occurrence's text.
+    first: String,
+    /// The first occurrence.
+    span: Span,
+    /// Rules counted.
+    count: usize,
+    /// The last rule counted, so a rule with two of a kind counts once.
+    last_rule: Span,
+}
+
+/// `unknown-syntax` notes counted per kind, in order of first occurrence.
+#[derive(Default)]
+struct Notes {
+    entries: Vec<Note>,
+}
+
+impl Notes {
+    /// Counts one occurrence in the rule at `rule`, at `span`, described by `text`. The
+    /// note points at the occurrence earliest in the file (rules are lowered in pf's load
+    /// order, floating rules first).
+    fn add(&mut self, kind: NoteKind, rule: Span, span: Span, text: &str) {
+        // Fourteen kinds at most: a linear search beats hashing.
+        if let Some(n) = self.entries.iter_mut().find(|n| n.kind == kind) {
+            if n.last_rule != rule {
+                n.count += 1;
+                n.last_rule = rule;
+            }
+            if span.start < n.span.start {
+                n.span = span;
+                text.clone_into(&mut n.first);
+            }
+            return;
+        }
+        self.entries.push(Note {
+            kind,
+            first: text.to_string(),
+            span,
+            count: 1,
+            last_rule: rule,
+        });
+    }
+
+    fn into_findings(self) -> impl Iterator<Item = Finding> {
+        self.entries.into_iter().map(|n| {
+            Finding::new(
+                UNKNOWN_SYNTAX,
+                Severity::Note,
+                n.span,
+                n.kind.message(&n.first, n.count),
+            )
+            .maybe()
+        })
+    }
 }
 
 /// Where an alias stands in the current expansion.
@@ -319,7 +486,7 @@ enum Mark {
 /// stays linear, and merging the smaller range list into the larger keeps a deep chain
 /// at O(n log n).
 struct AliasTable<'a> {
-    aliases: &'a [Alias],
+    aliases: &'a [Alias<'a>],
     index: HashMap<&'a str, usize>,
     memo: Vec<Option<AliasValue>>,
     /// Generation of the expansion that last set `marks[i]`.
@@ -335,7 +502,7 @@ struct Frame {
     pos: usize,
     addrs: Vec<(u128, u128)>,
     ports: Vec<(u128, u128)>,
-    unknown: Option<String>,
+    unknown: Option<Unknown>,
 }
 
 impl Frame {
@@ -374,11 +541,11 @@ impl Frame {
 }
 
 impl<'a> AliasTable<'a> {
-    fn new(aliases: &'a [Alias]) -> AliasTable<'a> {
+    fn new(aliases: &'a [Alias<'a>]) -> AliasTable<'a> {
         let mut index = HashMap::with_capacity(aliases.len());
         for (i, a) in aliases.iter().enumerate() {
             // pfSense refuses duplicate names; should one slip in, the first one wins.
-            index.entry(a.name.as_str()).or_insert(i);
+            index.entry(&*a.name).or_insert(i);
         }
         AliasTable {
             aliases,
@@ -392,16 +559,15 @@ impl<'a> AliasTable<'a> {
     }
 
     /// The value of the alias called `name`, or `None` if there is none.
-    fn value(&mut self, name: &str, findings: &mut Vec<Finding>) -> Option<AliasValue> {
+    fn value(&mut self, name: &str, findings: &mut Vec<Finding>) -> Option<&AliasValue> {
         let idx = *self.index.get(name)?;
-        if let Some(Some(v)) = self.memo.get(idx) {
-            return Some(v.clone());
+        if !matches!(self.memo.get(idx), Some(Some(_))) {
+            let v = self.expand(idx, findings);
+            if let Some(slot) = self.memo.get_mut(idx) {
+                *slot = Some(v);
+            }
         }
-        let v = self.expand(idx, findings);
-        if let Some(slot) = self.memo.get_mut(idx) {
-            *slot = Some(v.clone());
-        }
-        Some(v)
+        self.memo.get(idx)?.as_ref()
     }
 
     fn mark(&self, idx: usize) -> Mark {
@@ -453,7 +619,7 @@ impl<'a> AliasTable<'a> {
                 }
                 continue;
             };
-            let Some(&child) = self.index.get(member.as_str()) else {
+            let Some(&child) = self.index.get(&**member) else {
                 classify_member(alias, member, top);
                 top.pos += 1;
                 continue;
@@ -467,7 +633,10 @@ impl<'a> AliasTable<'a> {
                 Mark::Merged => {}
                 Mark::OnStack => {
                     if top.unknown.is_none() {
-                        top.unknown = Some(format!("alias `{member}` refers to itself"));
+                        top.unknown = Some(Unknown::new(
+                            NoteKind::AliasCycle,
+                            format!("alias `{member}` refers to itself"),
+                        ));
                     }
                     if self.cycle_reported.insert(top.idx) {
                         findings.push(Finding::new(
@@ -494,14 +663,20 @@ impl<'a> AliasTable<'a> {
 }
 
 /// Why an alias's content cannot be known from config.xml, if it cannot.
-fn runtime_reason(alias: &Alias) -> Option<String> {
+fn runtime_reason(alias: &Alias<'_>) -> Option<Unknown> {
     if is_runtime_alias(&alias.kind) {
-        Some(format!(
-            "alias `{}` is of type `{}`, whose content is fetched at run time",
-            alias.name, alias.kind
+        Some(Unknown::new(
+            NoteKind::RuntimeAlias,
+            format!(
+                "alias `{}` is of type `{}`, whose content is fetched at run time",
+                alias.name, alias.kind
+            ),
         ))
     } else if !alias.enabled {
-        Some(format!("alias `{}` is disabled", alias.name))
+        Some(Unknown::new(
+            NoteKind::DisabledAlias,
+            format!("alias `{}` is disabled", alias.name),
+        ))
     } else {
         None
     }
@@ -516,12 +691,15 @@ fn is_runtime_alias(kind: &str) -> bool {
 }
 
 /// Adds one literal member (not an alias name) of an alias to the frame.
-fn classify_member(alias: &Alias, member: &str, f: &mut Frame) {
+fn classify_member(alias: &Alias<'_>, member: &str, f: &mut Frame) {
     if alias.kind.eq_ignore_ascii_case("port") {
         match parse_port(member) {
             Some(set) => f.ports.extend_from_slice(set.ranges()),
             None if f.unknown.is_none() => {
-                f.unknown = Some(format!("port `{member}` in alias `{}`", alias.name));
+                f.unknown = Some(Unknown::new(
+                    NoteKind::AliasPort,
+                    format!("port `{member}` in alias `{}`", alias.name),
+                ));
             }
             None => {}
         }
@@ -530,9 +708,12 @@ fn classify_member(alias: &Alias, member: &str, f: &mut Frame) {
     match parse_addr(member) {
         Some(set) => f.addrs.extend_from_slice(set.ranges()),
         None if f.unknown.is_none() => {
-            f.unknown = Some(format!(
-                "`{member}` in alias `{}` is a host name resolved at run time",
-                alias.name
+            f.unknown = Some(Unknown::new(
+                NoteKind::AliasHostName,
+                format!(
+                    "`{member}` in alias `{}` is a host name resolved at run time",
+                    alias.name
+                ),
             ));
         }
         None => {}
@@ -621,18 +802,19 @@ fn private_sources() -> IntervalSet {
 
 /// Lowering state: interface addresses, aliases, findings.
 struct Lowerer<'a> {
-    cfg: &'a Config,
+    cfg: &'a Config<'a>,
     v4: HashMap<&'a str, AddrConf>,
     v6: HashMap<&'a str, AddrConf>,
-    groups: HashMap<&'a str, &'a [String]>,
+    groups: HashMap<&'a str, &'a [Str<'a>]>,
     self_addrs: IntervalSet,
     aliases: AliasTable<'a>,
     undefined_ifaces: Vec<String>,
     findings: Vec<Finding>,
+    notes: Notes,
 }
 
 impl<'a> Lowerer<'a> {
-    fn new(cfg: &'a Config) -> Lowerer<'a> {
+    fn new(cfg: &'a Config<'a>) -> Lowerer<'a> {
         let mut v4 = HashMap::new();
         let mut v6 = HashMap::new();
         let mut self_addrs = IntervalSet::empty();
@@ -644,13 +826,13 @@ impl<'a> Lowerer<'a> {
                     self_addrs = self_addrs.union(own);
                 }
             }
-            v4.insert(i.name.as_str(), a4);
-            v6.insert(i.name.as_str(), a6);
+            v4.insert(i.name, a4);
+            v6.insert(i.name, a6);
         }
         let groups = cfg
             .ifgroups
             .iter()
-            .map(|g| (g.name.as_str(), g.members.as_slice()))
+            .map(|g| (&*g.name, g.members.as_slice()))
             .collect();
         Lowerer {
             cfg,
@@ -661,6 +843,7 @@ impl<'a> Lowerer<'a> {
             aliases: AliasTable::new(&cfg.aliases),
             undefined_ifaces: Vec::new(),
             findings: Vec::new(),
+            notes: Notes::default(),
         }
     }
 
@@ -669,12 +852,9 @@ impl<'a> Lowerer<'a> {
             .push(Finding::new(UNKNOWN_SYNTAX, Severity::Note, span, message).maybe());
     }
 
-    /// An `Unknown` condition plus its note.
-    fn unknown(&mut self, span: Span, text: String) -> Cond {
-        self.note(
-            span,
-            format!("{text}: not modelled, the rule is treated as possibly matching"),
-        );
+    /// An `Unknown` condition of rule `r`, counted for its kind's note.
+    fn unknown(&mut self, r: &FilterRule<'_>, kind: NoteKind, span: Span, text: String) -> Cond {
+        self.notes.add(kind, r.span, span, &text);
         Cond {
             kind: CondKind::Unknown(text),
             span,
@@ -682,7 +862,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Lowers one rule; `None` if it is disabled or pfSense would not load it.
-    fn lower_rule(&mut self, r: &FilterRule) -> Option<Lowered> {
+    fn lower_rule(&mut self, r: &FilterRule<'_>) -> Option<Lowered> {
         if r.disabled {
             return None;
         }
@@ -711,12 +891,12 @@ impl<'a> Lowerer<'a> {
         if ports_apply {
             self.lower_port(r, dst, false, &mut conds)?;
         }
-        for t in &r.unmodelled {
-            let text = match t.value.strip_prefix("sched ") {
-                Some(name) => format!("schedule `{name}`"),
-                None => format!("`{}`", t.value),
+        for u in &r.unmodelled {
+            let text = match u.element {
+                "sched" => format!("schedule `{}`", u.value.value),
+                element => format!("`{element} {}`", u.value.value),
             };
-            let c = self.unknown(t.span, text);
+            let c = self.unknown(r, NoteKind::Element(u.element), u.value.span, text);
             conds.push(c);
         }
         let ifaces = self.lower_interfaces(r)?;
@@ -726,7 +906,7 @@ impl<'a> Lowerer<'a> {
             action,
             span: r.span,
             action_span,
-            comment: r.descr.clone(),
+            comment: r.descr.as_deref().map(str::to_string),
             quick: self.is_quick(r),
             inbound,
             outbound,
@@ -735,7 +915,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// `<type>`: absent means pass.
-    fn lower_action(&mut self, r: &FilterRule) -> (Action, Span) {
+    fn lower_action(&mut self, r: &FilterRule<'_>) -> (Action, Span) {
         let Some(t) = &r.action else {
             return (Action::Accept, r.span);
         };
@@ -746,7 +926,8 @@ impl<'a> Lowerer<'a> {
             // A match rule applies queues, tags or gateways and never decides.
             "match" => Action::Continue("match".into()),
             other => {
-                self.note(t.span, format!("rule type `{other}` is not modelled"));
+                let text = format!("rule type `{other}`");
+                self.notes.add(NoteKind::RuleType, r.span, t.span, &text);
                 Action::Unknown(other.to_string())
             }
         };
@@ -754,16 +935,16 @@ impl<'a> Lowerer<'a> {
     }
 
     /// `<ipprotocol>`.
-    fn lower_family(&mut self, r: &FilterRule, conds: &mut Vec<Cond>) -> (Fam, Option<Span>) {
+    fn lower_family(&mut self, r: &FilterRule<'_>, conds: &mut Vec<Cond>) -> (Fam, Option<Span>) {
         let Some(t) = &r.ipprotocol else {
             return (Fam::V4, None);
         };
-        let fam = match t.value.as_str() {
+        let fam = match &*t.value {
             "inet" | "" => Fam::V4,
             "inet6" => Fam::V6,
             "inet46" => Fam::Both,
             other => {
-                let c = self.unknown(t.span, format!("ipprotocol `{other}`"));
+                let c = self.unknown(r, NoteKind::Family, t.span, format!("ipprotocol `{other}`"));
                 conds.push(c);
                 Fam::Both
             }
@@ -773,7 +954,7 @@ impl<'a> Lowerer<'a> {
 
     /// `<protocol>` (and `<icmptype>`); returns true if ports apply, which pfSense does
     /// only for tcp, udp and tcp/udp (it ignores `<port>` for anything else).
-    fn lower_protocol(&mut self, r: &FilterRule, fam: Fam, conds: &mut Vec<Cond>) -> bool {
+    fn lower_protocol(&mut self, r: &FilterRule<'_>, fam: Fam, conds: &mut Vec<Cond>) -> bool {
         let Some(t) = r.protocol.as_ref().filter(|t| !t.value.is_empty()) else {
             return false;
         };
@@ -791,7 +972,8 @@ impl<'a> Lowerer<'a> {
             other => match other.parse::<u8>().ok().or_else(|| proto::by_name(other)) {
                 Some(p) => vec![p],
                 None => {
-                    let c = self.unknown(t.span, format!("protocol `{other}`"));
+                    let c =
+                        self.unknown(r, NoteKind::Protocol, t.span, format!("protocol `{other}`"));
                     conds.push(c);
                     return false;
                 }
@@ -809,7 +991,12 @@ impl<'a> Lowerer<'a> {
                 .as_ref()
                 .filter(|i| !i.value.is_empty() && i.value != "any")
         {
-            let c = self.unknown(it.span, format!("icmptype `{}`", it.value));
+            let c = self.unknown(
+                r,
+                NoteKind::IcmpType,
+                it.span,
+                format!("icmptype `{}`", it.value),
+            );
             conds.push(c);
         }
         matches!(value.as_str(), "tcp" | "udp" | "tcp/udp")
@@ -819,8 +1006,8 @@ impl<'a> Lowerer<'a> {
     /// `Some(true)` if it restricts the field, `Some(false)` if not, `None` to skip the rule.
     fn lower_address(
         &mut self,
-        r: &FilterRule,
-        ep: &Endpoint,
+        r: &FilterRule<'_>,
+        ep: &Endpoint<'_>,
         fam: Fam,
         is_src: bool,
         conds: &mut Vec<Cond>,
@@ -836,7 +1023,7 @@ impl<'a> Lowerer<'a> {
             Operand::Any => IntervalSet::empty(),
             Operand::Set(s) => s,
             Operand::Unknown(why) => {
-                let c = self.unknown(ep.span, format!("{field} {why}"));
+                let c = self.unknown(r, why.kind, ep.span, format!("{field} {}", why.text));
                 conds.push(c);
                 return Some(false);
             }
@@ -864,7 +1051,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// pfSense does not load a rule whose alias does not resolve ("unresolvable alias").
-    fn skip_rule(&mut self, r: &FilterRule, span: Span, name: &str) {
+    fn skip_rule(&mut self, r: &FilterRule<'_>, span: Span, name: &str) {
         self.findings.push(
             Finding::new(
                 UNDEFINED_REFERENCE,
@@ -895,13 +1082,16 @@ impl<'a> Lowerer<'a> {
             return Operand::Set(set);
         }
         if let Some(v) = self.aliases.value(token, &mut self.findings) {
-            return match v.unknown {
-                Some(why) => Operand::Unknown(why),
-                None => Operand::Set(v.addrs),
+            return match &v.unknown {
+                Some(why) => Operand::Unknown(why.clone()),
+                None => Operand::Set(v.addrs.clone()),
             };
         }
         if is_pseudo_interface(token) {
-            return Operand::Unknown(format!("network `{token}` is assigned at run time"));
+            return Operand::Unknown(Unknown::new(
+                NoteKind::RuntimeAddress,
+                format!("network `{token}` is assigned at run time"),
+            ));
         }
         Operand::Undefined(token.to_string())
     }
@@ -917,9 +1107,12 @@ impl<'a> Lowerer<'a> {
                 Some(AddrConf::Dynamic(method)) => {
                     // A v6 method like `track6` on a v4-only rule would not matter, but
                     // the rule's family is applied later, so stay on the safe side.
-                    return Operand::Unknown(format!(
-                        "`{name}{}` is assigned at run time (`{method}`)",
-                        if own { "ip" } else { "" }
+                    return Operand::Unknown(Unknown::new(
+                        NoteKind::RuntimeAddress,
+                        format!(
+                            "`{name}{}` is assigned at run time (`{method}`)",
+                            if own { "ip" } else { "" }
+                        ),
                     ));
                 }
                 _ => {}
@@ -931,8 +1124,8 @@ impl<'a> Lowerer<'a> {
     /// `<port>` of an endpoint; `None` to skip the rule.
     fn lower_port(
         &mut self,
-        r: &FilterRule,
-        ep: &Endpoint,
+        r: &FilterRule<'_>,
+        ep: &Endpoint<'_>,
         is_src: bool,
         conds: &mut Vec<Cond>,
     ) -> Option<()> {
@@ -944,18 +1137,21 @@ impl<'a> Lowerer<'a> {
         } else if let Some(set) = parse_port(&t.value) {
             Operand::Set(set)
         } else if let Some(v) = self.aliases.value(&t.value, &mut self.findings) {
-            match v.unknown {
-                Some(why) => Operand::Unknown(why),
-                None => Operand::Set(v.ports),
+            match &v.unknown {
+                Some(why) => Operand::Unknown(why.clone()),
+                None => Operand::Set(v.ports.clone()),
             }
         } else if t
             .value
             .chars()
             .all(|c| c.is_ascii_digit() || c == '-' || c == ':')
         {
-            Operand::Undefined(t.value.clone())
+            Operand::Undefined(t.value.to_string())
         } else {
-            Operand::Unknown(format!("port `{}` is not a known service name", t.value))
+            Operand::Unknown(Unknown::new(
+                NoteKind::ServiceName,
+                format!("port `{}` is not a known service name", t.value),
+            ))
         };
         let set = match operand {
             Operand::Any => return Some(()),
@@ -966,7 +1162,7 @@ impl<'a> Lowerer<'a> {
                 } else {
                     "destination port"
                 };
-                let c = self.unknown(t.span, format!("{field}: {why}"));
+                let c = self.unknown(r, why.kind, t.span, format!("{field}: {}", why.text));
                 conds.push(c);
                 return Some(());
             }
@@ -985,7 +1181,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// `<interface>`: `Some(None)` for a floating rule on every interface, `None` to skip.
-    fn lower_interfaces(&mut self, r: &FilterRule) -> Option<Option<(IfaceMatch, Span)>> {
+    fn lower_interfaces(&mut self, r: &FilterRule<'_>) -> Option<Option<(IfaceMatch, Span)>> {
         let names: Vec<&str> = r
             .interface
             .as_ref()
@@ -1056,7 +1252,7 @@ impl<'a> Lowerer<'a> {
 
     /// Which stages a rule is in: pfSense interface rules filter inbound only; floating
     /// (and OPNsense) rules follow `<direction>`.
-    fn lower_direction(&mut self, r: &FilterRule) -> (bool, bool) {
+    fn lower_direction(&mut self, r: &FilterRule<'_>) -> (bool, bool) {
         if !r.floating && self.cfg.flavor == Flavor::PfSense {
             return (true, false);
         }
@@ -1065,7 +1261,7 @@ impl<'a> Lowerer<'a> {
             if t.value.is_empty() {
                 default
             } else {
-                t.value.as_str()
+                &*t.value
             }
         });
         match dir {
@@ -1074,10 +1270,8 @@ impl<'a> Lowerer<'a> {
             "any" => (true, true),
             other => {
                 let span = r.direction.as_ref().map_or(r.span, |t| t.span);
-                self.note(
-                    span,
-                    format!("direction `{other}` is not known; the rule is applied both ways"),
-                );
+                let text = format!("direction `{other}`");
+                self.notes.add(NoteKind::Direction, r.span, span, &text);
                 (true, true)
             }
         }
@@ -1085,7 +1279,7 @@ impl<'a> Lowerer<'a> {
 
     /// pfSense: interface rules are always quick, floating rules only with `<quick>`.
     /// OPNsense: `<quick>` decides, and defaults to quick except on floating rules.
-    fn is_quick(&self, r: &FilterRule) -> bool {
+    fn is_quick(&self, r: &FilterRule<'_>) -> bool {
         let off = |v: &str| matches!(v, "0" | "no" | "false");
         match (self.cfg.flavor, r.origin, &r.quick) {
             (Flavor::PfSense, Origin::Legacy, _) if !r.floating => true,
@@ -1105,7 +1299,7 @@ impl<'a> Lowerer<'a> {
                     conds: vec![
                         Cond {
                             kind: CondKind::InIface(IfaceMatch {
-                                patterns: vec![pattern(&i.name)],
+                                patterns: vec![pattern(i.name)],
                                 negated: false,
                             }),
                             span,
@@ -1145,12 +1339,12 @@ impl<'a> Lowerer<'a> {
     /// destination. A forward whose filter rule is "pass" (`associated-rule-id` = `pass`)
     /// is let through by pf without filter rules: that becomes a quick pass of the
     /// translated traffic on the interface.
-    fn lower_port_forwards(&mut self, cfg: &Config) -> PortForwards {
+    fn lower_port_forwards(&mut self, cfg: &'a Config<'a>) -> PortForwards {
         let mut out = PortForwards::default();
         for pf in cfg.port_forwards.iter().filter(|p| !p.disabled) {
-            let text = |v: &Option<String>| {
-                v.as_ref().map(|value| Text {
-                    value: value.clone(),
+            let text = |v: &Option<Str<'a>>| {
+                v.clone().map(|value| Text {
+                    value,
                     span: pf.span,
                 })
             };
@@ -1170,10 +1364,13 @@ impl<'a> Lowerer<'a> {
                 Some(p) => parse_port_range(p),
             };
             let Some(target) = target else {
-                self.note(
-                    pf.span,
-                    "port forward target is not an address mislint can read: the forward is not applied".into(),
-                );
+                let text = pf
+                    .target
+                    .as_deref()
+                    .filter(|t| !t.is_empty())
+                    .map_or_else(|| "(none)".to_string(), |t| format!("`{t}`"));
+                self.notes
+                    .add(NoteKind::ForwardTarget, pf.span, pf.span, &text);
                 continue;
             };
             let mut conds = Vec::new();
@@ -1227,7 +1424,7 @@ impl<'a> Lowerer<'a> {
 
     /// One note each for 1:1 NAT and OPNsense automation rules, which are not applied
     /// exactly.
-    fn note_unapplied(&mut self, cfg: &Config) {
+    fn note_unapplied(&mut self, cfg: &Config<'_>) {
         if let Some(&span) = cfg.one_to_one.first() {
             self.note(
                 span,

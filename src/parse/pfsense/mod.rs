@@ -14,9 +14,11 @@ use super::{PARSE_ERROR, Parsed};
 use crate::report::finding::{Finding, Severity};
 use crate::source::{FileId, LineIndex, SourceFile, Span};
 use ast::{
-    Alias, Config, Endpoint, FilterRule, Flavor, IfGroup, IfaceDecl, Origin, PortForward, Text,
+    Alias, Config, Endpoint, FilterRule, Flavor, IfGroup, IfaceDecl, Origin, PortForward, Str,
+    Text, Unmodelled,
 };
-use roxmltree::{Document, Node, ParsingOptions};
+use roxmltree::{Document, Node, ParsingOptions, StringStorage};
+use std::borrow::Cow;
 
 /// Parses a pfSense or OPNsense `config.xml`.
 pub fn parse(file: &SourceFile) -> Parsed {
@@ -29,7 +31,11 @@ pub fn parse(file: &SourceFile) -> Parsed {
         Ok(doc) => doc,
         Err(e) => return refuse(file, &e),
     };
-    match read_config(file.id, &doc) {
+    let read = read_config(file.id, &doc);
+    // The AST borrows from the text, not from the document: roxmltree's node table (the
+    // largest allocation of the whole parse) is freed before lowering builds the graph.
+    drop(doc);
+    match read {
         Ok(cfg) => {
             let (graph, findings) = lower::lower(&cfg, file.id);
             Parsed {
@@ -111,17 +117,33 @@ fn child<'a, 'i>(node: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
         .find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
-/// The trimmed text of an element (all its text and CDATA, without comments).
-fn text_of(node: Node) -> String {
-    let mut out = String::new();
-    for c in node.children().filter(|c| c.is_text()) {
-        out.push_str(c.text().unwrap_or(""));
+/// The trimmed text of an element (all its text and CDATA, without comments): a slice
+/// of the file when roxmltree holds it as one verbatim text node, as it does for nearly
+/// every value of a config.xml.
+fn text_of<'i>(node: Node<'_, 'i>) -> Str<'i> {
+    let mut texts = node
+        .children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text_storage());
+    let Some(first) = texts.next() else {
+        return Cow::Borrowed("");
+    };
+    let Some(second) = texts.next() else {
+        return match first {
+            StringStorage::Borrowed(s) => Cow::Borrowed(s.trim()),
+            StringStorage::Owned(s) => Cow::Owned(s.trim().to_string()),
+        };
+    };
+    let mut out = String::from(first.as_str());
+    out.push_str(second);
+    for t in texts {
+        out.push_str(t);
     }
-    out.trim().to_string()
+    Cow::Owned(out.trim().to_string())
 }
 
 /// The child `name` as a [`Text`].
-fn child_text(file: FileId, node: Node, name: &str) -> Option<Text> {
+fn child_text<'i>(file: FileId, node: Node<'_, 'i>, name: &str) -> Option<Text<'i>> {
     child(node, name).map(|c| Text {
         value: text_of(c),
         span: span_of(file, c),
@@ -129,12 +151,23 @@ fn child_text(file: FileId, node: Node, name: &str) -> Option<Text> {
 }
 
 /// The child `name`'s text, if present and non-empty.
-fn child_string(node: Node, name: &str) -> Option<String> {
+fn child_string<'i>(node: Node<'_, 'i>, name: &str) -> Option<Str<'i>> {
     child(node, name).map(text_of).filter(|s| !s.is_empty())
 }
 
+/// The whitespace-separated words of a value, borrowing where the value does.
+fn words(value: Str<'_>) -> Vec<Str<'_>> {
+    match value {
+        Cow::Borrowed(s) => s.split_whitespace().map(Cow::Borrowed).collect(),
+        Cow::Owned(s) => s
+            .split_whitespace()
+            .map(|w| Cow::Owned(w.to_string()))
+            .collect(),
+    }
+}
+
 /// Reads the AST, or says why the file is not a pfSense/OPNsense config.
-fn read_config(file: FileId, doc: &Document) -> Result<Config, Box<Finding>> {
+fn read_config<'i>(file: FileId, doc: &Document<'i>) -> Result<Config<'i>, Box<Finding>> {
     let root = doc.root_element();
     let flavor = match root.tag_name().name() {
         "pfsense" => Flavor::PfSense,
@@ -174,10 +207,10 @@ fn read_config(file: FileId, doc: &Document) -> Result<Config, Box<Finding>> {
 }
 
 /// `<interfaces>`: every element child is one interface, named by its tag.
-fn read_interfaces(file: FileId, section: Node, cfg: &mut Config) {
+fn read_interfaces<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     for node in section.children().filter(Node::is_element) {
         cfg.interfaces.push(IfaceDecl {
-            name: node.tag_name().name().to_string(),
+            name: node.tag_name().name(),
             span: start_tag(file, node),
             descr: child_string(node, "descr"),
             ipaddr: child_text(file, node, "ipaddr"),
@@ -199,20 +232,20 @@ fn read_flag(file: FileId, node: Node, name: &str) -> Option<Span> {
 }
 
 /// `<ifgroups><ifgroupentry>`.
-fn read_ifgroups(section: Node, cfg: &mut Config) {
+fn read_ifgroups<'i>(section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     for entry in children_named(section, "ifgroupentry") {
         let Some(name) = child_string(entry, "ifname") else {
             continue;
         };
         let members = child_string(entry, "members")
-            .map(|m| m.split_whitespace().map(str::to_string).collect())
+            .map(words)
             .unwrap_or_default();
         cfg.ifgroups.push(IfGroup { name, members });
     }
 }
 
 /// `<aliases><alias>` (pfSense) or `<aliases><alias>` inside OPNsense's `<Alias>`.
-fn read_aliases(file: FileId, section: Node, cfg: &mut Config) {
+fn read_aliases<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     for node in children_named(section, "alias") {
         let Some(name) = child_string(node, "name") else {
             continue;
@@ -220,7 +253,7 @@ fn read_aliases(file: FileId, section: Node, cfg: &mut Config) {
         // pfSense: `<address>` space-separated; OPNsense MVC: `<content>` one per line.
         let members = child_string(node, "address")
             .or_else(|| child_string(node, "content"))
-            .map(|a| a.split_whitespace().map(str::to_string).collect())
+            .map(words)
             .unwrap_or_default();
         cfg.aliases.push(Alias {
             name,
@@ -233,7 +266,7 @@ fn read_aliases(file: FileId, section: Node, cfg: &mut Config) {
 }
 
 /// `<filter>`: its `<rule>` children (separators and other children are ignored).
-fn read_filter(file: FileId, section: Node, cfg: &mut Config) {
+fn read_filter<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     cfg.filter_span = Some(start_tag(file, section));
     for node in children_named(section, "rule") {
         cfg.rules.push(read_rule(file, node));
@@ -254,7 +287,7 @@ const UNMODELLED_MATCHES: [&str; 8] = [
 
 /// One `<filter><rule>`, in one pass over its children (a 100k-rule file has millions
 /// of them, so no per-field search).
-fn read_rule(file: FileId, node: Node) -> FilterRule {
+fn read_rule<'i>(file: FileId, node: Node<'_, 'i>) -> FilterRule<'i> {
     let mut r = FilterRule::empty(Origin::Legacy, start_tag(file, node));
     for c in node.children().filter(Node::is_element) {
         let name = c.tag_name().name();
@@ -271,28 +304,26 @@ fn read_rule(file: FileId, node: Node) -> FilterRule {
             "source" => r.source = Some(read_endpoint(file, c)),
             "destination" => r.destination = Some(read_endpoint(file, c)),
             "disabled" => r.disabled = true,
-            "floating" => r.floating = matches!(text_of(c).as_str(), "yes" | "1"),
+            "floating" => r.floating = matches!(&*text_of(c), "yes" | "1"),
             "quick" => r.quick = Some(text()),
             "direction" => r.direction = Some(text()),
             "descr" => r.descr = Some(text_of(c)).filter(|s| !s.is_empty()),
             "tracker" => r.tracker = Some(text_of(c)).filter(|s| !s.is_empty()),
-            _ if UNMODELLED_MATCHES.contains(&name) => {
-                let t = text();
-                if !t.value.is_empty() {
-                    r.unmodelled.push(Text {
-                        value: format!("{name} {}", t.value),
-                        span: t.span,
-                    });
+            _ => {
+                if let Some(&element) = UNMODELLED_MATCHES.iter().find(|&&m| m == name) {
+                    let value = text();
+                    if !value.value.is_empty() {
+                        r.unmodelled.push(Unmodelled { element, value });
+                    }
                 }
             }
-            _ => {}
         }
     }
     r
 }
 
 /// `<source>` / `<destination>`.
-fn read_endpoint(file: FileId, node: Node) -> Endpoint {
+fn read_endpoint<'i>(file: FileId, node: Node<'_, 'i>) -> Endpoint<'i> {
     Endpoint {
         span: span_of(file, node),
         network: child_text(file, node, "network"),
@@ -304,7 +335,7 @@ fn read_endpoint(file: FileId, node: Node) -> Endpoint {
 
 /// `<nat>`: port forwards are read; `<outbound>` (source NAT) does not change what the
 /// filter passes; `<onetoone>` entries are counted for the note.
-fn read_nat(file: FileId, section: Node, cfg: &mut Config) {
+fn read_nat<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     for node in children_named(section, "rule") {
         cfg.port_forwards.push(PortForward {
             span: start_tag(file, node),
@@ -324,7 +355,7 @@ fn read_nat(file: FileId, section: Node, cfg: &mut Config) {
 
 /// OPNsense's MVC section: `<Firewall><Alias><aliases>` and
 /// `<Firewall><Filter><rules><rule>` (Firewall ▸ Automation ▸ Filter).
-fn read_opnsense(file: FileId, section: Node, cfg: &mut Config) {
+fn read_opnsense<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     let Some(firewall) = child(section, "Firewall") else {
         return;
     };
@@ -340,7 +371,7 @@ fn read_opnsense(file: FileId, section: Node, cfg: &mut Config) {
 
 /// One automation rule, mapped onto the legacy shape: `source_net` becomes the
 /// endpoint's network (the lowering accepts the same words and aliases in both).
-fn read_automation_rule(file: FileId, node: Node) -> FilterRule {
+fn read_automation_rule<'i>(file: FileId, node: Node<'_, 'i>) -> FilterRule<'i> {
     let endpoint = |prefix: &str| {
         let net = child_text(file, node, &format!("{prefix}_net"));
         let port =
@@ -377,13 +408,10 @@ fn read_automation_rule(file: FileId, node: Node) -> FilterRule {
         descr: child_string(node, "description"),
         tracker: None,
         unmodelled: ["sched", "tagged", "dscp"]
-            .iter()
-            .filter_map(|name| {
-                let t = child_text(file, node, name)?;
-                (!t.value.is_empty()).then(|| Text {
-                    value: format!("{name} {}", t.value),
-                    span: t.span,
-                })
+            .into_iter()
+            .filter_map(|element| {
+                let value = child_text(file, node, element)?;
+                (!value.value.is_empty()).then_some(Unmodelled { element, value })
             })
             .collect(),
         sequence: child_string(node, "sequence").and_then(|s| s.parse().ok()),
@@ -930,6 +958,58 @@ mod tests {
             Some(&CondKind::Protocol(IntervalSet::single(58)))
         );
         assert_eq!(findings.len(), 2);
+    }
+
+    #[test]
+    fn unmodelled_constructs_give_one_counted_note_per_kind() {
+        let file = source(
+            "<pfsense><interfaces><wan><ipaddr>dhcp</ipaddr></wan>\
+             <lan><ipaddr>10.0.0.1</ipaddr><subnet>24</subnet></lan></interfaces><filter>\
+             <rule><interface>lan</interface><protocol>icmp</protocol><icmptype>echoreq</icmptype></rule>\
+             <rule><interface>lan</interface><source><network>wanip</network></source><destination><network>wan</network></destination></rule>\
+             <rule><interface>lan</interface><protocol>icmp</protocol><icmptype>unreach</icmptype></rule>\
+             <rule><floating>yes</floating><interface>lan</interface><destination><network>wanip</network></destination></rule>\
+             </filter></pfsense>"
+                .into(),
+        );
+        let (g, findings) = parse_ok(&file);
+        let notes: Vec<_> = findings
+            .iter()
+            .filter(|f| f.rule == UNKNOWN_SYNTAX)
+            .collect();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        // The icmptype note sits at the first rule's `<icmptype>` and counts both rules.
+        let icmp = notes
+            .iter()
+            .find(|n| n.message.starts_with("icmptype `echoreq`"))
+            .expect("icmptype note");
+        assert_eq!(
+            file.slice(icmp.primary.span),
+            "<icmptype>echoreq</icmptype>"
+        );
+        assert!(icmp.message.contains("2 rules"), "{}", icmp.message);
+        // Run-time addresses: the floating rule is lowered first, but the note points at
+        // the earliest in the file; the rule naming two counts once.
+        let runtime = notes
+            .iter()
+            .find(|n| n.message.contains("assigned at run time"))
+            .expect("run-time note");
+        assert!(file.slice(runtime.primary.span).starts_with("<source>"));
+        assert!(runtime.message.contains("2 rules"), "{}", runtime.message);
+        // Every such rule keeps its own unknown condition (the floating rule is in both
+        // stages, so it counts twice here).
+        let unknowns: usize = g
+            .chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .map(|r| {
+                r.conds
+                    .iter()
+                    .filter(|c| matches!(c.kind, CondKind::Unknown(_)))
+                    .count()
+            })
+            .sum();
+        assert_eq!(unknowns, 6);
     }
 
     #[test]
