@@ -49,6 +49,7 @@ pub fn lower<'a>(cx: &Cx<'a>, mut cfg: Config<'a>, findings: &mut Vec<Finding>) 
         proto_groups: HashMap::new(),
         notes: Notes::default(),
         noting: true,
+        rules_left: 0,
     };
     let levels = lw.lower_interfaces(&mut graph);
     lw.check_groups();
@@ -65,8 +66,13 @@ pub fn lower<'a>(cx: &Cx<'a>, mut cfg: Config<'a>, findings: &mut Vec<Finding>) 
         let aces = std::mem::take(&mut acl.aces);
         // Most entries lower to one rule; the chain adds a tail rule (and maybe one
         // for a standard ACL), so the vector is not regrown for those.
-        let mut rules: Vec<Rule> = Vec::with_capacity(aces.len() + 2);
-        for mut ace in aces.into_iter().filter(|a| !a.inactive) {
+        let total = aces.len();
+        let mut rules: Vec<Rule> = Vec::with_capacity(total + 2);
+        for (done, mut ace) in aces.into_iter().enumerate() {
+            if ace.inactive {
+                continue;
+            }
+            lw.rules_left = total.saturating_sub(done) * rules.len().max(done) / done.max(1);
             let remark = ace.remark.take();
             lw.lower_ace(&ace, remark, &mut rules);
         }
@@ -778,6 +784,9 @@ struct Lowerer<'c, 'a> {
     /// False while lowering an ACL that no access-group binds: its unmodelled
     /// constructs filter no traffic, so they are not noted.
     noting: bool,
+    /// How many rules the rest of the ACL being lowered will likely add, at the rate
+    /// of its entries so far.
+    rules_left: usize,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -1259,7 +1268,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     fn lower_ace(&mut self, ace: &Ace<'a>, remark: Option<String>, out: &mut Vec<Rule>) {
         let mut cubes = self.proto_cubes(&ace.proto);
         let mut srcs = self.endpoint(&ace.src);
-        let mut src_ports = self.port_alts(ace.src_port.as_ref());
+        let mut src_ports = self.port_alts(ace.src_port.as_deref());
         let mut dsts = self.endpoint(&ace.dst);
         let mut dst_ports = self.port_alts(ace.dst_port.as_ref());
         let mut extra: Vec<Cond> = Vec::new();
@@ -1304,6 +1313,12 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             dsts.len(),
             dst_ports.len(),
         ];
+        let n: usize = lens.iter().product();
+        if out.capacity() - out.len() < n {
+            // Entries that make several rules outgrew the ACL's vector: grow it to what
+            // the rest will likely need instead of doubling 100k rules.
+            out.reserve_exact(n + self.rules_left + 2);
+        }
         if lens == [1; 5] {
             // The common case: one rule, built from the parts without copies.
             if let (Some(cube), Some(s), Some(sp), Some(d), Some(dp)) = (

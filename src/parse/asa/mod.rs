@@ -94,7 +94,10 @@ struct Line<'a> {
 /// Cuts the text into lines, dropping blank lines and whole-line comments (`!`, and
 /// the `:` lines `show running-config` prints). Slices stay inside `text`.
 fn cut_lines(text: &str) -> Vec<Line<'_>> {
-    let mut out = Vec::new();
+    // Room for lines of 32 bytes on average (running-config lines are longer): the
+    // vector is not regrown and copied on a big config, and the room it does not use
+    // is not written.
+    let mut out = Vec::with_capacity(text.len() / 32 + 16);
     for (n, raw) in text.split('\n').enumerate() {
         let raw = if n == 0 {
             raw.strip_prefix('\u{feff}').unwrap_or(raw)
@@ -135,7 +138,8 @@ struct Block<'a> {
 
 /// Joins indented lines to the top-level line above them.
 fn group_blocks<'a>(lines: &[Line<'a>]) -> Vec<Block<'a>> {
-    let mut blocks: Vec<Block<'a>> = Vec::new();
+    // At most one block per line; the room not used is not written.
+    let mut blocks: Vec<Block<'a>> = Vec::with_capacity(lines.len());
     for l in lines {
         match blocks.last_mut() {
             Some(b) if l.indented => b.children.push(l.text.trim_start()),
