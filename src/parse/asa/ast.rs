@@ -255,8 +255,9 @@ pub struct Ace<'a> {
     pub proto: ProtoSpec<'a>,
     /// Source.
     pub src: Endpoint<'a>,
-    /// Source ports.
-    pub src_port: Option<PortSpec<'a>>,
+    /// Source ports: boxed, as they are rare and a port match is big (the AST of a
+    /// 100k-entry config holds every entry until it is lowered).
+    pub src_port: Option<Box<PortSpec<'a>>>,
     /// Destination.
     pub dst: Endpoint<'a>,
     /// Destination ports.

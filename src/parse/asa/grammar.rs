@@ -682,7 +682,7 @@ fn ace<'a>(cx: &Cx<'a>, acl: &'a str, line: &'a str, i: &'a str) -> Res<'a, Ace<
             action_span: cx.span(a),
             proto,
             src,
-            src_port,
+            src_port: src_port.map(Box::new),
             dst,
             dst_port,
             icmp,
@@ -1143,7 +1143,10 @@ mod tests {
             panic!("not an ace")
         };
         assert_eq!(a.src.spec, AddrSpec::Group("NET"));
-        assert!(matches!(a.src_port, Some(PortSpec::Group("SVC", _))));
+        assert!(matches!(
+            a.src_port.as_deref(),
+            Some(PortSpec::Group("SVC", _))
+        ));
         assert_eq!(a.dst.spec, AddrSpec::Any);
         assert!(matches!(a.dst_port, Some(PortSpec::Match(_))));
     }

@@ -30,8 +30,12 @@ use crate::source::Span;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-/// Lowers a parsed config to the rule graph, adding reference findings.
-pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> RuleGraph {
+/// Lowers a parsed config to the rule graph, adding reference findings. The config's
+/// access-list entries are consumed as they are lowered, so the AST of a big ACL and
+/// its rules are not both held in full.
+pub fn lower<'a>(cx: &Cx<'a>, mut cfg: Config<'a>, findings: &mut Vec<Finding>) -> RuleGraph {
+    let acl_lines = std::mem::take(&mut cfg.acl_lines);
+    let cfg = &cfg;
     let mut graph = RuleGraph::new(Dialect::Asa, cx.file, Family::Both);
     let mut lw = Lowerer {
         cfg,
@@ -39,38 +43,38 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
         reported: HashSet::new(),
         own: HashMap::new(),
         literals: Vec::new(),
+        literal_spans: HashSet::new(),
         net_groups: HashMap::new(),
+        port_groups: HashMap::new(),
+        proto_groups: HashMap::new(),
+        notes: Notes::default(),
+        noting: true,
+        rules_left: 0,
     };
     let levels = lw.lower_interfaces(&mut graph);
     lw.check_groups();
-    let acls = collect_acls(cfg);
+    let mut acls = collect_acls(acl_lines);
     let bindings = lw.collect_bindings(&graph, &acls);
     let start = Span::new(cx.file, 0, 0);
 
     // Lower every ACL, bound or not: unbound ones (crypto maps, NAT, VPN filters) are
-    // not traffic filters, but their undefined references are still errors.
+    // not traffic filters, but their undefined references are still errors. Their
+    // unmodelled constructs are not noted: they filter no traffic.
     let mut lowered = LoweredAcls::default();
-    for acl in &acls {
-        let before = lw.findings.len();
-        let rules: Vec<Rule> = acl
-            .aces
-            .iter()
-            .filter(|a| !a.inactive)
-            .flat_map(|a| lw.lower_ace(a))
-            .collect();
-        if !bindings.binds(acl.name) {
-            let mut i = before;
-            while i < lw.findings.len() {
-                if lw
-                    .findings
-                    .get(i)
-                    .is_some_and(|f| f.rule == UNDEFINED_REFERENCE)
-                {
-                    i += 1;
-                } else {
-                    lw.findings.remove(i);
-                }
+    for acl in &mut acls {
+        lw.noting = bindings.binds(acl.name);
+        let aces = std::mem::take(&mut acl.aces);
+        // Most entries lower to one rule; the chain adds a tail rule (and maybe one
+        // for a standard ACL), so the vector is not regrown for those.
+        let total = aces.len();
+        let mut rules: Vec<Rule> = Vec::with_capacity(total + 2);
+        for (done, mut ace) in aces.into_iter().enumerate() {
+            if ace.inactive {
+                continue;
             }
+            lw.rules_left = total.saturating_sub(done) * rules.len().max(done) / done.max(1);
+            let remark = ace.remark.take();
+            lw.lower_ace(&ace, remark, &mut rules);
         }
         lowered.rules.insert(acl.name, rules);
     }
@@ -205,6 +209,7 @@ pub fn lower<'a>(cx: &Cx<'a>, cfg: &Config<'a>, findings: &mut Vec<Finding>) -> 
         chain: egress_id,
     });
     findings.append(&mut lw.findings);
+    findings.extend(lw.notes.into_findings());
     graph.port_literals = std::mem::take(&mut lw.literals);
     graph
 }
@@ -217,35 +222,37 @@ struct Level<'a> {
     span: Span,
 }
 
-/// One access-list: its entries in order, and whether it is standard.
-struct Acl<'c, 'a> {
+/// One access-list: its entries in order (taken when lowered), and whether it is
+/// standard.
+struct Acl<'a> {
     name: &'a str,
-    aces: Vec<&'c Ace<'a>>,
+    /// The AST's boxes, moved rather than copied (an entry is ~450 bytes), each freed
+    /// once lowered.
+    #[allow(clippy::vec_box)]
+    aces: Vec<Box<Ace<'a>>>,
     standard: bool,
     span: Span,
 }
 
 /// Access-lists in order of first appearance.
-fn collect_acls<'c, 'a>(cfg: &'c Config<'a>) -> Vec<Acl<'c, 'a>> {
-    let mut out: Vec<Acl<'c, 'a>> = Vec::new();
-    for line in &cfg.acl_lines {
+fn collect_acls(lines: Vec<AclLine<'_>>) -> Vec<Acl<'_>> {
+    let mut out: Vec<Acl<'_>> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for line in lines {
         let (name, span, ace, standard) = match line {
-            AclLine::Ace(a) => (a.acl, a.span, Some(a.as_ref()), false),
-            AclLine::Standard { acl, span } => (*acl, *span, None, true),
+            AclLine::Ace(a) => (a.acl, a.span, Some(a), false),
+            AclLine::Standard { acl, span } => (acl, span, None, true),
             AclLine::Remark { .. } | AclLine::Skipped => continue,
         };
-        let idx = match out.iter().position(|a| a.name == name) {
-            Some(i) => i,
-            None => {
-                out.push(Acl {
-                    name,
-                    aces: Vec::new(),
-                    standard,
-                    span,
-                });
-                out.len() - 1
-            }
-        };
+        let idx = *index.entry(name).or_insert_with(|| {
+            out.push(Acl {
+                name,
+                aces: Vec::new(),
+                standard,
+                span,
+            });
+            out.len() - 1
+        });
         if let Some(acl) = out.get_mut(idx)
             && let Some(a) = ace
         {
@@ -293,7 +300,12 @@ impl<'a> LoweredAcls<'a> {
         });
         match left {
             Some(0) => self.rules.remove(acl).unwrap_or_default(),
-            _ => self.rules.get(acl).cloned().unwrap_or_default(),
+            // Room for the tail rules `add_acl_chain` pushes.
+            _ => self.rules.get(acl).map_or_else(Vec::new, |r| {
+                let mut copy = Vec::with_capacity(r.len() + 2);
+                copy.extend_from_slice(r);
+                copy
+            }),
         }
     }
 }
@@ -462,10 +474,10 @@ struct Partial {
 impl Partial {
     /// The alternatives: the known part (when there is one, or nothing is unknown)
     /// and one "may match" alternative for the unknown parts.
-    fn alts(self, span: Span) -> Vec<Alt> {
-        let mut out = Vec::new();
+    fn alts(&self, span: Span) -> Vec<Alt> {
+        let mut out = Vec::with_capacity(2);
         if !self.set.is_empty() || self.unknown.is_empty() {
-            out.push(Alt::set(self.set, span));
+            out.push(Alt::set(self.set.clone(), span));
         }
         if !self.unknown.is_empty() {
             out.push(Alt::unknown(self.unknown.join(", "), span));
@@ -524,16 +536,9 @@ fn intersect(a: Option<IntervalSet>, b: Option<IntervalSet>) -> Option<IntervalS
 }
 
 /// The conditions of one rule: a cube with one alternative per address and port
-/// position, plus the ACE-wide unknowns (ICMP type, time-range).
-fn build_conds(cube: &Cube, s: &Alt, sp: &Alt, d: &Alt, dp: &Alt, extra: &[Cond]) -> Vec<Cond> {
-    let mut conds = Vec::new();
-    let mut push = |kind: CondKind, span: Span| conds.push(Cond { kind, span });
-    if let Some(p) = &cube.proto {
-        push(CondKind::Protocol(p.clone()), cube.span);
-    }
-    if let Some(a) = &s.set {
-        push(CondKind::SrcAddr(a.clone()), s.span);
-    }
+/// position, plus the ACE-wide unknowns (ICMP type, time-range). Takes its parts by
+/// value so an ACE that lowers to one rule moves its sets instead of copying them.
+fn build_conds(cube: Cube, s: Alt, sp: Alt, d: Alt, dp: Alt, extra: Vec<Cond>) -> Vec<Cond> {
     let port_span = |alt: &Alt| {
         if alt.set.is_some() {
             alt.span
@@ -541,24 +546,55 @@ fn build_conds(cube: &Cube, s: &Alt, sp: &Alt, d: &Alt, dp: &Alt, extra: &[Cond]
             cube.span
         }
     };
-    if let Some(p) = intersect(cube.src.clone(), sp.set.clone()) {
-        push(CondKind::SrcPort(p), port_span(sp));
+    let (sp_span, dp_span) = (port_span(&sp), port_span(&dp));
+    let src_port = intersect(cube.src, sp.set);
+    let dst_port = intersect(cube.dst, dp.set);
+    let alt_unknowns = [&s.unknown, &sp.unknown, &d.unknown, &dp.unknown]
+        .iter()
+        .filter(|u| u.is_some())
+        .count();
+    let known = [
+        cube.proto.is_some(),
+        s.set.is_some(),
+        src_port.is_some(),
+        d.set.is_some(),
+        dst_port.is_some(),
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count();
+    // Exactly sized: the graph keeps every rule's conditions to the end of the run.
+    let mut conds = Vec::with_capacity(known + cube.unknown.len() + alt_unknowns + extra.len());
+    let mut push = |kind: CondKind, span: Span| conds.push(Cond { kind, span });
+    if let Some(p) = cube.proto {
+        push(CondKind::Protocol(p), cube.span);
     }
-    if let Some(a) = &d.set {
-        push(CondKind::DstAddr(a.clone()), d.span);
+    if let Some(a) = s.set {
+        push(CondKind::SrcAddr(a), s.span);
     }
-    if let Some(p) = intersect(cube.dst.clone(), dp.set.clone()) {
-        push(CondKind::DstPort(p), port_span(dp));
+    if let Some(p) = src_port {
+        push(CondKind::SrcPort(p), sp_span);
     }
-    for t in &cube.unknown {
-        push(CondKind::Unknown(t.clone()), cube.span);
+    if let Some(a) = d.set {
+        push(CondKind::DstAddr(a), d.span);
     }
-    for alt in [s, sp, d, dp] {
-        if let Some(t) = &alt.unknown {
-            push(CondKind::Unknown(t.clone()), alt.span);
+    if let Some(p) = dst_port {
+        push(CondKind::DstPort(p), dp_span);
+    }
+    for t in cube.unknown {
+        push(CondKind::Unknown(t), cube.span);
+    }
+    for (unknown, span) in [
+        (s.unknown, s.span),
+        (sp.unknown, sp.span),
+        (d.unknown, d.span),
+        (dp.unknown, dp.span),
+    ] {
+        if let Some(t) = unknown {
+            push(CondKind::Unknown(t), span);
         }
     }
-    conds.extend(extra.iter().cloned());
+    conds.extend(extra);
     conds
 }
 
@@ -599,6 +635,129 @@ fn builtin_service(name: &str, span: Span) -> Option<Cube> {
     }
 }
 
+/// What one `unknown-syntax` note of the entries is about.
+#[derive(Debug)]
+enum NoteSubject {
+    /// ICMP types, all in one note: the names in order of first use.
+    IcmpTypes(Vec<String>),
+    /// Any other construct, by the text of its condition (`time-range `WORK``, …).
+    Text(String),
+}
+
+/// One counted note: its subject, the first entry's span, how many entries use it.
+#[derive(Debug)]
+struct Note {
+    subject: NoteSubject,
+    span: Span,
+    entries: usize,
+    /// The entry that last counted it, so an entry counts once however many of its
+    /// rules carry the condition.
+    last_entry: usize,
+}
+
+/// Notes about constructs mislint does not model, one per construct with a count, at
+/// its first use: a 100k-entry ACL with thousands of `echo` entries gets one note, not
+/// thousands. Each rule keeps its own `CondKind::Unknown`.
+#[derive(Debug, Default)]
+struct Notes {
+    /// Note index by condition text (ICMP types are under `icmp`).
+    index: HashMap<String, usize>,
+    icmp: Option<usize>,
+    notes: Vec<Note>,
+    /// The number of the entry being lowered (from 1).
+    entry: usize,
+}
+
+/// How many ICMP type names the note lists before "and N more".
+const LISTED_ICMP_TYPES: usize = 5;
+
+impl Notes {
+    /// Starts counting the next entry.
+    fn start_entry(&mut self) {
+        self.entry += 1;
+    }
+
+    /// Counts an unknown condition of the current entry.
+    fn add(&mut self, text: &str, span: Span) {
+        let icmp_type = text
+            .strip_prefix("icmp type `")
+            .and_then(|t| t.strip_suffix('`'));
+        let found = match icmp_type {
+            Some(_) => self.icmp,
+            None => self.index.get(text).copied(),
+        };
+        let entry = self.entry;
+        let Some(note) = found.and_then(|i| self.notes.get_mut(i)) else {
+            let subject = match icmp_type {
+                Some(t) => {
+                    self.icmp = Some(self.notes.len());
+                    NoteSubject::IcmpTypes(vec![t.to_string()])
+                }
+                None => {
+                    self.index.insert(text.to_string(), self.notes.len());
+                    NoteSubject::Text(text.to_string())
+                }
+            };
+            self.notes.push(Note {
+                subject,
+                span,
+                entries: 1,
+                last_entry: entry,
+            });
+            return;
+        };
+        if let (NoteSubject::IcmpTypes(names), Some(t)) = (&mut note.subject, icmp_type)
+            && !names.iter().any(|n| n == t)
+        {
+            names.push(t.to_string());
+        }
+        if note.last_entry != entry {
+            note.last_entry = entry;
+            note.entries += 1;
+        }
+    }
+
+    fn into_findings(self) -> impl Iterator<Item = Finding> {
+        self.notes.into_iter().map(|n| {
+            Finding::new(UNKNOWN_SYNTAX, Severity::Note, n.span, n.message())
+                .maybe()
+                .with_label("may match")
+        })
+    }
+}
+
+impl Note {
+    fn message(&self) -> String {
+        let (subject, pronoun) = match &self.subject {
+            NoteSubject::Text(t) => (t.clone(), "it"),
+            NoteSubject::IcmpTypes(names) => match names.as_slice() {
+                [one] => (format!("icmp type `{one}`"), "it"),
+                _ => {
+                    let mut list: Vec<String> = names
+                        .iter()
+                        .take(LISTED_ICMP_TYPES)
+                        .map(|n| format!("`{n}`"))
+                        .collect();
+                    let more = names.len().saturating_sub(LISTED_ICMP_TYPES);
+                    if more > 0 {
+                        list.push(format!("{more} more"));
+                    }
+                    (format!("icmp types ({})", list.join(", ")), "them")
+                }
+            },
+        };
+        let n = self.entries;
+        let (entries, verb, ones) = if n == 1 {
+            ("entry", "is", "one")
+        } else {
+            ("entries", "are", "ones")
+        };
+        format!(
+            "mislint does not model {subject}: {n} {entries} using {pronoun} {verb} treated as {ones} that may match"
+        )
+    }
+}
+
 struct Lowerer<'c, 'a> {
     cfg: &'c Config<'a>,
     findings: Vec<Finding>,
@@ -608,10 +767,26 @@ struct Lowerer<'c, 'a> {
     own: HashMap<&'a str, Option<IntervalSet>>,
     /// Port names written in port positions, for findings about what they mean.
     literals: Vec<PortLiteral>,
+    /// The name tokens already in `literals`.
+    literal_spans: HashSet<Span>,
     /// Network object-groups already flattened, by name. A big ACL names the same group
     /// in thousands of entries; flattening it once keeps lowering linear in the entries.
     /// Safe to reuse: flattening reports only undefined references, once per span.
-    net_groups: HashMap<String, Partial>,
+    net_groups: HashMap<&'a str, Partial>,
+    /// Port groups already flattened, by name (their literals are recorded on the first
+    /// flattening; the same spans would be skipped later anyway).
+    port_groups: HashMap<&'a str, Partial>,
+    /// The service cubes of protocol and service groups, by name, with a placeholder
+    /// span that each use replaces with its own. Building them reports nothing.
+    proto_groups: HashMap<&'a str, Vec<Cube>>,
+    /// The `unknown-syntax` notes of the entries, counted per construct.
+    notes: Notes,
+    /// False while lowering an ACL that no access-group binds: its unmodelled
+    /// constructs filter no traffic, so they are not noted.
+    noting: bool,
+    /// How many rules the rest of the ACL being lowered will likely add, at the rate
+    /// of its entries so far.
+    rules_left: usize,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
@@ -883,9 +1058,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
     }
 
-    fn network_group(&mut self, name: &str, span: Span) -> Vec<Alt> {
+    fn network_group(&mut self, name: &'a str, span: Span) -> Vec<Alt> {
         if let Some(p) = self.net_groups.get(name) {
-            return p.clone().alts(span);
+            return p.alts(span);
         }
         let Some((leaves, undefined)) = self.flatten(name) else {
             self.undefined(span, format!("object-group `{name}` is not defined"));
@@ -918,8 +1093,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             set: IntervalSet::from_ranges(ranges),
             unknown,
         };
-        self.net_groups.insert(name.to_string(), p.clone());
-        p.alts(span)
+        let alts = p.alts(span);
+        self.net_groups.insert(name, p);
+        alts
     }
 
     fn svc_object_cubes(&mut self, name: &str, span: Span) -> Option<Vec<Cube>> {
@@ -948,56 +1124,14 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 )]
             }),
             ProtoSpec::Group(n, span) => {
-                let kind = self.cfg.groups.get(n).map(|g| g.kind);
-                let Some((leaves, undefined)) = self.flatten(n) else {
+                let Some(mut cubes) = self.proto_group_cubes(n) else {
                     self.undefined(span, format!("object-group `{n}` is not defined"));
                     return vec![Cube::unknown(format!("undefined object-group `{n}`"), span)];
                 };
-                let mut cubes = Vec::new();
-                let mut protos = IntervalSet::empty();
-                let mut any_proto = false;
-                for m in leaves {
-                    match m {
-                        Member::Proto(ProtoName::Any, _) => any_proto = true,
-                        Member::Proto(ProtoName::Num(p), _) => {
-                            protos = protos.union(&IntervalSet::single(u128::from(p)));
-                        }
-                        Member::Service(s) => cubes.extend(service_cubes(&s, span)),
-                        Member::SvcObject(o, _) => match self.svc_object_cubes(o, span) {
-                            Some(c) => cubes.extend(c),
-                            None => cubes.push(Cube::unknown(
-                                format!("undefined service object `{o}`"),
-                                span,
-                            )),
-                        },
-                        Member::Port(pm) => {
-                            let ps: Vec<Option<u8>> = match kind {
-                                Some(GroupKind::Service(Some(SvcProto::Proto(
-                                    ProtoName::Num(p),
-                                )))) => {
-                                    vec![Some(p)]
-                                }
-                                _ => vec![Some(6), Some(17)],
-                            };
-                            for p in ps {
-                                let mut c = Cube::proto(p, span);
-                                c.dst = Some(port_set(&pm));
-                                cubes.push(c);
-                            }
-                        }
-                        _ => {}
-                    }
+                for c in &mut cubes {
+                    c.span = span;
                 }
-                if any_proto {
-                    cubes.push(Cube::proto(None, span));
-                } else if !protos.is_empty() {
-                    let mut c = Cube::proto(None, span);
-                    c.proto = Some(protos);
-                    cubes.push(c);
-                }
-                for u in undefined {
-                    cubes.push(Cube::unknown(format!("undefined object-group `{u}`"), span));
-                }
+                let kind = self.cfg.groups.get(n).map(|g| g.kind);
                 if matches!(kind, Some(GroupKind::Network | GroupKind::IcmpType)) {
                     self.undefined(
                         span,
@@ -1013,6 +1147,62 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
     }
 
+    /// The service cubes of an object-group in the protocol position, flattened once
+    /// per group; `None` if it is not defined. The cubes' span is a placeholder.
+    fn proto_group_cubes(&mut self, n: &'a str) -> Option<Vec<Cube>> {
+        if let Some(cubes) = self.proto_groups.get(n) {
+            return Some(cubes.clone());
+        }
+        let span = Span::default();
+        let kind = self.cfg.groups.get(n).map(|g| g.kind);
+        let (leaves, undefined) = self.flatten(n)?;
+        let mut cubes = Vec::new();
+        let mut protos = IntervalSet::empty();
+        let mut any_proto = false;
+        for m in leaves {
+            match m {
+                Member::Proto(ProtoName::Any, _) => any_proto = true,
+                Member::Proto(ProtoName::Num(p), _) => {
+                    protos = protos.union(&IntervalSet::single(u128::from(p)));
+                }
+                Member::Service(s) => cubes.extend(service_cubes(&s, span)),
+                Member::SvcObject(o, _) => match self.svc_object_cubes(o, span) {
+                    Some(c) => cubes.extend(c),
+                    None => cubes.push(Cube::unknown(
+                        format!("undefined service object `{o}`"),
+                        span,
+                    )),
+                },
+                Member::Port(pm) => {
+                    let ps: Vec<Option<u8>> = match kind {
+                        Some(GroupKind::Service(Some(SvcProto::Proto(ProtoName::Num(p))))) => {
+                            vec![Some(p)]
+                        }
+                        _ => vec![Some(6), Some(17)],
+                    };
+                    for p in ps {
+                        let mut c = Cube::proto(p, span);
+                        c.dst = Some(port_set(&pm));
+                        cubes.push(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if any_proto {
+            cubes.push(Cube::proto(None, span));
+        } else if !protos.is_empty() {
+            let mut c = Cube::proto(None, span);
+            c.proto = Some(protos);
+            cubes.push(c);
+        }
+        for u in undefined {
+            cubes.push(Cube::unknown(format!("undefined object-group `{u}`"), span));
+        }
+        self.proto_groups.insert(n, cubes.clone());
+        Some(cubes)
+    }
+
     fn port_alts(&mut self, p: Option<&PortSpec<'a>>) -> Vec<Alt> {
         match p {
             None => vec![Alt::any(Span::default())],
@@ -1021,6 +1211,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 vec![Alt::set(port_set(m), m.span)]
             }
             Some(PortSpec::Group(n, span)) => {
+                if let Some(part) = self.port_groups.get(n) {
+                    return part.alts(*span);
+                }
                 let Some((leaves, undefined)) = self.flatten(n) else {
                     self.undefined(*span, format!("object-group `{n}` is not defined"));
                     return vec![Alt::unknown(format!("undefined object-group `{n}`"), *span)];
@@ -1048,7 +1241,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                             .push("a non-port member in a port position".into()),
                     }
                 }
-                part.alts(*span)
+                let alts = part.alts(*span);
+                self.port_groups.insert(n, part);
+                alts
             }
         }
     }
@@ -1057,7 +1252,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     fn record_literals(&mut self, m: &PortMatch<'a>) {
         for v in std::iter::once(&m.lo).chain(m.hi.as_ref()) {
             if let Some(name) = v.name
-                && !self.literals.iter().any(|l| l.span == v.span)
+                && self.literal_spans.insert(v.span)
             {
                 self.literals.push(PortLiteral {
                     span: v.span,
@@ -1068,14 +1263,14 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
     }
 
-    /// The rules of one ACE: one per combination of service cube and address/port
-    /// alternatives, all with the ACE's span, action and remark.
-    fn lower_ace(&mut self, ace: &Ace<'a>) -> Vec<Rule> {
-        let cubes = self.proto_cubes(&ace.proto);
-        let srcs = self.endpoint(&ace.src);
-        let src_ports = self.port_alts(ace.src_port.as_ref());
-        let dsts = self.endpoint(&ace.dst);
-        let dst_ports = self.port_alts(ace.dst_port.as_ref());
+    /// Lowers one ACE into `out`: one rule per combination of service cube and
+    /// address/port alternatives, all with the ACE's span, action and remark.
+    fn lower_ace(&mut self, ace: &Ace<'a>, remark: Option<String>, out: &mut Vec<Rule>) {
+        let mut cubes = self.proto_cubes(&ace.proto);
+        let mut srcs = self.endpoint(&ace.src);
+        let mut src_ports = self.port_alts(ace.src_port.as_deref());
+        let mut dsts = self.endpoint(&ace.dst);
+        let mut dst_ports = self.port_alts(ace.dst_port.as_ref());
         let mut extra: Vec<Cond> = Vec::new();
         match ace.icmp {
             Some(IcmpSpec::Type(t, span)) => extra.push(Cond {
@@ -1103,43 +1298,77 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             AclAction::Permit => Action::Accept,
             AclAction::Deny => Action::Drop,
         };
-        let mut rules = Vec::new();
-        for cube in &cubes {
-            for s in &srcs {
-                for sp in &src_ports {
-                    for d in &dsts {
-                        for dp in &dst_ports {
-                            rules.push(Rule {
-                                conds: build_conds(cube, s, sp, d, dp, &extra),
-                                action: action.clone(),
-                                span: ace.span,
-                                action_span: ace.action_span,
-                                comment: ace.remark.clone(),
-                            });
+        let rule = |conds: Vec<Cond>, comment: Option<String>| Rule {
+            conds,
+            action: action.clone(),
+            span: ace.span,
+            action_span: ace.action_span,
+            comment,
+        };
+        let first = out.len();
+        let lens = [
+            cubes.len(),
+            srcs.len(),
+            src_ports.len(),
+            dsts.len(),
+            dst_ports.len(),
+        ];
+        let n: usize = lens.iter().product();
+        if out.capacity() - out.len() < n {
+            // Entries that make several rules outgrew the ACL's vector: grow it to what
+            // the rest will likely need instead of doubling 100k rules.
+            out.reserve_exact(n + self.rules_left + 2);
+        }
+        if lens == [1; 5] {
+            // The common case: one rule, built from the parts without copies.
+            if let (Some(cube), Some(s), Some(sp), Some(d), Some(dp)) = (
+                cubes.pop(),
+                srcs.pop(),
+                src_ports.pop(),
+                dsts.pop(),
+                dst_ports.pop(),
+            ) {
+                out.push(rule(build_conds(cube, s, sp, d, dp, extra), remark));
+            }
+        } else {
+            for cube in &cubes {
+                for s in &srcs {
+                    for sp in &src_ports {
+                        for d in &dsts {
+                            for dp in &dst_ports {
+                                let conds = build_conds(
+                                    cube.clone(),
+                                    s.clone(),
+                                    sp.clone(),
+                                    d.clone(),
+                                    dp.clone(),
+                                    extra.clone(),
+                                );
+                                out.push(rule(conds, remark.clone()));
+                            }
                         }
                     }
                 }
             }
         }
-        let unknowns: Vec<(Span, String)> = rules
-            .iter()
-            .flat_map(|r| r.conds.iter())
-            .filter_map(|c| match &c.kind {
-                CondKind::Unknown(t) if !t.starts_with("undefined") => Some((c.span, t.clone())),
-                _ => None,
-            })
-            .collect();
-        for (span, text) in unknowns {
-            self.note(span, &text);
+        if self.noting {
+            self.notes.start_entry();
+            let conds = out.iter().skip(first).flat_map(|r| r.conds.iter());
+            for c in conds {
+                if let CondKind::Unknown(t) = &c.kind
+                    && !t.starts_with("undefined")
+                {
+                    self.notes.add(t, c.span);
+                }
+            }
         }
-        rules
     }
 
     /// Adds the chain of an ACL bound by `ag`, ending in `tail`.
     fn add_acl_chain(
         &mut self,
         graph: &mut RuleGraph,
-        acls: &[Acl<'_, 'a>],
+        acls: &[Acl<'a>],
         lowered: &mut LoweredAcls<'a>,
         ag: &AccessGroup<'a>,
         tail: Rule,
@@ -1179,7 +1408,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
 
     /// The effective access-groups, with undefined ACLs and interfaces reported and
     /// left out (the device refuses such an `access-group`).
-    fn collect_bindings(&mut self, graph: &RuleGraph, acls: &[Acl<'_, 'a>]) -> Bindings<'c, 'a> {
+    fn collect_bindings(&mut self, graph: &RuleGraph, acls: &[Acl<'a>]) -> Bindings<'c, 'a> {
         let cfg: &'c Config<'a> = self.cfg;
         let mut b = Bindings {
             ins: Vec::new(),
@@ -1662,6 +1891,76 @@ access-group missing in interface dmz\n"
         assert!(
             spans.contains(&"object NOPE") && spans.contains(&"missing"),
             "{spans:?}"
+        );
+    }
+
+    #[test]
+    fn unmodelled_constructs_get_one_counted_note_each() {
+        let text = format!(
+            "{IFACES}object network WEB\n fqdn v4 www.example.com\n\
+access-list a extended permit icmp any any echo\n\
+access-list a extended permit icmp any any echo-reply time-range WORK\n\
+access-list a extended permit icmp any any echo time-range WORK\n\
+access-list a extended permit tcp object WEB object WEB eq https\n\
+access-list a extended permit tcp any object WEB eq www\n\
+access-list unbound extended permit icmp any any unreachable time-range NIGHT\n\
+access-group a in interface inside\n"
+        );
+        let (file, p) = run(&text);
+        let notes: Vec<(&str, &str)> = p
+            .findings
+            .iter()
+            .filter(|f| f.rule == UNKNOWN_SYNTAX && !f.message.starts_with("skipped "))
+            .map(|f| (file.slice(f.primary.span), f.message.as_str()))
+            .collect();
+        assert_eq!(
+            notes,
+            vec![
+                (
+                    "echo",
+                    "mislint does not model icmp types (`echo`, `echo-reply`): 3 entries using them are treated as ones that may match"
+                ),
+                (
+                    "time-range WORK",
+                    "mislint does not model time-range `WORK`: 2 entries using it are treated as ones that may match"
+                ),
+                (
+                    "object WEB",
+                    "mislint does not model network object `WEB`: fqdn `www.example.com`: 2 entries using it are treated as ones that may match"
+                ),
+            ],
+            "one note per construct at its first use, each entry counted once; the unbound ACL is not noted"
+        );
+        // Every rule keeps its own unknown condition.
+        let a = chain(graph(&p), "a");
+        let echo_reply = a.rules.get(1).expect("second entry");
+        assert_eq!(
+            unknowns(echo_reply),
+            vec![
+                "icmp type `echo-reply`".to_string(),
+                "time-range `WORK`".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn one_entry_and_many_icmp_types_read_well() {
+        let mut notes = super::Notes::default();
+        let span = crate::source::Span::default();
+        notes.start_entry();
+        notes.add("time-range `T`", span);
+        notes.add("time-range `T`", span);
+        for t in ["a", "b", "c", "d", "e", "f", "g"] {
+            notes.start_entry();
+            notes.add(&format!("icmp type `{t}`"), span);
+        }
+        let messages: Vec<String> = notes.into_findings().map(|f| f.message).collect();
+        assert_eq!(
+            messages,
+            vec![
+                "mislint does not model time-range `T`: 1 entry using it is treated as one that may match",
+                "mislint does not model icmp types (`a`, `b`, `c`, `d`, `e`, 2 more): 7 entries using them are treated as ones that may match",
+            ]
         );
     }
 

@@ -23,6 +23,7 @@ use crate::report::finding::{Finding, Severity};
 use crate::source::{SourceFile, Span};
 use ast::*;
 use grammar::{Cx, GErr};
+use std::borrow::Cow;
 
 /// Parses an ASA running-config.
 pub fn parse(file: &SourceFile) -> Parsed {
@@ -62,7 +63,7 @@ pub fn parse(file: &SourceFile) -> Parsed {
         skipped_words,
         ..
     } = reader;
-    let graph = lower::lower(&cx, &cfg, &mut findings);
+    let graph = lower::lower(&cx, cfg, &mut findings);
     let start = Span::new(file.id, 0, 0);
     if skipped_lines > 0 {
         findings.push(Finding::new(
@@ -93,7 +94,10 @@ struct Line<'a> {
 /// Cuts the text into lines, dropping blank lines and whole-line comments (`!`, and
 /// the `:` lines `show running-config` prints). Slices stay inside `text`.
 fn cut_lines(text: &str) -> Vec<Line<'_>> {
-    let mut out = Vec::new();
+    // Room for lines of 32 bytes on average (running-config lines are longer): the
+    // vector is not regrown and copied on a big config, and the room it does not use
+    // is not written.
+    let mut out = Vec::with_capacity(text.len() / 32 + 16);
     for (n, raw) in text.split('\n').enumerate() {
         let raw = if n == 0 {
             raw.strip_prefix('\u{feff}').unwrap_or(raw)
@@ -134,7 +138,8 @@ struct Block<'a> {
 
 /// Joins indented lines to the top-level line above them.
 fn group_blocks<'a>(lines: &[Line<'a>]) -> Vec<Block<'a>> {
-    let mut blocks: Vec<Block<'a>> = Vec::new();
+    // At most one block per line; the room not used is not written.
+    let mut blocks: Vec<Block<'a>> = Vec::with_capacity(lines.len());
     for l in lines {
         match blocks.last_mut() {
             Some(b) if l.indented => b.children.push(l.text.trim_start()),
@@ -176,12 +181,15 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
-/// The first word of a line, lowercased.
-fn first_word(line: &str) -> String {
-    line.split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
+/// The first word of a line, lowercased (copied only when it has capitals: most
+/// lines are written in lowercase).
+fn first_word(line: &str) -> Cow<'_, str> {
+    let word = line.split_whitespace().next().unwrap_or("");
+    if word.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(word.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(word)
+    }
 }
 
 /// The text after the first word.
@@ -263,7 +271,7 @@ impl<'a> Reader<'_, 'a> {
     fn read_block(&mut self, b: &Block<'a>) {
         let head = strip_comment(b.head);
         let word = first_word(head);
-        match word.as_str() {
+        match &*word {
             "interface" => self.read_interface(head, &b.children),
             "nameif" => self.read_pix_nameif(head),
             "ip" if after_first_word(head).starts_with("address") => self.read_pix_ip(head),
@@ -301,7 +309,7 @@ impl<'a> Reader<'_, 'a> {
                 self.read_nat(head, form);
             }
             w if SILENT.contains(&w) || w.starts_with("cryptochecksum") => {}
-            _ => self.skip(word, 1 + b.children.len()),
+            _ => self.skip(word.into_owned(), 1 + b.children.len()),
         }
     }
 
@@ -336,7 +344,7 @@ impl<'a> Reader<'_, 'a> {
             let line = strip_comment(c);
             let word = first_word(line);
             let rest = after_first_word(line);
-            match word.as_str() {
+            match &*word {
                 "nameif" => match grammar::nameif(line) {
                     Ok((_, n)) => def.nameif = Some((n, self.cx.span(line))),
                     Err(e) => self.report(line, e),
@@ -358,7 +366,7 @@ impl<'a> Reader<'_, 'a> {
                 "description" => def.description = Some(rest),
                 "management-only" => def.management_only = true,
                 "shutdown" => def.shutdown = true,
-                "no" => match first_word(rest).as_str() {
+                "no" => match &*first_word(rest) {
                     "nameif" => def.nameif = None,
                     "security-level" => def.level = None,
                     "ip" => def.address = None,
@@ -367,7 +375,7 @@ impl<'a> Reader<'_, 'a> {
                     "description" => def.description = None,
                     _ => self.skip(format!("no {}", first_word(rest)), 1),
                 },
-                _ => self.skip(word, 1),
+                _ => self.skip(word.into_owned(), 1),
             }
         }
         self.cfg.interfaces.push(def);
@@ -457,7 +465,7 @@ impl<'a> Reader<'_, 'a> {
             });
             for &c in children {
                 let word = first_word(c);
-                match word.as_str() {
+                match &*word {
                     "description" => obj.description = Some(after_first_word(c)),
                     "nat" => {
                         let line = strip_comment(c);
@@ -486,7 +494,7 @@ impl<'a> Reader<'_, 'a> {
             });
             for &c in children {
                 let line = strip_comment(c);
-                match first_word(line).as_str() {
+                match &*first_word(line) {
                     "description" => {}
                     "service" => {
                         let body = after_first_word(line);
