@@ -13,8 +13,9 @@
 //! rule". Making it a warning would gate CI twice on one line.
 
 use super::{CheckCx, CheckMeta, MIS_PAIRS, pair_query};
+use crate::analysis::cube::FIELDS;
 use crate::analysis::{Cube, Decider, Field, Verdict};
-use crate::graph::Zone;
+use crate::graph::{IntervalSet, Zone};
 use crate::report::finding::{Finding, Severity};
 use crate::source::Span;
 use std::collections::BTreeMap;
@@ -62,6 +63,18 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
 
 /// True if the union of `cubes` holds every packet of `query`.
 fn covers(query: &Cube, cubes: &[&Cube]) -> bool {
+    // Most groups are narrow rules that miss the query's lowest or highest packet: a
+    // packet no cube holds settles it without splitting the query into pieces.
+    for corner in [
+        corner(query, |s| s.first()),
+        corner(query, |s| s.ranges().last().map(|r| r.1)),
+    ] {
+        if let Some(p) = corner
+            && !cubes.iter().any(|c| holds(c, &p))
+        {
+            return false;
+        }
+    }
     let mut rest = vec![query.clone()];
     for c in cubes {
         let mut next = Vec::with_capacity(rest.len());
@@ -81,6 +94,20 @@ fn covers(query: &Cube, cubes: &[&Cube]) -> bool {
         }
     }
     rest.is_empty()
+}
+
+/// One packet of `cube`, a value per field picked by `pick`; `None` if it is empty.
+fn corner(cube: &Cube, pick: impl Fn(&IntervalSet) -> Option<u128>) -> Option<[u128; FIELDS]> {
+    let mut p = [0; FIELDS];
+    for (slot, set) in p.iter_mut().zip(&cube.fields) {
+        *slot = pick(set)?;
+    }
+    Some(p)
+}
+
+/// True if `cube` holds the packet `p`.
+fn holds(cube: &Cube, p: &[u128; FIELDS]) -> bool {
+    cube.fields.iter().zip(p).all(|(set, v)| set.contains(*v))
 }
 
 fn finding(
@@ -147,6 +174,28 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn covers_needs_every_packet_including_the_corners() {
+        let mut query = Cube::full(2);
+        query.restrict(Field::DstPort, &IntervalSet::range(0, 99));
+        let (mut low, mut high, mut middle) = (query.clone(), query.clone(), query.clone());
+        low.restrict(Field::DstPort, &IntervalSet::range(0, 49));
+        high.restrict(Field::DstPort, &IntervalSet::range(50, 99));
+        middle.restrict(Field::DstPort, &IntervalSet::range(1, 98));
+        assert!(covers(&query, &[&low, &high]));
+        assert!(covers(&query, &[&high, &middle, &low]));
+        // The lowest packet (port 0), the highest (port 99), then a gap in between.
+        assert!(!covers(&query, &[&high, &middle]));
+        assert!(!covers(&query, &[&low, &middle]));
+        let mut gap = high.clone();
+        gap.restrict(Field::DstPort, &IntervalSet::range(51, 99));
+        assert!(!covers(&query, &[&low, &gap]));
+        assert_eq!(
+            corner(&query, |s| s.first()).map(|p| holds(&low, &p)),
+            Some(true)
+        );
     }
 
     #[test]

@@ -195,8 +195,9 @@ pub struct RuleResult<'g> {
 /// Can a packet reach the rule and match it?
 #[derive(Debug)]
 pub enum Reach {
-    /// Yes: one such packet.
-    Live(Box<Cube>),
+    /// Yes (the packet that shows it is kept only while the chain is analysed: the
+    /// results of a big file are many, and the checks never read it).
+    Live,
     /// No: the earlier rules (chain indices) that decide its packets.
     Dead(Vec<usize>),
     /// Its cube is empty: it matches nothing at all (not a matter of order).
@@ -223,7 +224,14 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
     let graph = model.graph;
     let facts = ChainFacts::new(graph);
     let implicit = implicit_spans(graph);
-    let mut out = Vec::new();
+    // One result per reportable rule at most: sized once, so that the results of a
+    // 100k-rule file are not copied as the vector doubles.
+    let mut out = Vec::with_capacity(
+        graph
+            .rules()
+            .filter(|(_, _, r)| !implicit.contains(&r.span))
+            .count(),
+    );
     for (c, chain) in graph.chains.iter().enumerate() {
         let id = ChainId(c);
         let rules: Vec<ChainRule<'_, 'g>> = chain
@@ -255,8 +263,9 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
             scratch: Vec::new(),
             revivable: HashMap::new(),
         };
-        // Pass 1, in chain order: reachability against the earlier rules.
-        let mut reach: Vec<Option<Reach>> = Vec::with_capacity(rules.len());
+        // Pass 1, in chain order: reachability against the earlier rules, with a packet
+        // that reaches each live rule.
+        let mut reach: Vec<Option<(Reach, Option<Point>)>> = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
             reach.push(r.reportable.then(|| cx.reach(i)));
             if r.effect.is_some() && !r.unknown {
@@ -269,24 +278,24 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
         if redundancy {
             for (k, r) in rules.iter().enumerate() {
                 match reach.get(k) {
-                    Some(Some(Reach::Dead(by))) => {
+                    Some(Some((Reach::Dead(by), _))) => {
                         for &u in by {
                             if let Some(x) = rules.get(u) {
                                 cx.revivable.entry(x.span).or_default().push(k);
                             }
                         }
                     }
-                    Some(Some(Reach::Empty)) => {}
+                    Some(Some((Reach::Empty, _))) => {}
                     _ => cx.all.insert(r.cube, k),
                 }
             }
         }
         for (i, (r, reach)) in rules.iter().zip(reach).enumerate() {
-            let Some(reach) = reach else {
+            let Some((reach, probe)) = reach else {
                 continue;
             };
-            let redundancy = match (&reach, redundancy) {
-                (Reach::Live(p), true) => cx.redundancy(i, p),
+            let redundancy = match (probe, redundancy) {
+                (Some(p), true) => cx.redundancy(i, &p),
                 _ => Redundancy::Unknown,
             };
             out.push(RuleResult {
@@ -357,39 +366,48 @@ enum Walk {
 const RECENT: usize = 4;
 
 impl<'g> ChainCx<'_, '_, 'g> {
-    /// Whether rule `i` can be reached, given the earlier rules in the index.
-    fn reach(&mut self, i: usize) -> Reach {
+    /// Whether rule `i` can be reached, given the earlier rules in the index, and a
+    /// packet that reaches it if it can.
+    fn reach(&mut self, i: usize) -> (Reach, Option<Point>) {
+        match self.reach_point(i) {
+            Ok(p) => (Reach::Live, Some(p)),
+            Err(reach) => (reach, None),
+        }
+    }
+
+    /// A packet that reaches rule `i`, or why there is none.
+    fn reach_point(&mut self, i: usize) -> Result<Point, Reach> {
         let Some(rule) = self.rules.get(i) else {
-            return Reach::Cut;
+            return Err(Reach::Cut);
         };
         let cube = rule.cube;
         let (Some(low), Some(high)) = (low_point(cube), high_point(cube)) else {
-            return Reach::Empty;
+            return Err(Reach::Empty);
         };
         if let Some(&j) = self
             .recent
             .iter()
             .find(|&&j| self.rules.get(j).is_some_and(|r| cube.is_subset(r.cube)))
         {
-            return Reach::Dead(vec![j]);
+            return Err(Reach::Dead(vec![j]));
         }
         for probe in [low, high] {
             match self.earlier_cover(&probe, cube) {
-                Cover::None => return Reach::Live(Box::new(point_cube(&probe))),
+                Cover::None => return Ok(probe),
                 Cover::Whole(j) => {
                     self.recent.retain(|&k| k != j);
                     self.recent.insert(0, j);
                     self.recent.truncate(RECENT);
-                    return Reach::Dead(vec![j]);
+                    return Err(Reach::Dead(vec![j]));
                 }
                 Cover::Probe => {}
             }
         }
         match self.remainder(i) {
-            None => Reach::Cut,
+            None => Err(Reach::Cut),
             Some((pieces, used)) => match pieces.first().and_then(low_point) {
-                Some(p) => Reach::Live(Box::new(point_cube(&p))),
-                None => Reach::Dead(used),
+                Some(p) => Ok(p),
+                None => Err(Reach::Dead(used)),
             },
         }
     }
@@ -470,7 +488,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
 
     /// Whether the later rules would give rule `i`'s packets its own effect; `probe` is
     /// a packet that reaches it.
-    fn redundancy(&mut self, i: usize, probe: &Cube) -> Redundancy<'g> {
+    fn redundancy(&mut self, i: usize, probe: &Point) -> Redundancy<'g> {
         let Some(rule) = self.rules.get(i) else {
             return Redundancy::Unknown;
         };
@@ -478,9 +496,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
             return Redundancy::Unknown;
         };
         // Quick refusal: the first later rule that decides the probe decides otherwise.
-        if let Some(point) = low_point(probe)
-            && !self.point_gets(i, effect, &point)
-        {
+        if !self.point_gets(i, effect, probe) {
             return Redundancy::No;
         }
         // Exact: what reaches the rule, walked through every later rule that overlaps it.
@@ -494,7 +510,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
         if later.len() > MAX_CANDIDATES {
             return Redundancy::Cut;
         }
-        let sample = pieces.first().cloned().unwrap_or_else(|| probe.clone());
+        let sample = pieces.first().cloned().unwrap_or_else(|| point_cube(probe));
         let mut deciders = Vec::new();
         match self.walk(effect, &later, &mut pieces, &mut deciders) {
             Walk::Same => Redundancy::Yes(effect, deciders, Box::new(sample)),
@@ -722,9 +738,11 @@ impl Sub {
     }
 }
 
-/// Narrow address ranges by their low end: `lo → [(hi, rule)]`.
+/// Narrow address ranges by their low end and rule: `(lo, rule) → hi`. One tree entry
+/// per range, not a list per low end: most low ends have one rule, and a list each would
+/// be an allocation per indexed range.
 #[derive(Default)]
-struct AddrMap(BTreeMap<u128, Vec<(u128, u32)>>);
+struct AddrMap(BTreeMap<(u128, u32), u128>);
 
 impl AddrMap {
     /// Adds every range of `set` if all are narrow and few; false otherwise.
@@ -734,7 +752,7 @@ impl AddrMap {
             return false;
         }
         for &(lo, hi) in ranges {
-            self.0.entry(lo).or_default().push((hi, id));
+            self.0.insert((lo, id), hi);
         }
         true
     }
@@ -760,14 +778,13 @@ impl AddrMap {
     /// Rules with a range overlapping `lo..=hi`: a narrow range that does starts at
     /// most `NARROW` below `lo`.
     fn overlapping_range(&self, lo: u128, hi: u128, out: &mut Vec<u32>) {
-        for (_, entries) in self.0.range(lo.saturating_sub(NARROW - 1)..=hi) {
-            out.extend(
-                entries
-                    .iter()
-                    .filter(|(end, _)| *end >= lo)
-                    .map(|(_, id)| *id),
-            );
-        }
+        let from = (lo.saturating_sub(NARROW - 1), 0);
+        out.extend(
+            self.0
+                .range(from..=(hi, u32::MAX))
+                .filter(|(_, end)| **end >= lo)
+                .map(|((_, id), _)| *id),
+        );
     }
 }
 
@@ -920,7 +937,7 @@ mod tests {
             .map(|r| {
                 let what = match &r.reach {
                     Reach::Dead(by) => format!("dead {by:?}"),
-                    Reach::Live(_) => match &r.redundancy {
+                    Reach::Live => match &r.redundancy {
                         Redundancy::Yes(e, d, _) => format!(
                             "redundant {} {:?}",
                             e.describe(),

@@ -7,7 +7,7 @@
 //! were gone. A vendor entry is redundant only if all its rules are.
 
 use super::reach::{self, Redundancy, RuleResult};
-use super::shadowed_rule::{cut_note, group_by_span};
+use super::shadowed_rule::{by_span, cut_note};
 use super::{CheckCx, CheckMeta};
 use crate::analysis::{Cube, Decider, Field};
 use crate::graph::IntervalSet;
@@ -33,7 +33,10 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
     let implicit = reach::implicit_spans(cx.model.graph);
     let mut out = Vec::new();
     let mut cut = Vec::new();
-    for (span, group) in group_by_span(results) {
+    for group in by_span(results).chunk_by(|a, b| a.span == b.span) {
+        let Some(span) = group.first().map(|r| r.span) else {
+            continue;
+        };
         if group
             .iter()
             .all(|r| matches!(r.reach, reach::Reach::Dead(_)))
@@ -44,8 +47,8 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
             matches!(r.reach, reach::Reach::Dead(_)) || matches!(r.redundancy, Redundancy::Yes(..))
         };
         if group.iter().all(settled) {
-            if !is_explicit_default(cx, &group, &implicit) {
-                out.push(redundant_finding(cx, span, &group));
+            if !is_explicit_default(cx, group, &implicit) {
+                out.push(redundant_finding(cx, span, group));
             }
         } else if group.iter().all(|r| {
             settled(r)
