@@ -31,7 +31,9 @@ use crate::graph::sets::{addr, ct, proto};
 use crate::graph::{Action, ChainId, CondKind, IfaceMatch, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
 pub use cube::{Cube, Field};
-use std::collections::HashSet;
+// Pieces are hashed at every stage boundary and fork: foldhash's seeded hasher is several
+// times faster than SipHash on these many-word keys and still differs per run.
+use foldhash::{HashMap, HashSet, HashSetExt};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -700,7 +702,7 @@ fn dedupe(live: Vec<Live>) -> Vec<Live> {
 /// a merge blurs, which rewrite and which unmodelled rule explain a packet, each piece's
 /// [`NatOrigin`]s keep, and [`outcome`] picks the one that matches.
 fn merge_destinations(live: Vec<Live>) -> Vec<Live> {
-    let mut slot_of: std::collections::HashMap<MergeKey, usize> = Default::default();
+    let mut slot_of: HashMap<MergeKey, usize> = HashMap::default();
     let mut merged: Vec<(Live, Vec<Live>)> = Vec::new();
     for piece in live {
         let key = MergeKey::of(&piece);
