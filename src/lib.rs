@@ -207,9 +207,9 @@ fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileResult
     let mut findings = parsed.findings;
     let mut used_suppressions = None;
     if let Some(graph) = &parsed.graph {
-        let (found, work) = check_graph_with_work(file, graph, fc);
+        let (found, cost) = check_graph(file, graph, fc);
         findings.extend(found);
-        fix::suggest(file, dialect, graph, fc, &mut findings, work);
+        fix::suggest(file, dialect, graph, fc, &mut findings, cost);
         suppress::apply_inline(&mut findings, graph);
     }
     if let Some(ctx) = fc.site {
@@ -222,23 +222,22 @@ fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileResult
     }
 }
 
-/// Runs the checks on one parsed file.
-pub fn check_graph(file: &SourceFile, graph: &graph::RuleGraph, fc: &FileConfig) -> Vec<Finding> {
-    check_graph_with_work(file, graph, fc).0
+/// What checking one file cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Cost {
+    /// Rules compiled plus analysis walk steps: unlike time, the same on every machine
+    /// and run, so budgets built on it (fix verification) give the same output everywhere.
+    pub units: usize,
+    /// The analysis stopped at its step budget (the `analysis-limit` note).
+    pub hit_limit: bool,
 }
 
-/// What a check of one file cost, in rules compiled plus analysis walk steps: a measure
-/// that, unlike time, is the same on every machine and run, so budgets built on it
-/// (fix verification) give the same output everywhere.
-#[derive(Clone, Copy, Debug)]
-pub struct Work(pub usize);
-
-/// Like [`check_graph`], with the work it took.
-pub fn check_graph_with_work(
+/// Runs the checks on one parsed file, and says what that cost.
+pub fn check_graph(
     file: &SourceFile,
     graph: &graph::RuleGraph,
     fc: &FileConfig,
-) -> (Vec<Finding>, Work) {
+) -> (Vec<Finding>, Cost) {
     let mut zoning = Zoning::assign(graph, &fc.zones);
     if graph.is_host_firewall() {
         // The machine itself is the MIS host: the perimeter is where it stands.
@@ -249,8 +248,11 @@ pub fn check_graph_with_work(
     flows.extend(allowed_flows(fc.allow));
     let cx = CheckCx::new(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);
     let findings = checks::run_all(&cx);
-    let work = Work(graph.rules().count() + model.steps_taken());
-    (findings, work)
+    let cost = Cost {
+        units: graph.rules().count() + model.steps_taken(),
+        hit_limit: model.exhausted(),
+    };
+    (findings, cost)
 }
 
 /// The site file's extra allowed flows as policy flows.

@@ -227,6 +227,7 @@ struct Live {
 /// One destination NAT rewrite behind a piece: the rule, the packets as sent, the
 /// destinations it wrote, and the first unmodelled rule on its way. A piece merged from
 /// several rewrites keeps them all, so each outcome can name the one that explains it.
+#[derive(Clone)]
 struct NatOrigin {
     by: Decider,
     before: Cube,
@@ -252,10 +253,7 @@ impl<'g> Model<'g> {
                 chain
                     .rules
                     .iter()
-                    .map(|rule| CompiledRule {
-                        passive: is_passive(&rule.action, &passive),
-                        ..compile_rule(&rule.conds, &ifaces)
-                    })
+                    .map(|rule| compile_rule(rule, &passive, &ifaces))
                     .collect()
             })
             .collect();
@@ -758,21 +756,10 @@ impl MergeKey {
 /// One piece holding the destinations of all `rest` and `first`, and all their origins.
 fn union_of(mut first: Live, rest: Vec<Live>) -> Live {
     let mut ranges: Vec<(u128, u128)> = first.cube.get(Field::DstAddr).ranges().to_vec();
-    let mut origins: Vec<NatOrigin> = Vec::new();
-    let mut take_origins = |nat: &Option<Rc<[NatOrigin]>>| {
-        for o in nat.iter().flat_map(|n| n.iter()) {
-            origins.push(NatOrigin {
-                by: o.by,
-                before: o.before.clone(),
-                dst: o.dst.clone(),
-                may: o.may,
-            });
-        }
-    };
-    take_origins(&first.nat);
+    let mut origins: Vec<NatOrigin> = first.nat.iter().flat_map(|n| n.to_vec()).collect();
     for piece in &rest {
         ranges.extend_from_slice(piece.cube.get(Field::DstAddr).ranges());
-        take_origins(&piece.nat);
+        origins.extend(piece.nat.iter().flat_map(|n| n.iter().cloned()));
     }
     first.cube.fields[Field::DstAddr as usize] = IntervalSet::from_ranges(ranges);
     if first.nat.is_some() {
@@ -931,11 +918,15 @@ fn passive_chains(graph: &RuleGraph) -> Vec<bool> {
 }
 
 /// Builds a rule's cube from its conditions.
-fn compile_rule(conds: &[crate::graph::Cond], ifaces: &[String]) -> CompiledRule {
+fn compile_rule(
+    rule: &crate::graph::Rule,
+    passive_chains: &[bool],
+    ifaces: &[String],
+) -> CompiledRule {
     let mut cube = Cube::full(ifaces.len());
     let mut unknown = false;
     let mut has_ports = false;
-    for cond in conds {
+    for cond in &rule.conds {
         match &cond.kind {
             CondKind::Protocol(s) => cube.restrict(Field::Proto, s),
             CondKind::SrcAddr(s) => cube.restrict(Field::SrcAddr, s),
@@ -962,7 +953,7 @@ fn compile_rule(conds: &[crate::graph::Cond], ifaces: &[String]) -> CompiledRule
     CompiledRule {
         cube,
         unknown,
-        passive: false,
+        passive: is_passive(&rule.action, passive_chains),
     }
 }
 

@@ -73,7 +73,7 @@ pub type Placement = (Vec<Edit>, String);
 /// would double the run of every commit for one suggestion.
 const MAX_VERIFIED_RULES: usize = 50_000;
 
-/// Verification may cost this many times the lint's own work (see [`crate::Work`])...
+/// Verification may cost this many times the lint's own work (see [`crate::Cost`])...
 const VERIFY_WORK_FACTOR: usize = 2;
 
 /// ...or this much work, whichever is more, so small files get all their fixes.
@@ -88,7 +88,7 @@ pub fn suggest(
     graph: &RuleGraph,
     fc: &FileConfig,
     findings: &mut [Finding],
-    lint_work: crate::Work,
+    lint_cost: crate::Cost,
 ) {
     // Compared like the edited file's findings: after inline suppression.
     let mut before = findings.to_vec();
@@ -104,13 +104,11 @@ pub fn suggest(
     let rules = graph.rules().count();
     // Past the analysis limit every re-check would hit it again, and a verdict that is
     // only "may" cannot confirm a fix.
-    let limited = findings
-        .iter()
-        .any(|f| f.rule == crate::checks::analysis_limit::META.name);
+    let limited = lint_cost.hit_limit;
     let mut work_left = if rules > MAX_VERIFIED_RULES || limited {
         0
     } else {
-        (lint_work.0 * VERIFY_WORK_FACTOR).max(VERIFY_WORK_FLOOR)
+        (lint_cost.units * VERIFY_WORK_FACTOR).max(VERIFY_WORK_FLOOR)
     };
     for f in findings.iter_mut().filter(|f| wants_fix(f)) {
         if work_left == 0 {
@@ -136,7 +134,7 @@ pub fn suggest(
                 for fix in list {
                     let (verdict, spent) =
                         verify(file, dialect, fc, &baseline, &target, &fix.edits);
-                    work_left = work_left.saturating_sub(spent.0.max(1));
+                    work_left = work_left.saturating_sub(spent.max(1));
                     match verdict {
                         Ok(()) => {
                             chosen = Some(fix);
@@ -407,19 +405,19 @@ fn verify(
     baseline: &[Key],
     target: &Key,
     edits: &[Edit],
-) -> (Result<(), String>, crate::Work) {
+) -> (Result<(), String>, usize) {
     let Some(text) = apply(&file.text, edits) else {
-        return (Err("its edits overlap".into()), crate::Work(0));
+        return (Err("its edits overlap".into()), 0);
     };
     let edited = SourceFile::new(file.id, file.path.clone(), text);
     let parsed = crate::parse::parse(&edited, dialect);
     let Some(graph) = &parsed.graph else {
-        return (Err("the edited file does not parse".into()), crate::Work(0));
+        return (Err("the edited file does not parse".into()), 0);
     };
     let mut after = parsed.findings;
-    let (found, work) = crate::check_graph_with_work(&edited, graph, fc);
+    let (found, cost) = crate::check_graph(&edited, graph, fc);
     after.extend(found);
-    (compare(graph, after, baseline, target, edits), work)
+    (compare(graph, after, baseline, target, edits), cost.units)
 }
 
 /// Ok if the edited file's findings (`after`, before inline suppression) have lost the
