@@ -6,9 +6,10 @@
 //! negation (`!`, `neq`, `<not/>`) exact: it is a complement within the field's universe.
 //! Addresses use `u128`: IPv6 as is, IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
 
-use smallvec::{SmallVec, smallvec};
+use smallvec::SmallVec;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// A set of integers as sorted, disjoint, non-adjacent inclusive ranges.
 #[derive(Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
@@ -16,20 +17,86 @@ pub struct IntervalSet {
     ranges: Ranges,
 }
 
-/// Most sets are one range (a port, a CIDR, "any"): that one is held inline, so a
-/// packet cube of eight fields, cloned at every step of the analysis, usually costs no
-/// allocation at all.
-type Ranges = SmallVec<[(u128, u128); 1]>;
+/// The ranges of a set. Most sets are one range (a port, a CIDR, "any"): that one is held
+/// inline, so a packet cube of eight fields usually costs no allocation at all. Sets of
+/// many ranges (an object-group, "every source but these 150 hosts") are immutable and
+/// shared: the analysis copies a piece's fields at every split, and most of them come
+/// out unchanged, so a copy is a reference count, not a copy of kilobytes of ranges.
+#[derive(Clone, Default)]
+enum Ranges {
+    #[default]
+    Empty,
+    One((u128, u128)),
+    Many(Arc<[(u128, u128)]>),
+}
 
-// One inline range and the length: a set is no bigger than the range it usually holds
-// plus a word (the `union` feature of smallvec overlays the inline range and the heap
-// pointer).
+impl Ranges {
+    fn as_slice(&self) -> &[(u128, u128)] {
+        match self {
+            Ranges::Empty => &[],
+            Ranges::One(r) => std::slice::from_ref(r),
+            Ranges::Many(rs) => rs,
+        }
+    }
+
+    /// Holds `built`, sharing `a`'s or `b`'s ranges when it equals one of them: the
+    /// result of an intersection or difference is often one of its operands.
+    fn built(built: &[(u128, u128)], a: &IntervalSet, b: &IntervalSet) -> Ranges {
+        match built {
+            [] => Ranges::Empty,
+            [r] => Ranges::One(*r),
+            _ if built == a.ranges() => a.ranges.clone(),
+            _ if built == b.ranges() => b.ranges.clone(),
+            _ => Ranges::Many(Arc::from(built)),
+        }
+    }
+
+    fn from_slice(built: &[(u128, u128)]) -> Ranges {
+        match built {
+            [] => Ranges::Empty,
+            [r] => Ranges::One(*r),
+            _ => Ranges::Many(Arc::from(built)),
+        }
+    }
+}
+
+impl PartialEq for Ranges {
+    fn eq(&self, other: &Ranges) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Ranges {}
+
+impl std::hash::Hash for Ranges {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_slice().hash(h);
+    }
+}
+
+impl PartialOrd for Ranges {
+    fn partial_cmp(&self, other: &Ranges) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranges {
+    fn cmp(&self, other: &Ranges) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+/// Scratch space for building a set: the few ranges of most results stay on the stack.
+type Buf = SmallVec<[(u128, u128); 8]>;
+
+// One inline range and a tag: a set is no bigger than the range it usually holds plus a
+// word.
 const _: () = assert!(std::mem::size_of::<IntervalSet>() == 48);
 
 impl fmt::Debug for IntervalSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.ranges.iter().map(|(lo, hi)| lo..=hi))
+            .entries(self.ranges().iter().map(|(lo, hi)| lo..=hi))
             .finish()
     }
 }
@@ -38,7 +105,7 @@ impl IntervalSet {
     /// The empty set.
     pub fn empty() -> IntervalSet {
         IntervalSet {
-            ranges: Ranges::new(),
+            ranges: Ranges::Empty,
         }
     }
 
@@ -48,7 +115,7 @@ impl IntervalSet {
             return IntervalSet::empty();
         }
         IntervalSet {
-            ranges: smallvec![(lo, hi)],
+            ranges: Ranges::One((lo, hi)),
         }
     }
 
@@ -59,61 +126,63 @@ impl IntervalSet {
 
     /// The union of arbitrary (possibly overlapping, unsorted) ranges.
     pub fn from_ranges(ranges: impl IntoIterator<Item = (u128, u128)>) -> IntervalSet {
-        let mut v: Ranges = ranges.into_iter().filter(|(lo, hi)| lo <= hi).collect();
+        let mut v: Buf = ranges.into_iter().filter(|(lo, hi)| lo <= hi).collect();
         v.sort_unstable();
-        let mut out = Ranges::with_capacity(v.len());
+        let mut out = Buf::with_capacity(v.len());
         for (lo, hi) in v {
             match out.last_mut() {
                 Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
                 _ => out.push((lo, hi)),
             }
         }
-        IntervalSet { ranges: out }
+        IntervalSet {
+            ranges: Ranges::from_slice(&out),
+        }
     }
 
     /// The ranges, sorted and disjoint.
     pub fn ranges(&self) -> &[(u128, u128)] {
-        &self.ranges
+        self.ranges.as_slice()
     }
 
     /// True if no value is in the set.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        matches!(self.ranges, Ranges::Empty)
     }
 
     /// The smallest value.
     pub fn first(&self) -> Option<u128> {
-        self.ranges.first().map(|r| r.0)
+        self.ranges().first().map(|r| r.0)
     }
 
     /// Number of values, saturating at `u128::MAX`.
     pub fn count(&self) -> u128 {
-        self.ranges.iter().fold(0u128, |acc, (lo, hi)| {
+        self.ranges().iter().fold(0u128, |acc, (lo, hi)| {
             acc.saturating_add(hi - lo).saturating_add(1)
         })
     }
 
     /// True if `v` is in the set.
     pub fn contains(&self, v: u128) -> bool {
-        match self.ranges.binary_search_by(|&(lo, _)| lo.cmp(&v)) {
+        let ranges = self.ranges();
+        match ranges.binary_search_by(|&(lo, _)| lo.cmp(&v)) {
             Ok(_) => true,
             Err(0) => false,
-            Err(i) => self.ranges.get(i - 1).is_some_and(|&(_, hi)| v <= hi),
+            Err(i) => ranges.get(i - 1).is_some_and(|&(_, hi)| v <= hi),
         }
     }
 
     /// Values in either set.
     pub fn union(&self, other: &IntervalSet) -> IntervalSet {
-        IntervalSet::from_ranges(self.ranges.iter().chain(&other.ranges).copied())
+        IntervalSet::from_ranges(self.ranges().iter().chain(other.ranges()).copied())
     }
 
     /// Values in both sets.
     pub fn intersect(&self, other: &IntervalSet) -> IntervalSet {
+        let (a, b) = (self.ranges(), other.ranges());
         let (mut i, mut j) = (0, 0);
-        let mut out = Ranges::new();
-        while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) =
-            (self.ranges.get(i), other.ranges.get(j))
-        {
+        let mut out = Buf::new();
+        while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) = (a.get(i), b.get(j)) {
             let lo = a_lo.max(b_lo);
             let hi = a_hi.min(b_hi);
             if lo <= hi {
@@ -125,15 +194,16 @@ impl IntervalSet {
                 j += 1;
             }
         }
-        IntervalSet { ranges: out }
+        IntervalSet {
+            ranges: Ranges::built(&out, self, other),
+        }
     }
 
     /// True if the sets share a value; cheaper than `intersect` because it stops early.
     pub fn intersects(&self, other: &IntervalSet) -> bool {
+        let (a, b) = (self.ranges(), other.ranges());
         let (mut i, mut j) = (0, 0);
-        while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) =
-            (self.ranges.get(i), other.ranges.get(j))
-        {
+        while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) = (a.get(i), b.get(j)) {
             if a_lo.max(b_lo) <= a_hi.min(b_hi) {
                 return true;
             }
@@ -153,12 +223,13 @@ impl IntervalSet {
 
     /// Values in `self` but not in `other`.
     pub fn subtract(&self, other: &IntervalSet) -> IntervalSet {
-        let mut out = Ranges::new();
+        let b = other.ranges();
+        let mut out = Buf::new();
         let mut j = 0;
-        for &(lo, hi) in &self.ranges {
+        for &(lo, hi) in self.ranges() {
             let mut cur = lo;
             let mut done = false;
-            while let Some(&(b_lo, b_hi)) = other.ranges.get(j) {
+            while let Some(&(b_lo, b_hi)) = b.get(j) {
                 if b_hi < cur {
                     j += 1;
                     continue;
@@ -180,7 +251,9 @@ impl IntervalSet {
                 out.push((cur, hi));
             }
         }
-        IntervalSet { ranges: out }
+        IntervalSet {
+            ranges: Ranges::built(&out, self, other),
+        }
     }
 
     /// The values of `0..=max` not in the set.
@@ -462,6 +535,19 @@ mod tests {
             set(&[(5, 9), (1, 3), (4, 4), (20, 30)]).ranges(),
             &[(1, 9), (20, 30)]
         );
+    }
+
+    #[test]
+    fn results_equal_to_an_operand_share_its_ranges() {
+        let many = set(&[(1, 3), (5, 9), (20, 30)]);
+        let wide = IntervalSet::range(0, 100);
+        let narrowed = many.intersect(&wide);
+        assert_eq!(narrowed, many);
+        assert_eq!(narrowed.ranges().as_ptr(), many.ranges().as_ptr());
+        let untouched = many.subtract(&IntervalSet::range(40, 50));
+        assert_eq!(untouched.ranges().as_ptr(), many.ranges().as_ptr());
+        let cut = many.subtract(&IntervalSet::single(6));
+        assert_eq!(cut.ranges(), &[(1, 3), (5, 5), (7, 9), (20, 30)]);
     }
 
     #[test]
