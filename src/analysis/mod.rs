@@ -390,6 +390,41 @@ impl<'g> Model<'g> {
         out
     }
 
+    /// The destinations a packet may be sent to and still arrive at one of `delivered`:
+    /// `delivered` itself, and whatever a destination NAT rule, or a chain of them,
+    /// rewrites into it. A query for traffic to `delivered` needs no other destination;
+    /// leaving them out spares the walk every piece it would otherwise cut away at the
+    /// end (the ACL entries towards other zones split them without end).
+    pub fn destinations_reaching(&self, delivered: &IntervalSet) -> IntervalSet {
+        let rewrites: Vec<(&IntervalSet, &IntervalSet)> = self
+            .graph
+            .chains
+            .iter()
+            .zip(&self.rules)
+            .flat_map(|(chain, compiled)| chain.rules.iter().zip(compiled))
+            .filter_map(|(rule, compiled)| match &rule.action {
+                Action::Dnat(NatTarget {
+                    addrs: Some(to), ..
+                }) => Some((compiled.cube.get(Field::DstAddr), to)),
+                _ => None,
+            })
+            .collect();
+        let mut reach = delivered.clone();
+        // Each round adds the rewrites into what the last added; a chain of rewrites is
+        // as long as the number of NAT stages, so a round per rewrite is a loose bound.
+        for _ in 0..=rewrites.len() {
+            let grown = rewrites
+                .iter()
+                .filter(|(_, to)| to.intersects(&reach))
+                .fold(reach.clone(), |acc, (from, _)| acc.union(from));
+            if grown == reach {
+                break;
+            }
+            reach = grown;
+        }
+        reach
+    }
+
     /// Walk steps taken so far.
     pub fn steps_taken(&self) -> usize {
         STEP_BUDGET - self.steps_left.get()

@@ -470,3 +470,45 @@ fn merged_port_forwards_keep_the_rewrite_that_explains_each_part() {
     assert_eq!(before.get(Field::DstPort), &IntervalSet::single(1000 + i));
     assert!(out.iter().all(|o| o.may.is_none()));
 }
+
+/// A DNAT rule matching destination `from` that rewrites to `to`.
+fn dnat(from: IntervalSet, to: IntervalSet, line: u32) -> Rule {
+    rule(
+        vec![cond(CondKind::DstAddr(from))],
+        Action::Dnat(NatTarget {
+            addrs: Some(to),
+            ports: None,
+        }),
+        line,
+    )
+}
+
+#[test]
+fn destinations_reaching_follow_chains_of_rewrites() {
+    let a = |d: u8| IntervalSet::single(addr::v4(std::net::Ipv4Addr::new(192, 0, 2, d)));
+    let mut g = graph(vec![], Action::Accept, vec![]);
+    // 1 → 2 → 3 over two NAT stages, and 4 → 5, which never reaches 3.
+    for (name, rules) in [
+        ("nat1", vec![dnat(a(1), a(2), 10), dnat(a(4), a(5), 11)]),
+        ("nat2", vec![dnat(a(2), a(3), 20)]),
+    ] {
+        let chain = g.add_chain(Chain {
+            name: name.into(),
+            rules,
+            default: None,
+            span: span(0),
+        });
+        g.stages.insert(
+            0,
+            Stage {
+                name: name.into(),
+                chain,
+            },
+        );
+    }
+    let m = Model::new(&g, &[]);
+    let reach = m.destinations_reaching(&a(3));
+    assert_eq!(reach, a(1).union(&a(2)).union(&a(3)));
+    assert_eq!(m.destinations_reaching(&a(5)), a(4).union(&a(5)));
+    assert_eq!(m.destinations_reaching(&a(9)), a(9));
+}

@@ -207,10 +207,10 @@ fn stages_for<'m>(model: &'m Model, host: bool, from: Zone, to: Zone) -> &'m [cr
 /// names for them (the MIS host, the internal servers) — not addressed to the firewall.
 ///
 /// Returns the query and the destinations that count as delivered to `to`. With
-/// destination NAT in the config, packets may be sent to any address (the firewall's own
-/// public address, typically) and rewritten to one of `to`; the query then leaves the
-/// destination open and the outcomes are cut to the delivered destinations afterwards,
-/// when they hold the rewritten addresses.
+/// destination NAT in the config, packets may be sent to another address (the firewall's
+/// own public address, typically) and rewritten to one of `to`; the query then holds
+/// those destinations too and the outcomes are cut to the delivered destinations
+/// afterwards, when they hold the rewritten addresses.
 pub fn pair_query(
     model: &Model,
     zoning: &Zoning,
@@ -246,13 +246,7 @@ pub fn pair_query(
         .iter()
         .fold(IntervalSet::empty(), |acc, i| acc.union(&i.own_addresses));
     let delivered = endpoints(to).subtract(&own);
-    let has_nat = model
-        .graph
-        .rules()
-        .any(|(_, _, r)| matches!(r.action, crate::graph::Action::Dnat(_)));
-    if !has_nat {
-        q.restrict(Field::DstAddr, &delivered);
-    }
+    q.restrict(Field::DstAddr, &model.destinations_reaching(&delivered));
     (q, delivered)
 }
 
