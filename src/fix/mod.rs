@@ -23,6 +23,7 @@ use crate::graph::sets::{PORT_MAX, addr, proto};
 use crate::graph::{Dialect, IntervalSet, RuleGraph, Zone};
 use crate::report::finding::{Edit, Finding, Fix, Severity};
 use crate::source::{FileId, LineIndex, SourceFile, Span};
+use rayon::prelude::*;
 use std::net::IpAddr;
 
 /// A network in prefix form, as the inserted rules name addresses.
@@ -110,7 +111,8 @@ pub fn suggest(
     } else {
         (lint_cost.units * VERIFY_WORK_FACTOR).max(VERIFY_WORK_FLOOR)
     };
-    for f in findings.iter_mut().filter(|f| wants_fix(f)) {
+    let mut wanting: Vec<&mut Finding> = findings.iter_mut().filter(|f| wants_fix(f)).collect();
+    for batch in wanting.chunks_mut(VERIFY_BATCH) {
         if work_left == 0 {
             let why = if limited {
                 "fixes are verified by re-checking the file, and the analysis of this file stopped at its limit (see `analysis-limit`)".to_string()
@@ -121,35 +123,60 @@ pub fn suggest(
             } else {
                 "fixes are verified by re-checking the file, and this file has more findings than mislint re-checks in one run; fix the first ones and run again".to_string()
             };
-            explain_no_fix(f, &[why]);
+            for f in batch.iter_mut() {
+                explain_no_fix(f, std::slice::from_ref(&why));
+            }
             continue;
         }
-        let candidates = candidates(file, dialect, graph, &zoning, fc, f);
-        let target = Key::of(f);
-        let mut why_not = Vec::new();
-        let mut chosen = None;
-        match candidates {
-            Err(reason) => why_not.push(reason),
-            Ok(list) => {
-                for fix in list {
-                    let (verdict, spent) =
-                        verify(file, dialect, fc, &baseline, &target, &fix.edits);
-                    work_left = work_left.saturating_sub(spent.max(1));
-                    match verdict {
-                        Ok(()) => {
-                            chosen = Some(fix);
-                            break;
-                        }
-                        Err(e) => why_not.push(format!("{}: {e}", fix.title)),
-                    }
+        // Each finding's re-checks are independent: the batch runs on every core. The
+        // batch is a fixed size, so which findings get a fix does not depend on timing.
+        let spent: usize = batch
+            .par_iter_mut()
+            .map(|f| {
+                let (chosen, why_not, spent) =
+                    choose_fix(file, dialect, graph, &zoning, fc, &baseline, f);
+                match chosen {
+                    Some(fix) => f.fix = Some(fix),
+                    None => explain_no_fix(f, &why_not),
+                }
+                spent
+            })
+            .sum();
+        work_left = work_left.saturating_sub(spent);
+    }
+}
+
+/// Findings whose fixes are verified side by side, on as many cores as there are; the
+/// work budget is checked between batches.
+const VERIFY_BATCH: usize = 2;
+
+/// The first candidate fix for `f` that verifies, or why none does, with the work spent.
+fn choose_fix(
+    file: &SourceFile,
+    dialect: Dialect,
+    graph: &RuleGraph,
+    zoning: &Zoning,
+    fc: &FileConfig,
+    baseline: &[Key],
+    f: &Finding,
+) -> (Option<Fix>, Vec<String>, usize) {
+    let target = Key::of(f);
+    let mut why_not = Vec::new();
+    let mut spent = 0;
+    match candidates(file, dialect, graph, zoning, fc, f) {
+        Err(reason) => why_not.push(reason),
+        Ok(list) => {
+            for fix in list {
+                let (verdict, cost) = verify(file, dialect, fc, baseline, &target, &fix.edits);
+                spent += cost.max(1);
+                match verdict {
+                    Ok(()) => return (Some(fix), why_not, spent),
+                    Err(e) => why_not.push(format!("{}: {e}", fix.title)),
                 }
             }
         }
-        match chosen {
-            Some(fix) => f.fix = Some(fix),
-            None => explain_no_fix(f, &why_not),
-        }
     }
+    (None, why_not, spent)
 }
 
 /// Findings that get a fix.
