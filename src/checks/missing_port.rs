@@ -29,23 +29,22 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
 /// A protocol without ports counts as port 0..=65535 at once: any permitted packet will do.
 fn permitted_ports(outcomes: &[Outcome], flow: &ActiveFlow) -> (IntervalSet, IntervalSet) {
     let p = u128::from(flow.protocol);
-    let mut definite = IntervalSet::empty();
-    let mut maybe = IntervalSet::empty();
-    for o in outcomes
+    let all_ports = IntervalSet::range(0, PORT_MAX);
+    let permits = outcomes
         .iter()
-        .filter(|o| o.verdict == Verdict::Permit && o.cube.get(Field::Proto).contains(p))
-    {
-        let ports = match flow.ports {
+        .filter(|o| o.verdict == Verdict::Permit && o.cube.get(Field::Proto).contains(p));
+    let (definite, maybe): (Vec<&Outcome>, Vec<&Outcome>) = permits.partition(|o| o.may.is_none());
+    let ports = |o: &Outcome| -> IntervalSet {
+        match flow.ports {
             Some(_) => o.cube.get(Field::DstPort).clone(),
-            None => IntervalSet::range(0, PORT_MAX),
-        };
-        if o.may.is_none() {
-            definite = definite.union(&ports);
-        } else {
-            maybe = maybe.union(&ports);
+            None => all_ports.clone(),
         }
-    }
-    (definite, maybe)
+    };
+    let union = |part: Vec<&Outcome>| {
+        let sets: Vec<IntervalSet> = part.into_iter().map(ports).collect();
+        IntervalSet::union_all(&sets)
+    };
+    (union(definite), union(maybe))
 }
 
 fn check_flow(cx: &CheckCx, flow: &ActiveFlow) -> Vec<Finding> {

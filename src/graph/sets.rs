@@ -174,7 +174,40 @@ impl IntervalSet {
 
     /// Values in either set.
     pub fn union(&self, other: &IntervalSet) -> IntervalSet {
-        IntervalSet::from_ranges(self.ranges().iter().chain(other.ranges()).copied())
+        // Both are sorted: one merge pass, no sort. Accumulating loops call this per item.
+        let (a, b) = (self.ranges(), other.ranges());
+        let (mut i, mut j) = (0, 0);
+        let mut out = Buf::new();
+        loop {
+            let next = match (a.get(i), b.get(j)) {
+                (Some(&x), Some(&y)) if x <= y => {
+                    i += 1;
+                    x
+                }
+                (_, Some(&y)) => {
+                    j += 1;
+                    y
+                }
+                (Some(&x), None) => {
+                    i += 1;
+                    x
+                }
+                (None, None) => break,
+            };
+            match out.last_mut() {
+                Some(last) if next.0 <= last.1.saturating_add(1) => last.1 = last.1.max(next.1),
+                _ => out.push(next),
+            }
+        }
+        IntervalSet {
+            ranges: Ranges::built(&out, self, other),
+        }
+    }
+
+    /// Values in any of the sets: one sort for all of them, where folding `union` over
+    /// thousands of sets sorts the growing result each time.
+    pub fn union_all<'a>(sets: impl IntoIterator<Item = &'a IntervalSet>) -> IntervalSet {
+        IntervalSet::from_ranges(sets.into_iter().flat_map(|s| s.ranges().iter().copied()))
     }
 
     /// Values in both sets.
