@@ -95,6 +95,15 @@ impl Cube {
         out
     }
 
+    /// The smallest cube holding both: the union of each field.
+    pub fn hull(&self, other: &Cube) -> Cube {
+        let mut out = self.clone();
+        for (slot, theirs) in out.fields.iter_mut().zip(&other.fields) {
+            *slot = slot.union(theirs);
+        }
+        out
+    }
+
     /// True if every packet of `self` is in `other`.
     pub fn is_subset(&self, other: &Cube) -> bool {
         self.fields

@@ -110,6 +110,16 @@ pub struct Model<'g> {
     rules: Vec<Vec<CompiledRule>>,
     /// Walk steps left before the analysis gives up on exactness (see [`STEP_BUDGET`]).
     steps_left: std::cell::Cell<usize>,
+    /// Stages walked once for the packets of several queries (see [`Model::prewalk`]).
+    prewalks: std::cell::RefCell<Vec<Prewalk>>,
+}
+
+/// One stage's walk of a cube that holds the packets of several queries: a query inside
+/// `bound` takes its results from here instead of walking the stage again.
+struct Prewalk {
+    chain: usize,
+    bound: Cube,
+    results: Vec<StageResult>,
 }
 
 /// How many walk steps (a piece meeting its next rule) one model may take over all its
@@ -206,6 +216,7 @@ struct Frame {
 }
 
 /// A piece that a stage accepted or denied.
+#[derive(Clone)]
 struct StageResult {
     cube: Cube,
     accepted: bool,
@@ -230,7 +241,9 @@ struct Live {
 #[derive(Clone)]
 struct NatOrigin {
     by: Decider,
-    before: Cube,
+    /// Shared: merged pieces copy their origin lists, and a kube-proxy service's list
+    /// holds one entry per endpoint.
+    before: Rc<Cube>,
     dst: IntervalSet,
     may: Option<Decider>,
 }
@@ -262,6 +275,7 @@ impl<'g> Model<'g> {
             ifaces,
             rules,
             steps_left: std::cell::Cell::new(STEP_BUDGET),
+            prewalks: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -353,6 +367,11 @@ impl<'g> Model<'g> {
 
     /// Walks one stage's chain for `cube`, first match, through jumps and gotos.
     fn walk_stage(&self, entry: usize, cube: Cube, may: Option<Decider>) -> Vec<StageResult> {
+        if may.is_none()
+            && let Some(out) = self.prewalked(entry, &cube)
+        {
+            return out;
+        }
         let mut out = Vec::new();
         let mut work = Work::default();
         work.push(Walker {
@@ -423,6 +442,74 @@ impl<'g> Model<'g> {
             reach = grown;
         }
         reach
+    }
+
+    /// Walks the leading stages that `queries` all meet as one piece, once, for a cube
+    /// that holds all their packets, and keeps the results for [`Model::evaluate_stages`].
+    ///
+    /// The zone pairs' queries differ in interfaces and addresses, but on a Kubernetes
+    /// node each of them meets the same nat table of thousands of services first, and
+    /// walking it cost as much for every pair as for all of them together. First match
+    /// decides each packet on its own, so the results of the whole cube, cut to a query,
+    /// are the results of the query: the same packets, verdicts and deciding rules.
+    pub fn prewalk(&self, queries: &[&Cube], stages: &[crate::graph::Stage]) {
+        let Some((first, rest)) = queries.split_first() else {
+            return;
+        };
+        let mut bound = rest.iter().fold(Cube::clone(first), |acc, q| acc.hull(q));
+        for stage in stages {
+            let results = self.walk_stage(stage.chain.0, bound.clone(), None);
+            let passed_whole = match results.as_slice() {
+                [only] if only.accepted && only.pre_nat.is_none() && only.may.is_none() => {
+                    Some(only.cube.clone())
+                }
+                _ => None,
+            };
+            self.prewalks.borrow_mut().push(Prewalk {
+                chain: stage.chain.0,
+                bound,
+                results,
+            });
+            // Past the first stage that splits the cube, the queries' pieces differ.
+            match passed_whole {
+                Some(cube) => bound = cube,
+                None => break,
+            }
+        }
+    }
+
+    /// The results of walking `entry` for `cube`, from a walk of a cube that holds it.
+    fn prewalked(&self, entry: usize, cube: &Cube) -> Option<Vec<StageResult>> {
+        let prewalks = self.prewalks.borrow();
+        let walk = prewalks
+            .iter()
+            .find(|p| p.chain == entry && cube.is_subset(&p.bound))?;
+        let cut: Option<Vec<Option<StageResult>>> = walk
+            .results
+            .iter()
+            .map(|r| self.restrict_result(r, cube))
+            .collect();
+        // A rewrite whose rule cannot be found again: walk the stage instead.
+        Some(cut?.into_iter().flatten().collect())
+    }
+
+    /// One stage result cut to the packets of `cube` (`Some(None)` if it holds none of
+    /// them); a rewrite is cut before it rewrites. `None` if its rewrite is not found.
+    fn restrict_result(&self, r: &StageResult, cube: &Cube) -> Option<Option<StageResult>> {
+        let Some(before) = &r.pre_nat else {
+            return Some(r.cube.intersects(cube).then(|| StageResult {
+                cube: r.cube.intersect(cube),
+                ..r.clone()
+            }));
+        };
+        if !before.intersects(cube) {
+            return Some(None);
+        }
+        let rule = self.graph.chains.get(r.by.chain.0)?.rules.get(r.by.rule?)?;
+        let Action::Dnat(target) = &rule.action else {
+            return None;
+        };
+        Some(Some(rewrite(before.intersect(cube), r.may, target, r.by)))
     }
 
     /// Walk steps taken so far.
@@ -514,7 +601,7 @@ impl<'g> Model<'g> {
                 may: w.may,
                 pre_nat: None,
             }),
-            Action::Dnat(target) => out.push(rewrite(w, target, decider)),
+            Action::Dnat(target) => out.push(rewrite(w.cube, w.may, target, decider)),
             Action::Continue(_) => work.push(Walker {
                 next: index + 1,
                 ..w
@@ -735,52 +822,64 @@ fn dedupe(live: Vec<Live>) -> Vec<Live> {
 /// a merge blurs, which rewrite and which unmodelled rule explain a packet, each piece's
 /// [`NatOrigin`]s keep, and [`outcome`] picks the one that matches.
 fn merge_destinations(live: Vec<Live>) -> Vec<Live> {
-    let mut slot_of: HashMap<MergeKey, usize> = HashMap::default();
-    let mut merged: Vec<(Live, Vec<Live>)> = Vec::new();
-    for piece in live {
-        let key = MergeKey::of(&piece);
-        match slot_of.get(&key) {
-            Some(&i) => merged[i].1.push(piece),
-            None => {
-                slot_of.insert(key, merged.len());
-                merged.push((piece, Vec::new()));
+    let groups = {
+        let mut slot_of: HashMap<MergeKey, usize> = HashMap::default();
+        slot_of.reserve(live.len());
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (i, piece) in live.iter().enumerate() {
+            let next = groups.len();
+            let slot = *slot_of.entry(MergeKey::of(piece)).or_insert(next);
+            if slot == next {
+                groups.push(vec![i]);
+            } else {
+                groups[slot].push(i);
             }
         }
+        groups
+    };
+    if groups.len() == live.len() {
+        // Nothing merges (the common case after a filter stage): keep the pieces as they are.
+        return live;
     }
-    merged
+    let mut pieces: Vec<Option<Live>> = live.into_iter().map(Some).collect();
+    groups
         .into_iter()
-        .map(|(first, rest)| {
-            if rest.is_empty() {
+        .filter_map(|group| {
+            let first = pieces[group[0]].take()?;
+            let rest: Vec<Live> = group[1..]
+                .iter()
+                .filter_map(|&i| pieces[i].take())
+                .collect();
+            Some(if rest.is_empty() {
                 first
             } else {
                 union_of(first, rest)
-            }
+            })
         })
         .collect()
 }
 
 /// What pieces must share to merge: every field but the destination address, the
 /// accepts, and the certainty (the unmodelled rule itself when there is no NAT origin
-/// to carry it).
+/// to carry it). It borrows from the piece: keys are built for every piece at every
+/// stage boundary, and copying seven sets and the accepts for each was most of a merge.
 #[derive(PartialEq, Eq, Hash)]
-struct MergeKey {
-    fields: [IntervalSet; cube::FIELDS - 1],
-    accepted_by: Vec<Decider>,
+struct MergeKey<'a> {
+    fields: &'a [IntervalSet],
+    accepted_by: &'a [Decider],
     may: Option<Decider>,
     may_at_all: bool,
     nat: bool,
 }
 
-impl MergeKey {
-    fn of(l: &Live) -> MergeKey {
-        let mut fields: [IntervalSet; cube::FIELDS - 1] = Default::default();
-        let others = (0..cube::FIELDS).filter(|&f| f != Field::DstAddr as usize);
-        for (slot, f) in fields.iter_mut().zip(others) {
-            *slot = l.cube.fields[f].clone();
-        }
+// The destination address is the last field, so "every other field" is a prefix.
+const _: () = assert!(Field::DstAddr as usize == cube::FIELDS - 1);
+
+impl<'a> MergeKey<'a> {
+    fn of(l: &'a Live) -> MergeKey<'a> {
         MergeKey {
-            fields,
-            accepted_by: l.accepted_by.clone(),
+            fields: &l.cube.fields[..Field::DstAddr as usize],
+            accepted_by: &l.accepted_by,
             may: if l.nat.is_some() { None } else { l.may },
             may_at_all: l.may.is_some(),
             nat: l.nat.is_some(),
@@ -821,7 +920,7 @@ fn rewritten(nat: Option<Rc<[NatOrigin]>>, before: Box<Cube>, r: &StageResult) -
     if earlier.is_empty() {
         return Rc::new([NatOrigin {
             by: r.by,
-            before: *before,
+            before: Rc::new(*before),
             dst,
             may: r.may,
         }]);
@@ -849,7 +948,7 @@ fn outcome(
         may = Some(m);
     }
     Outcome {
-        nat: origin.map(|o| Box::new((o.by, o.before.clone()))),
+        nat: origin.map(|o| Box::new((o.by, Cube::clone(&o.before)))),
         cube,
         verdict,
         decided_by,
@@ -861,18 +960,18 @@ fn outcome(
 /// Applies destination NAT to a matched piece. A rewrite to the firewall itself
 /// (REDIRECT) delivers the packets locally: for forwarding that ends their walk, and
 /// the NAT rule is what decided it.
-fn rewrite(w: Walker, target: &NatTarget, decider: Decider) -> StageResult {
+fn rewrite(cube: Cube, may: Option<Decider>, target: &NatTarget, decider: Decider) -> StageResult {
     let Some(addrs) = &target.addrs else {
         return StageResult {
-            cube: w.cube,
+            cube,
             accepted: false,
             by: decider,
-            may: w.may,
+            may,
             pre_nat: None,
         };
     };
-    let before = w.cube.clone();
-    let mut after = w.cube;
+    let before = cube.clone();
+    let mut after = cube;
     after.fields[Field::DstAddr as usize] = addrs.clone();
     // From here on conntrack knows the connection as destination-NATed.
     after.fields[Field::State as usize] = ct::mark_dnat(after.get(Field::State));
@@ -883,7 +982,7 @@ fn rewrite(w: Walker, target: &NatTarget, decider: Decider) -> StageResult {
         cube: after,
         accepted: true,
         by: decider,
-        may: w.may,
+        may,
         pre_nat: Some(Box::new(before)),
     }
 }

@@ -151,20 +151,26 @@ impl<'a> CheckCx<'a> {
         flows: &'a [ActiveFlow],
     ) -> CheckCx<'a> {
         let host = model.graph.is_host_firewall();
-        let mut pairs = BTreeMap::new();
-        for (from, to) in MIS_PAIRS {
-            if zoning.has_zone(from) && zoning.has_zone(to) {
+        let queries: Vec<(Zone, Zone, Cube, IntervalSet)> = MIS_PAIRS
+            .into_iter()
+            .filter(|&(from, to)| zoning.has_zone(from) && zoning.has_zone(to))
+            .map(|(from, to)| {
                 let (query, delivered) = pair_query(model, zoning, hosts, from, to);
-                let outcomes = model
-                    .evaluate_stages(&query, stages_for(model, host, from, to))
-                    .into_iter()
-                    .filter_map(|mut o| {
-                        o.cube.restrict(Field::DstAddr, &delivered);
-                        (!o.cube.is_empty()).then_some(o)
-                    })
-                    .collect();
-                pairs.insert((from, to), outcomes);
-            }
+                (from, to, query, delivered)
+            })
+            .collect();
+        prewalk_shared_stages(model, host, &queries);
+        let mut pairs = BTreeMap::new();
+        for (from, to, query, delivered) in queries {
+            let outcomes = model
+                .evaluate_stages(&query, stages_for(model, host, from, to))
+                .into_iter()
+                .filter_map(|mut o| {
+                    o.cube.restrict(Field::DstAddr, &delivered);
+                    (!o.cube.is_empty()).then_some(o)
+                })
+                .collect();
+            pairs.insert((from, to), outcomes);
         }
         CheckCx {
             file,
@@ -188,6 +194,24 @@ impl<'a> CheckCx<'a> {
     pub fn evaluate(&self, from: Zone, to: Zone, query: &Cube) -> Vec<Outcome> {
         self.model
             .evaluate_stages(query, stages_for(self.model, self.host, from, to))
+    }
+}
+
+/// Walks the stages that several pairs' queries share once for all of them (see
+/// [`Model::prewalk`]): on a Kubernetes node every pair meets the same nat table first.
+fn prewalk_shared_stages(model: &Model, host: bool, queries: &[(Zone, Zone, Cube, IntervalSet)]) {
+    let mut groups: Vec<(&[crate::graph::Stage], Vec<&Cube>)> = Vec::new();
+    for (from, to, query, _) in queries {
+        let stages = stages_for(model, host, *from, *to);
+        match groups.iter_mut().find(|(s, _)| std::ptr::eq(*s, stages)) {
+            Some((_, group)) => group.push(query),
+            None => groups.push((stages, vec![query])),
+        }
+    }
+    for (stages, group) in groups {
+        if group.len() > 1 {
+            model.prewalk(&group, stages);
+        }
     }
 }
 
