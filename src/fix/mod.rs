@@ -100,6 +100,10 @@ pub fn suggest(
         .map(Key::of)
         .collect();
     let zoning = Zoning::assign(graph, &fc.zones);
+    let pf_doc = match dialect {
+        Dialect::Pfsense => pfsense::document(&file.text),
+        _ => None,
+    };
     // Each candidate costs a parse and check of the whole file: on big files with many
     // findings that is quadratic, so verification stops at a budget and says so.
     let rules = graph.rules().count();
@@ -133,8 +137,16 @@ pub fn suggest(
         let spent: usize = batch
             .par_iter_mut()
             .map(|f| {
-                let (chosen, why_not, spent) =
-                    choose_fix(file, dialect, graph, &zoning, fc, &baseline, f);
+                let (chosen, why_not, spent) = choose_fix(
+                    file,
+                    dialect,
+                    pf_doc.as_ref(),
+                    graph,
+                    &zoning,
+                    fc,
+                    &baseline,
+                    f,
+                );
                 match chosen {
                     Some(fix) => f.fix = Some(fix),
                     None => explain_no_fix(f, &why_not),
@@ -151,9 +163,11 @@ pub fn suggest(
 const VERIFY_BATCH: usize = 2;
 
 /// The first candidate fix for `f` that verifies, or why none does, with the work spent.
+#[allow(clippy::too_many_arguments)]
 fn choose_fix(
     file: &SourceFile,
     dialect: Dialect,
+    pf_doc: Option<&roxmltree::Document>,
     graph: &RuleGraph,
     zoning: &Zoning,
     fc: &FileConfig,
@@ -163,7 +177,7 @@ fn choose_fix(
     let target = Key::of(f);
     let mut why_not = Vec::new();
     let mut spent = 0;
-    match candidates(file, dialect, graph, zoning, fc, f) {
+    match candidates(file, dialect, pf_doc, graph, zoning, fc, f) {
         Err(reason) => why_not.push(reason),
         Ok(list) => {
             for fix in list {
@@ -207,10 +221,12 @@ fn explain_no_fix(f: &mut Finding, why_not: &[String]) {
     });
 }
 
-/// The candidate fixes of one finding, best first, or why there can be none.
+/// The candidate fixes of one finding, best first, or why there can be none. `pf_doc` is
+/// the parsed document of a pfSense file.
 fn candidates(
     file: &SourceFile,
     dialect: Dialect,
+    pf_doc: Option<&roxmltree::Document>,
     graph: &RuleGraph,
     zoning: &Zoning,
     fc: &FileConfig,
@@ -225,7 +241,10 @@ fn candidates(
             let placed = match dialect {
                 Dialect::Iptables => iptables::insert_permit(text, file.id, at, &permit),
                 Dialect::Asa => asa::insert_permit(text, file.id, at, &permit),
-                Dialect::Pfsense => pfsense::insert_permit(text, file.id, at, &permit),
+                Dialect::Pfsense => match pf_doc {
+                    Some(doc) => pfsense::insert_permit(doc, file.id, at, &permit),
+                    None => Err("the file is not XML mislint can edit".into()),
+                },
             };
             match placed {
                 Ok((edits, place)) => out.push(Fix {
@@ -255,7 +274,9 @@ fn candidates(
         let narrowed = match dialect {
             Dialect::Iptables => iptables::narrow(text, file.id, at, p, &excess),
             Dialect::Asa => asa::narrow(text, file.id, at, p, &excess),
-            Dialect::Pfsense => pfsense::narrow(text, file.id, at, p, &excess),
+            Dialect::Pfsense => {
+                pf_doc.and_then(|doc| pfsense::narrow(doc, file.id, at, p, &excess))
+            }
         };
         if let Some((edits, keep)) = narrowed {
             out.push(Fix {
@@ -270,7 +291,7 @@ fn candidates(
     let removed = match dialect {
         Dialect::Iptables => iptables::remove(text, file.id, at),
         Dialect::Asa => asa::remove(text, file.id, at),
-        Dialect::Pfsense => pfsense::remove(text, file.id, at),
+        Dialect::Pfsense => pf_doc.and_then(|doc| pfsense::remove(doc, file.id, at)),
     };
     if let Some(edits) = removed {
         out.push(Fix {

@@ -13,8 +13,9 @@ use crate::report::finding::Edit;
 use crate::source::{FileId, Span};
 use roxmltree::{Document, Node, ParsingOptions};
 
-/// The document, parsed the way the pfSense parser does (no DTDs).
-fn document(text: &str) -> Option<Document<'_>> {
+/// The document, parsed the way the pfSense parser does (no DTDs). `fix::suggest` parses
+/// it once per file: every finding's candidates are found in the same document.
+pub fn document(text: &str) -> Option<Document<'_>> {
     Document::parse_with_options(
         text,
         ParsingOptions {
@@ -61,13 +62,18 @@ fn indents(text: &str, start: usize) -> (String, String) {
 
 /// Edits that insert `p` ahead of the block at `at`: before a blocking `<rule>`, or,
 /// when the default deny (`<filter>`) decides, after the ingress interface's last rule.
-pub fn insert_permit(text: &str, file: FileId, at: Span, p: &Permit) -> Result<Placement, String> {
-    let doc = document(text).ok_or("the file is not XML mislint can edit")?;
+pub fn insert_permit(
+    doc: &Document,
+    file: FileId,
+    at: Span,
+    p: &Permit,
+) -> Result<Placement, String> {
+    let text = doc.input_text();
     let iface = p
         .in_iface
         .as_deref()
         .ok_or("mislint does not know the ingress interface")?;
-    if let Some(rule) = rule_at(&doc, at.start as usize) {
+    if let Some(rule) = rule_at(doc, at.start as usize) {
         let (line_start, _, _) = line_at(text, rule.range().start);
         let (i, j) = indents(text, rule.range().start);
         let floating = is_floating(rule);
@@ -189,14 +195,14 @@ fn parse_port(value: &str) -> Option<IntervalSet> {
 /// Edits that drop `excess` from the rule at `at`: its destination `<port>` rewritten,
 /// or the rule repeated once per kept range.
 pub fn narrow(
-    text: &str,
+    doc: &Document,
     file: FileId,
     at: Span,
     protocol: u8,
     excess: &IntervalSet,
 ) -> Option<(Vec<Edit>, IntervalSet)> {
-    let doc = document(text)?;
-    let rule = rule_at(&doc, at.start as usize)?;
+    let text = doc.input_text();
+    let rule = rule_at(doc, at.start as usize)?;
     if child_text(rule, "protocol").and_then(proto::by_name) != Some(protocol) {
         return None;
     }
@@ -227,9 +233,9 @@ pub fn narrow(
 
 /// Deletes the `<rule>` element at `at` — a filter rule, or a port forward that passes
 /// its traffic itself — with its line.
-pub fn remove(text: &str, file: FileId, at: Span) -> Option<Vec<Edit>> {
-    let doc = document(text)?;
-    let rule = rule_at(&doc, at.start as usize).or_else(|| {
+pub fn remove(doc: &Document, file: FileId, at: Span) -> Option<Vec<Edit>> {
+    let text = doc.input_text();
+    let rule = rule_at(doc, at.start as usize).or_else(|| {
         doc.descendants().find(|n| {
             n.has_tag_name("rule")
                 && n.range().start == at.start as usize
@@ -266,6 +272,10 @@ mod tests {
         }
     }
 
+    fn doc() -> Document<'static> {
+        document(TEXT).expect("XML")
+    }
+
     fn at(needle: &str) -> Span {
         let o = TEXT.find(needle).expect("in text");
         Span::new(FileId(0), o, o)
@@ -273,7 +283,7 @@ mod tests {
 
     #[test]
     fn inserts_a_pass_rule_before_the_block() {
-        let (edits, _) = insert_permit(TEXT, FileId(0), at("<rule>"), &permit()).expect("placed");
+        let (edits, _) = insert_permit(&doc(), FileId(0), at("<rule>"), &permit()).expect("placed");
         let out = apply(TEXT, &edits).expect("applies");
         assert!(out.starts_with("<pfsense>\n\t<filter>\n\t\t<rule>\n\t\t\t<type>pass</type>\n\t\t\t<interface>opt1</interface>\n\t\t\t<ipprotocol>inet</ipprotocol>\n\t\t\t<protocol>tcp</protocol>\n\t\t\t<source>\n\t\t\t\t<address>192.168.10.5</address>\n\t\t\t</source>\n\t\t\t<destination>\n\t\t\t\t<address>10.0.0.0/24</address>\n\t\t\t\t<port>389</port>\n\t\t\t</destination>\n"), "{out}");
         assert!(Document::parse(&out).is_ok());
@@ -282,7 +292,7 @@ mod tests {
     #[test]
     fn appends_after_the_interface_rules_for_the_default_deny() {
         let (edits, place) =
-            insert_permit(TEXT, FileId(0), at("<filter>"), &permit()).expect("placed");
+            insert_permit(&doc(), FileId(0), at("<filter>"), &permit()).expect("placed");
         assert!(place.contains("opt1"));
         let out = apply(TEXT, &edits).expect("applies");
         assert!(out.contains("\t\t</rule>\n\t\t<rule>\n\t\t\t<type>pass</type>"));
@@ -293,18 +303,19 @@ mod tests {
     fn narrows_and_removes() {
         let excess = IntervalSet::from_ranges([(1024, 1025), (1027, 65_535)]);
         let (edits, _) =
-            narrow(TEXT, FileId(0), at("<rule>"), proto::TCP, &excess).expect("narrowed");
+            narrow(&doc(), FileId(0), at("<rule>"), proto::TCP, &excess).expect("narrowed");
         assert!(
             apply(TEXT, &edits)
                 .expect("applies")
                 .contains("<port>1026</port>")
         );
         let two = IntervalSet::from_ranges([(1024, 1025), (1027, 3267), (3269, 65_535)]);
-        let (edits, _) = narrow(TEXT, FileId(0), at("<rule>"), proto::TCP, &two).expect("narrowed");
+        let (edits, _) =
+            narrow(&doc(), FileId(0), at("<rule>"), proto::TCP, &two).expect("narrowed");
         let out = apply(TEXT, &edits).expect("applies");
         assert_eq!(out.matches("<rule>").count(), 2);
         assert!(out.contains("<port>3268</port>"));
-        let edits = remove(TEXT, FileId(0), at("<rule>")).expect("a rule");
+        let edits = remove(&doc(), FileId(0), at("<rule>")).expect("a rule");
         assert_eq!(
             apply(TEXT, &edits).expect("applies"),
             "<pfsense>\n\t<filter>\n\t</filter>\n</pfsense>\n"
