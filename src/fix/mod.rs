@@ -100,10 +100,6 @@ pub fn suggest(
         .map(Key::of)
         .collect();
     let zoning = Zoning::assign(graph, &fc.zones);
-    let pf_doc = match dialect {
-        Dialect::Pfsense => pfsense::document(&file.text),
-        _ => None,
-    };
     // Each candidate costs a parse and check of the whole file: on big files with many
     // findings that is quadratic, so verification stops at a budget and says so.
     let rules = graph.rules().count();
@@ -114,6 +110,11 @@ pub fn suggest(
         0
     } else {
         (lint_cost.units * VERIFY_WORK_FACTOR).max(VERIFY_WORK_FLOOR)
+    };
+    // A second DOM of a big config.xml costs what its first did: only with work to do.
+    let pf_doc = match dialect {
+        Dialect::Pfsense if work_left > 0 => pfsense::document(&file.text),
+        _ => None,
     };
     let mut wanting: Vec<&mut Finding> = findings.iter_mut().filter(|f| wants_fix(f)).collect();
     for batch in wanting.chunks_mut(VERIFY_BATCH) {
