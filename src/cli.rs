@@ -56,6 +56,12 @@ pub struct Cli {
     #[arg(long, conflicts_with = "config")]
     pub no_config: bool,
 
+    /// Do not suggest fixes. Each fix is verified by re-checking the whole file with it
+    /// applied, which is most of the run on small files; without them a finding's help
+    /// still says what to change
+    #[arg(long)]
+    pub no_fixes: bool,
+
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,

@@ -102,7 +102,7 @@ fn lint(config: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         .par_iter()
         .map(|(file, dialect)| {
             let fc = config.file_config(&sites, &file.path);
-            let result = lint_file(file, *dialect, &fc);
+            let result = lint_file(file, *dialect, &fc, config.fixes);
             progress.inc(1);
             result
         })
@@ -201,15 +201,18 @@ fn outcome(report: &Report, fail_on: Option<Severity>) -> Outcome {
     }
 }
 
-/// Parses, analyses and checks one file, then applies its suppressions.
-fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig) -> FileResult {
+/// Parses, analyses and checks one file, suggests fixes if `fixes`, then applies its
+/// suppressions.
+fn lint_file(file: &SourceFile, dialect: Dialect, fc: &FileConfig, fixes: bool) -> FileResult {
     let parsed = parse::parse(file, dialect);
     let mut findings = parsed.findings;
     let mut used_suppressions = None;
     if let Some(graph) = &parsed.graph {
         let (found, cost) = check_graph(file, graph, fc);
         findings.extend(found);
-        fix::suggest(file, dialect, graph, fc, &mut findings, cost);
+        if fixes {
+            fix::suggest(file, dialect, graph, fc, &mut findings, cost);
+        }
         suppress::apply_inline(&mut findings, graph);
     }
     if let Some(ctx) = fc.site {

@@ -323,3 +323,27 @@ fn fixes_are_written_in_the_dialect_and_placed_before_the_deny() {
         "-m multiport --dports 1026,3268"
     );
 }
+
+#[test]
+fn no_fixes_skips_them_and_keeps_every_finding() {
+    let path = root().join("fixtures/iptables/shadowed-ldap.rules");
+    let mut flags = zone_flags("iptables");
+    flags.extend(["--scenario".to_string(), "exchange2000-smtp".to_string()]);
+    let with = lint(&path, &flags);
+    flags.push("--no-fixes".into());
+    let without = lint(&path, &flags);
+    let findings = |v: &Value| v["findings"].as_array().expect("findings").clone();
+    let (with, without) = (findings(&with), findings(&without));
+    assert!(
+        with.iter().any(|f| !f["fix"].is_null()),
+        "the fixture gets a fix by default"
+    );
+    assert_eq!(with.len(), without.len());
+    for (a, b) in with.iter().zip(&without) {
+        assert!(b["fix"].is_null(), "{b}");
+        assert_eq!(a["message"], b["message"]);
+        assert_eq!(a["line"], b["line"]);
+        let help = b["help"].as_str().unwrap_or("");
+        assert!(!help.contains("no safe automatic fix"), "{help}");
+    }
+}

@@ -52,6 +52,8 @@ pub struct Config {
     pub format: Format,
     /// Lowest severity that fails the run; `None` never fails on findings.
     pub fail_on: Option<Severity>,
+    /// Suggest verified fixes (`--no-fixes` turns them off).
+    pub fixes: bool,
 }
 
 /// Flags that cannot be used.
@@ -143,6 +145,7 @@ impl Config {
             paths: cli.paths,
             site: cli.config,
             no_site: cli.no_config,
+            fixes: !cli.no_fixes,
             settings: Settings {
                 scenarios: cli.scenarios,
                 ipsec: cli.ipsec,
