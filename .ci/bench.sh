@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process benchmark (not run in CI): regenerates the inputs of issue 8 in a scratch
-# directory, times `mislint … --format json` against the tokenize floor and `cat` on the
+# directory, times `mislint … --format json` (with and without `--no-fixes`) against the
+# tokenize floor and `cat` on the
 # same files with hyperfine, records peak RSS with /usr/bin/time -v, and prints a markdown
 # table (the one in docs/performance.md). Also lints a directory of 1,000 small configs
 # to show that both cores work.
@@ -41,8 +42,8 @@ input() { # FORMAT RULES -> path, generated once
 echo "# mislint benchmark: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# commit $(git rev-parse --short HEAD), runs per command: $RUNS (median)"
 echo
-echo "| input | size | cat | floor | mislint | ratio to floor | MB/s | peak RSS | RSS limit |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| input | size | cat | floor | mislint | ratio to floor | MB/s | --no-fixes | ratio | peak RSS | RSS limit |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for fmt in iptables asa pfsense; do
     for n in $SIZES; do
         f=$(input "$fmt" "$n")
@@ -52,19 +53,20 @@ for fmt in iptables asa pfsense; do
         json=$DIR/hf-$fmt-$n.json
         # -i: mislint exits 1 when it reports errors, which is a normal outcome here.
         hyperfine -N -i -w 1 -r "$RUNS" --export-json "$json" \
-            "cat $f" "$DIR/floor_tokenize $f" "$lint" >/dev/null 2>&1
+            "cat $f" "$DIR/floor_tokenize $f" "$lint" "$lint --no-fixes" >/dev/null 2>&1
         # mislint's exit status 1 (findings at error level) is a normal outcome here.
         rss_kb=$( (/usr/bin/time -v $lint 2>&1 >/dev/null || true) | awk -F': ' '/Maximum resident/ {print $2}')
         python3 - "$json" "$f" "$n" "$rss_kb" "$fmt" <<'PY'
 import json, os, sys
 path, f, n, rss_kb, fmt = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 res = json.load(open(path))["results"]
-cat, floor, lint = (r["median"] for r in res)
+cat, floor, lint, bare = (r["median"] for r in res)
 size = os.path.getsize(f)
 limit = size + 256 * n + 8 * 2**20
 ms = lambda s: f"{s * 1000:.1f} ms"
 print(f"| {fmt} {n // 1000}k | {size / 1e6:.1f} MB | {ms(cat)} | {ms(floor)} | {ms(lint)} "
-      f"| {lint / floor:.1f}x | {size / 1e6 / lint:.0f} | {rss_kb / 1024:.0f} MiB | {limit / 2**20:.0f} MiB |")
+      f"| {lint / floor:.1f}x | {size / 1e6 / lint:.0f} | {ms(bare)} | {bare / floor:.1f}x "
+      f"| {rss_kb / 1024:.0f} MiB | {limit / 2**20:.0f} MiB |")
 PY
     done
 done
