@@ -120,6 +120,13 @@ struct Prewalk {
     chain: usize,
     bound: Cube,
     results: Vec<StageResult>,
+    /// The accepts of earlier stages the walked piece carried.
+    accepted_before: Vec<Decider>,
+    /// What the stage passed on, merged as [`Model::pass_stage`] merges, and what it
+    /// denied: a query that differs from `bound` only in fields no rewrite touches
+    /// takes these, cut to its packets, instead of cutting and merging every result.
+    passed: Vec<Live>,
+    denied: Vec<Outcome>,
 }
 
 /// How many walk steps (a piece meeting its next rule) one model may take over all its
@@ -228,11 +235,24 @@ struct StageResult {
 
 /// A piece between stages: its packets, the accepts so far, the first unmodelled rule,
 /// and the destination NAT rewrites that brought its packets here.
+#[derive(Clone)]
 struct Live {
     cube: Cube,
     accepted_by: Vec<Decider>,
     may: Option<Decider>,
     nat: Option<Rc<[NatOrigin]>>,
+}
+
+impl Live {
+    /// A query's packets before the first stage.
+    fn whole(cube: Cube) -> Live {
+        Live {
+            cube,
+            accepted_by: Vec::new(),
+            may: None,
+            nat: None,
+        }
+    }
 }
 
 /// One destination NAT rewrite behind a piece: the rule, the packets as sent, the
@@ -309,44 +329,13 @@ impl<'g> Model<'g> {
     /// Like [`Model::evaluate`], through the given stages (the graph's forward path, or
     /// its local input or output path for a host firewall).
     pub fn evaluate_stages(&self, query: &Cube, stages: &[crate::graph::Stage]) -> Vec<Outcome> {
-        let mut live = vec![Live {
-            cube: query.clone(),
-            accepted_by: Vec::new(),
-            may: None,
-            nat: None,
-        }];
+        let mut live = vec![Live::whole(query.clone())];
         let mut done = Vec::new();
         for stage in stages {
-            let mut next = Vec::new();
-            for piece in live {
-                for mut r in self.walk_stage(stage.chain.0, piece.cube, piece.may) {
-                    let mut accepted_by = piece.accepted_by.clone();
-                    let mut nat = piece.nat.clone();
-                    if let Some(before) = r.pre_nat.take() {
-                        // A rewrite is not a permit: keep it apart from the accepts.
-                        nat = Some(rewritten(nat, before, &r));
-                    } else if r.accepted {
-                        accepted_by.push(r.by);
-                    } else {
-                        done.push(outcome(
-                            r.cube,
-                            Verdict::Deny,
-                            r.by,
-                            accepted_by,
-                            r.may,
-                            nat,
-                        ));
-                        continue;
-                    }
-                    next.push(Live {
-                        cube: r.cube,
-                        accepted_by,
-                        may: r.may,
-                        nat,
-                    });
-                }
-            }
-            live = merge_destinations(dedupe(next));
+            live = match self.passed_by_prewalk(stage.chain.0, &live, &mut done) {
+                Some(next) => next,
+                None => self.pass_stage(stage.chain.0, live, &mut done),
+            };
         }
         for piece in live {
             let decided_by = piece.accepted_by.last().copied().unwrap_or(Decider {
@@ -363,6 +352,17 @@ impl<'g> Model<'g> {
             ));
         }
         done
+    }
+
+    /// Walks one stage for every piece: returns the pieces it passes on, merged, and adds
+    /// the ones it denies to `done`.
+    fn pass_stage(&self, entry: usize, live: Vec<Live>, done: &mut Vec<Outcome>) -> Vec<Live> {
+        let mut next = Vec::new();
+        for piece in live {
+            let results = self.walk_stage(entry, piece.cube.clone(), piece.may);
+            sort_results(&piece, results, &mut next, done);
+        }
+        merge_destinations(dedupe(next))
     }
 
     /// Walks one stage's chain for `cube`, first match, through jumps and gotos.
@@ -456,26 +456,74 @@ impl<'g> Model<'g> {
         let Some((first, rest)) = queries.split_first() else {
             return;
         };
-        let mut bound = rest.iter().fold(Cube::clone(first), |acc, q| acc.hull(q));
+        let mut piece = Live::whole(rest.iter().fold(Cube::clone(first), |acc, q| acc.hull(q)));
         for stage in stages {
-            let results = self.walk_stage(stage.chain.0, bound.clone(), None);
-            let passed_whole = match results.as_slice() {
-                [only] if only.accepted && only.pre_nat.is_none() && only.may.is_none() => {
-                    Some(only.cube.clone())
-                }
-                _ => None,
-            };
+            let results = self.walk_stage(stage.chain.0, piece.cube.clone(), None);
+            let (mut next, mut denied) = (Vec::new(), Vec::new());
+            sort_results(&piece, results.clone(), &mut next, &mut denied);
+            let passed = merge_destinations(dedupe(next));
+            let whole = denied.is_empty()
+                && matches!(passed.as_slice(), [only] if only.may.is_none() && only.nat.is_none());
+            let next_piece = whole.then(|| passed[0].clone());
             self.prewalks.borrow_mut().push(Prewalk {
                 chain: stage.chain.0,
-                bound,
+                bound: piece.cube,
                 results,
+                accepted_before: piece.accepted_by,
+                passed,
+                denied,
             });
             // Past the first stage that splits the cube, the queries' pieces differ.
-            match passed_whole {
-                Some(cube) => bound = cube,
+            match next_piece {
+                Some(p) => piece = p,
                 None => break,
             }
         }
+    }
+
+    /// What stage `entry` passes on for `live` — one whole piece with no unmodelled
+    /// rule or rewrite behind it, as queries enter — from a prewalk of a piece that held
+    /// it and agreed with it on every field a rewrite changes; denials go to `done`.
+    fn passed_by_prewalk(
+        &self,
+        entry: usize,
+        live: &[Live],
+        done: &mut Vec<Outcome>,
+    ) -> Option<Vec<Live>> {
+        let [piece] = live else {
+            return None;
+        };
+        if piece.may.is_some() || piece.nat.is_some() {
+            return None;
+        }
+        let prewalks = self.prewalks.borrow();
+        let walk = prewalks.iter().find(|p| {
+            p.chain == entry
+                && p.accepted_before == piece.accepted_by
+                && piece.cube.is_subset(&p.bound)
+                && REWRITTEN
+                    .iter()
+                    .all(|&f| piece.cube.get(f) == p.bound.get(f))
+        })?;
+        let q = &piece.cube;
+        done.extend(
+            walk.denied
+                .iter()
+                .filter(|d| d.cube.intersects(q))
+                .map(|d| Outcome {
+                    cube: d.cube.intersect(q),
+                    ..d.clone()
+                }),
+        );
+        let next = walk
+            .passed
+            .iter()
+            .filter_map(|l| {
+                let cube = restrict_kept(&l.cube, q);
+                (!cube.is_empty()).then(|| Live { cube, ..l.clone() })
+            })
+            .collect();
+        Some(merge_destinations(dedupe(next)))
     }
 
     /// The results of walking `entry` for `cube`, from a walk of a cube that holds it.
@@ -796,6 +844,42 @@ impl Model<'_> {
     }
 }
 
+/// The results of walking `piece` through a stage: rewrites and accepts go on in `next`,
+/// denials end in `done`.
+fn sort_results(
+    piece: &Live,
+    results: Vec<StageResult>,
+    next: &mut Vec<Live>,
+    done: &mut Vec<Outcome>,
+) {
+    for mut r in results {
+        let mut accepted_by = piece.accepted_by.clone();
+        let mut nat = piece.nat.clone();
+        if let Some(before) = r.pre_nat.take() {
+            // A rewrite is not a permit: keep it apart from the accepts.
+            nat = Some(rewritten(nat, before, &r));
+        } else if r.accepted {
+            accepted_by.push(r.by);
+        } else {
+            done.push(outcome(
+                r.cube,
+                Verdict::Deny,
+                r.by,
+                accepted_by,
+                r.may,
+                nat,
+            ));
+            continue;
+        }
+        next.push(Live {
+            cube: r.cube,
+            accepted_by,
+            may: r.may,
+            nat,
+        });
+    }
+}
+
 /// Drops pieces that repeat an earlier one's packets, certainty and NAT rewrite. An
 /// unknown target hands the same piece to the next stage twice (accepted, and passed on
 /// after the rule): without this, stages of such rules multiply the pieces.
@@ -929,7 +1013,10 @@ fn rewritten(nat: Option<Rc<[NatOrigin]>>, before: Box<Cube>, r: &StageResult) -
 }
 
 /// An outcome, with the NAT origin that explains its packets: the first whose rewritten
-/// destinations it holds (its certainty with it, see [`merge_destinations`]).
+/// destinations it holds and whose sent packets it holds in the fields no rewrite changes
+/// (its certainty with it, see [`merge_destinations`]). The packets as sent are narrowed
+/// to those fields of the outcome: later stages, and a prewalked stage's cut (see
+/// [`Model::prewalk`]), narrow a piece without narrowing its origins.
 fn outcome(
     cube: Cube,
     verdict: Verdict,
@@ -941,20 +1028,38 @@ fn outcome(
     let origin = nat.as_ref().and_then(|origins| {
         origins
             .iter()
-            .find(|o| o.dst.intersects(cube.get(Field::DstAddr)))
-            .or(origins.first())
+            .filter(|o| o.dst.intersects(cube.get(Field::DstAddr)))
+            .map(|o| (o, restrict_kept(&o.before, &cube)))
+            .find(|(_, sent)| !sent.is_empty())
+            .or_else(|| origins.first().map(|o| (o, Cube::clone(&o.before))))
     });
-    if let Some(m) = origin.and_then(|o| o.may) {
+    if let Some(m) = origin.as_ref().and_then(|(o, _)| o.may) {
         may = Some(m);
     }
     Outcome {
-        nat: origin.map(|o| Box::new((o.by, Cube::clone(&o.before)))),
+        nat: origin.map(|(o, sent)| Box::new((o.by, sent))),
         cube,
         verdict,
         decided_by,
         accepted_by,
         may,
     }
+}
+
+/// The fields a destination NAT rewrite changes; it leaves every other one as it was.
+const REWRITTEN: [Field; 3] = [Field::DstAddr, Field::DstPort, Field::State];
+
+/// `cube` narrowed to `to` in the fields no rewrite changes: exact for a piece whether or
+/// not it was rewritten, when `to` holds all of it in the rewritten fields before any
+/// rewrite.
+fn restrict_kept(cube: &Cube, to: &Cube) -> Cube {
+    let mut out = cube.clone();
+    for (f, slot) in out.fields.iter_mut().enumerate() {
+        if REWRITTEN.iter().all(|&r| r as usize != f) {
+            *slot = slot.intersect(&to.fields[f]);
+        }
+    }
+    out
 }
 
 /// Applies destination NAT to a matched piece. A rewrite to the firewall itself

@@ -554,3 +554,30 @@ fn a_prewalked_stage_decides_each_query_as_its_own_walk_does() {
     // The nat stage was not walked again for either query.
     assert!(shared.steps_taken() - steps_after_prewalk < alone.steps_taken());
 }
+
+#[test]
+fn a_rewritten_outcome_names_only_the_senders_later_stages_let_through() {
+    let mut g = port_forwards(5);
+    let one_sender = IntervalSet::single(addr::v4(std::net::Ipv4Addr::new(192, 0, 2, 7)));
+    // FORWARD now accepts the forwarded traffic from one sender only.
+    let fwd = g.stages.last().expect("FORWARD").chain;
+    g.chains[fwd.0].rules = vec![rule(
+        vec![cond(CondKind::SrcAddr(one_sender.clone()))],
+        Action::Accept,
+        2,
+    )];
+    let m = Model::new(&g, &[]);
+    let mut q = m.new_packets();
+    q.restrict(Field::Proto, &IntervalSet::single(6));
+    let out = m.evaluate(&q);
+    let permitted: Vec<&Outcome> = out
+        .iter()
+        .filter(|o| o.verdict == Verdict::Permit && o.nat.is_some())
+        .collect();
+    assert!(!permitted.is_empty());
+    for o in permitted {
+        let (_, sent) = o.nat.as_deref().expect("a rewrite");
+        // The packets as sent are those of this outcome, not every sender the rewrite saw.
+        assert_eq!(sent.get(Field::SrcAddr), &one_sender, "{o:#?}");
+    }
+}
