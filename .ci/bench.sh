@@ -2,8 +2,8 @@
 # Whole-process benchmark (not run in CI): regenerates the inputs of issue 8 in a scratch
 # directory, times `mislint … --format json` (with and without `--no-fixes`) against the
 # tokenize floor and `cat` on the same files with hyperfine, records peak RSS with
-# /usr/bin/time -v, and prints a markdown table (the one in docs/performance.md). Also lints a directory of 1,000 small configs
-# to show that both cores work.
+# /usr/bin/time -v, and prints a markdown table (the one in docs/performance.md). Also
+# lints a directory of 1,000 small configs to show that both cores work.
 #
 #   .ci/bench.sh                 # every size, 5 runs each
 #   SIZES="1000 10000" RUNS=10 .ci/bench.sh
