@@ -146,12 +146,16 @@ fn analysis(bencher: divan::Bencher, input: &str) {
     let sites = config.load_sites(&[]).expect("no site files");
     let fc = config.file_config(&sites, &file.path);
     let graph = graph_of(&file, dialect);
-    let model = Model::new(&graph, &mapped_ifaces(&config));
+    let ifaces = mapped_ifaces(&config);
     let zoning = Zoning::assign(&graph, &fc.zones);
     let flows = fc.policy.active(&fc.settings);
-    bencher.bench_local(|| {
-        CheckCx::new(&file, &model, &zoning, &fc.settings, &fc.hosts, &flows).pairs
-    });
+    // A fresh model each time: a model keeps the stages it walked for the pairs (see
+    // `Model::prewalk`), so a reused one would time the cached walk.
+    bencher
+        .with_inputs(|| Model::new(&graph, &ifaces))
+        .bench_local_values(|model| {
+            CheckCx::new(&file, &model, &zoning, &fc.settings, &fc.hosts, &flows).pairs
+        });
 }
 
 #[divan::bench(args = INPUTS, sample_count = 10, sample_size = 1)]

@@ -457,6 +457,17 @@ impl<'g> Model<'g> {
             return;
         };
         let mut piece = Live::whole(rest.iter().fold(Cube::clone(first), |acc, q| acc.hull(q)));
+        let walked_before = stages.first().is_some_and(|s| {
+            self.prewalks.borrow().iter().any(|p| {
+                p.chain == s.chain.0
+                    && p.accepted_before.is_empty()
+                    && piece.cube.is_subset(&p.bound)
+            })
+        });
+        if walked_before {
+            // Checked twice with one model: the first prewalk serves these queries too.
+            return;
+        }
         for stage in stages {
             let results = self.walk_stage(stage.chain.0, piece.cube.clone(), None);
             let (mut next, mut denied) = (Vec::new(), Vec::new());
