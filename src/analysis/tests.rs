@@ -79,10 +79,16 @@ fn graph(forward: Vec<Rule>, policy: Action, user: Vec<(&str, Vec<Rule>)>) -> Ru
     g
 }
 
-/// The verdict, decider and certainty for one TCP packet to `port`.
-fn verdict_for(model: &Model, port: u128) -> (Verdict, Decider, bool) {
+/// Every NEW TCP packet.
+fn tcp_packets(model: &Model) -> Cube {
     let mut q = model.new_packets();
     q.restrict(Field::Proto, &IntervalSet::single(6));
+    q
+}
+
+/// The verdict, decider and certainty for one TCP packet to `port`.
+fn verdict_for(model: &Model, port: u128) -> (Verdict, Decider, bool) {
+    let mut q = tcp_packets(model);
     q.restrict(Field::DstPort, &IntervalSet::single(port));
     let out = model.evaluate(&q);
     assert!(!out.is_empty());
@@ -258,8 +264,7 @@ fn unknown_condition_turns_closed_into_may() {
     conds.push(cond(CondKind::Unknown("-m u32".into())));
     let g = graph(vec![rule(conds, Action::Accept, 1)], Action::Drop, vec![]);
     let m = Model::new(&g, &[]);
-    let mut q = m.new_packets();
-    q.restrict(Field::Proto, &IntervalSet::single(6));
+    let mut q = tcp_packets(&m);
     q.restrict(Field::DstPort, &IntervalSet::single(445));
     let out = m.evaluate(&q);
     assert!(out.iter().any(|o| o.verdict == Verdict::Permit
@@ -352,8 +357,7 @@ fn forking_rules_that_meet_again_cost_linear_steps() {
     // Without merging the worlds that meet, 40 endpoints would take 2^40 walks.
     let g = affinity_service(40);
     let m = Model::new(&g, &[]);
-    let mut q = m.new_packets();
-    q.restrict(Field::Proto, &IntervalSet::single(6));
+    let mut q = tcp_packets(&m);
     q.restrict(Field::DstPort, &IntervalSet::single(443));
     let out = m.evaluate(&q);
     assert!(!m.exhausted());
@@ -377,8 +381,7 @@ fn forking_rules_that_meet_again_cost_linear_steps() {
 fn a_jump_to_a_chain_that_only_marks_does_not_split_pieces() {
     let g = affinity_service(3);
     let m = Model::new(&g, &[]);
-    let mut q = m.new_packets();
-    q.restrict(Field::Proto, &IntervalSet::single(6));
+    let mut q = tcp_packets(&m);
     q.restrict(Field::DstPort, &IntervalSet::single(443));
     for o in m.evaluate(&q) {
         // The endpoints' `-s` conditions only decide whether a packet is marked.
@@ -440,8 +443,7 @@ fn port_forwards(n: u32) -> RuleGraph {
 fn merged_port_forwards_keep_the_rewrite_that_explains_each_part() {
     let g = port_forwards(50);
     let m = Model::new(&g, &[]);
-    let mut q = m.new_packets();
-    q.restrict(Field::Proto, &IntervalSet::single(6));
+    let q = tcp_packets(&m);
     let out = m.evaluate(&q);
     let forwarded: Vec<&Outcome> = out.iter().filter(|o| o.nat.is_some()).collect();
     // The fifty rewritten pieces walk FORWARD as one: permitted (49 endpoints) and the
@@ -536,8 +538,7 @@ fn decided_volume(outcomes: &[Outcome]) -> std::collections::BTreeMap<String, f6
 fn a_prewalked_stage_decides_each_query_as_its_own_walk_does() {
     let g = port_forwards(20);
     let tcp_from = |m: &Model, iface: &str| {
-        let mut q = m.new_packets();
-        q.restrict(Field::Proto, &IntervalSet::single(6));
+        let mut q = tcp_packets(m);
         q.restrict(Field::InIface, &m.iface_set(&[iface]));
         q
     };
@@ -572,8 +573,7 @@ fn a_rewritten_outcome_names_only_the_senders_later_stages_let_through() {
         2,
     )];
     let m = Model::new(&g, &[]);
-    let mut q = m.new_packets();
-    q.restrict(Field::Proto, &IntervalSet::single(6));
+    let q = tcp_packets(&m);
     let out = m.evaluate(&q);
     let permitted: Vec<&Outcome> = out
         .iter()

@@ -29,20 +29,14 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
 /// A protocol without ports counts as port 0..=65535 at once: any permitted packet will do.
 fn permitted_ports(outcomes: &[Outcome], flow: &ActiveFlow) -> (IntervalSet, IntervalSet) {
     let p = u128::from(flow.protocol);
-    let all_ports = IntervalSet::range(0, PORT_MAX);
     let permits = outcomes
         .iter()
         .filter(|o| o.verdict == Verdict::Permit && o.cube.get(Field::Proto).contains(p));
     let (definite, maybe): (Vec<&Outcome>, Vec<&Outcome>) = permits.partition(|o| o.may.is_none());
-    let ports = |o: &Outcome| -> IntervalSet {
-        match flow.ports {
-            Some(_) => o.cube.get(Field::DstPort).clone(),
-            None => all_ports.clone(),
-        }
-    };
-    let union = |part: Vec<&Outcome>| {
-        let sets: Vec<IntervalSet> = part.into_iter().map(ports).collect();
-        IntervalSet::union_all(&sets)
+    let union = |part: Vec<&Outcome>| match flow.ports {
+        Some(_) => IntervalSet::union_all(part.into_iter().map(|o| o.cube.get(Field::DstPort))),
+        None if part.is_empty() => IntervalSet::empty(),
+        None => IntervalSet::range(0, PORT_MAX),
     };
     (union(definite), union(maybe))
 }

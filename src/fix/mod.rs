@@ -116,6 +116,15 @@ pub fn suggest(
         Dialect::Pfsense if work_left > 0 => pfsense::document(&file.text),
         _ => None,
     };
+    let cx = FixCx {
+        file,
+        dialect,
+        pf_doc: pf_doc.as_ref(),
+        graph,
+        zoning: &zoning,
+        fc,
+        baseline: &baseline,
+    };
     let mut wanting: Vec<&mut Finding> = findings.iter_mut().filter(|f| wants_fix(f)).collect();
     for batch in wanting.chunks_mut(VERIFY_BATCH) {
         if work_left == 0 {
@@ -138,16 +147,7 @@ pub fn suggest(
         let spent: usize = batch
             .par_iter_mut()
             .map(|f| {
-                let (chosen, why_not, spent) = choose_fix(
-                    file,
-                    dialect,
-                    pf_doc.as_ref(),
-                    graph,
-                    &zoning,
-                    fc,
-                    &baseline,
-                    f,
-                );
+                let (chosen, why_not, spent) = cx.choose_fix(f);
                 match chosen {
                     Some(fix) => f.fix = Some(fix),
                     None => explain_no_fix(f, &why_not),
@@ -162,37 +162,6 @@ pub fn suggest(
 /// Findings whose fixes are verified side by side, on as many cores as there are; the
 /// work budget is checked between batches.
 const VERIFY_BATCH: usize = 2;
-
-/// The first candidate fix for `f` that verifies, or why none does, with the work spent.
-#[allow(clippy::too_many_arguments)]
-fn choose_fix(
-    file: &SourceFile,
-    dialect: Dialect,
-    pf_doc: Option<&roxmltree::Document>,
-    graph: &RuleGraph,
-    zoning: &Zoning,
-    fc: &FileConfig,
-    baseline: &[Key],
-    f: &Finding,
-) -> (Option<Fix>, Vec<String>, usize) {
-    let target = Key::of(f);
-    let mut why_not = Vec::new();
-    let mut spent = 0;
-    match candidates(file, dialect, pf_doc, graph, zoning, fc, f) {
-        Err(reason) => why_not.push(reason),
-        Ok(list) => {
-            for fix in list {
-                let (verdict, cost) = verify(file, dialect, fc, baseline, &target, &fix.edits);
-                spent += cost.max(1);
-                match verdict {
-                    Ok(()) => return (Some(fix), why_not, spent),
-                    Err(e) => why_not.push(format!("{}: {e}", fix.title)),
-                }
-            }
-        }
-    }
-    (None, why_not, spent)
-}
 
 /// Findings that get a fix.
 fn wants_fix(f: &Finding) -> bool {
@@ -222,93 +191,136 @@ fn explain_no_fix(f: &mut Finding, why_not: &[String]) {
     });
 }
 
-/// The candidate fixes of one finding, best first, or why there can be none. `pf_doc` is
-/// the parsed document of a pfSense file.
-fn candidates(
-    file: &SourceFile,
+/// What finding fixes in one file needs: the file, its graph and zones, the settings,
+/// the findings to compare a fixed file against, and a pfSense file's parsed document.
+struct FixCx<'a> {
+    file: &'a SourceFile,
     dialect: Dialect,
-    pf_doc: Option<&roxmltree::Document>,
-    graph: &RuleGraph,
-    zoning: &Zoning,
-    fc: &FileConfig,
-    f: &Finding,
-) -> Result<Vec<Fix>, String> {
-    let text = file.text.as_str();
-    let at = f.primary.span;
-    if f.rule == missing_port::META.name {
-        let mut out = Vec::new();
-        let mut last_err = None;
-        for permit in permits(graph, zoning, fc, f) {
-            let placed = match dialect {
-                Dialect::Iptables => iptables::insert_permit(text, file.id, at, &permit),
-                Dialect::Asa => asa::insert_permit(text, file.id, at, &permit),
-                Dialect::Pfsense => match pf_doc {
-                    Some(doc) => pfsense::insert_permit(doc, file.id, at, &permit),
-                    None => Err("the file is not XML mislint can edit".into()),
-                },
-            };
-            match placed {
-                Ok((edits, place)) => out.push(Fix {
-                    title: format!(
-                        "permit `{}` from {} to {} {place}",
-                        describe_flow(permit.protocol, &permit.ports),
-                        describe_end(permit.src, permit.in_iface.as_deref()),
-                        describe_end(permit.dst, permit.out_iface.as_deref()),
-                    ),
-                    edits,
-                }),
-                Err(e) => last_err = Some(e),
+    pf_doc: Option<&'a roxmltree::Document<'a>>,
+    graph: &'a RuleGraph,
+    zoning: &'a Zoning,
+    fc: &'a FileConfig<'a>,
+    baseline: &'a [Key],
+}
+
+impl FixCx<'_> {
+    /// The first candidate fix for `f` that verifies, or why none does, with the work
+    /// spent.
+    fn choose_fix(&self, f: &Finding) -> (Option<Fix>, Vec<String>, usize) {
+        let target = Key::of(f);
+        let mut why_not = Vec::new();
+        let mut spent = 0;
+        match self.candidates(f) {
+            Err(reason) => why_not.push(reason),
+            Ok(list) => {
+                for fix in list {
+                    let (verdict, cost) = verify(
+                        self.file,
+                        self.dialect,
+                        self.fc,
+                        self.baseline,
+                        &target,
+                        &fix.edits,
+                    );
+                    spent += cost.max(1);
+                    match verdict {
+                        Ok(()) => return (Some(fix), why_not, spent),
+                        Err(e) => why_not.push(format!("{}: {e}", fix.title)),
+                    }
+                }
             }
         }
-        return match (out.is_empty(), last_err) {
-            (true, Some(e)) => Err(e),
-            _ => Ok(out),
-        };
+        (None, why_not, spent)
     }
-    let mut out = Vec::new();
-    if let Some(p) = f.protocol.filter(|&p| proto::has_ports(p)) {
-        let excess = IntervalSet::from_ranges(
-            f.ports
-                .iter()
-                .map(|&(lo, hi)| (u128::from(lo), u128::from(hi))),
-        );
-        let narrowed = match dialect {
-            Dialect::Iptables => iptables::narrow(text, file.id, at, p, &excess),
-            Dialect::Asa => asa::narrow(text, file.id, at, p, &excess),
-            Dialect::Pfsense => {
-                pf_doc.and_then(|doc| pfsense::narrow(doc, file.id, at, p, &excess))
+
+    /// The candidate fixes of one finding, best first, or why there can be none.
+    fn candidates(&self, f: &Finding) -> Result<Vec<Fix>, String> {
+        let FixCx {
+            file,
+            dialect,
+            pf_doc,
+            graph,
+            zoning,
+            fc,
+            ..
+        } = *self;
+        let text = file.text.as_str();
+        let at = f.primary.span;
+        if f.rule == missing_port::META.name {
+            let mut out = Vec::new();
+            let mut last_err = None;
+            for permit in permits(graph, zoning, fc, f) {
+                let placed = match dialect {
+                    Dialect::Iptables => iptables::insert_permit(text, file.id, at, &permit),
+                    Dialect::Asa => asa::insert_permit(text, file.id, at, &permit),
+                    Dialect::Pfsense => match pf_doc {
+                        Some(doc) => pfsense::insert_permit(doc, file.id, at, &permit),
+                        None => Err("the file is not XML mislint can edit".into()),
+                    },
+                };
+                match placed {
+                    Ok((edits, place)) => out.push(Fix {
+                        title: format!(
+                            "permit `{}` from {} to {} {place}",
+                            describe_flow(permit.protocol, &permit.ports),
+                            describe_end(permit.src, permit.in_iface.as_deref()),
+                            describe_end(permit.dst, permit.out_iface.as_deref()),
+                        ),
+                        edits,
+                    }),
+                    Err(e) => last_err = Some(e),
+                }
             }
+            return match (out.is_empty(), last_err) {
+                (true, Some(e)) => Err(e),
+                _ => Ok(out),
+            };
+        }
+        let mut out = Vec::new();
+        if let Some(p) = f.protocol.filter(|&p| proto::has_ports(p)) {
+            let excess = IntervalSet::from_ranges(
+                f.ports
+                    .iter()
+                    .map(|&(lo, hi)| (u128::from(lo), u128::from(hi))),
+            );
+            let narrowed = match dialect {
+                Dialect::Iptables => iptables::narrow(text, file.id, at, p, &excess),
+                Dialect::Asa => asa::narrow(text, file.id, at, p, &excess),
+                Dialect::Pfsense => {
+                    pf_doc.and_then(|doc| pfsense::narrow(doc, file.id, at, p, &excess))
+                }
+            };
+            if let Some((edits, keep)) = narrowed {
+                out.push(Fix {
+                    title: format!(
+                        "narrow this rule to `{}`",
+                        describe_flow(p, &crate::checks::port_ranges(&keep))
+                    ),
+                    edits,
+                });
+            }
+        }
+        let removed = match dialect {
+            Dialect::Iptables => iptables::remove(text, file.id, at),
+            Dialect::Asa => asa::remove(text, file.id, at),
+            Dialect::Pfsense => pf_doc.and_then(|doc| pfsense::remove(doc, file.id, at)),
         };
-        if let Some((edits, keep)) = narrowed {
+        if let Some(edits) = removed {
             out.push(Fix {
-                title: format!(
-                    "narrow this rule to `{}`",
-                    describe_flow(p, &crate::checks::port_ranges(&keep))
-                ),
+                title: "remove this rule".into(),
                 edits,
             });
         }
-    }
-    let removed = match dialect {
-        Dialect::Iptables => iptables::remove(text, file.id, at),
-        Dialect::Asa => asa::remove(text, file.id, at),
-        Dialect::Pfsense => pf_doc.and_then(|doc| pfsense::remove(doc, file.id, at)),
-    };
-    if let Some(edits) = removed {
-        out.push(Fix {
-            title: "remove this rule".into(),
-            edits,
-        });
-    }
-    if out.is_empty() {
-        let (s, e, _) = line_at(text, at.start as usize);
-        let line = text.get(s..e).unwrap_or("").trim();
-        return Err(format!(
-            "the traffic is permitted by `{line}`, which is not a rule mislint can narrow or \
+        if out.is_empty() {
+            let (s, e, _) = line_at(text, at.start as usize);
+            let line = text.get(s..e).unwrap_or("").trim();
+            return Err(format!(
+                "the traffic is permitted by `{line}`, which is not a rule mislint can narrow or \
              remove (implicit device behaviour, or a construct whose ports it cannot rewrite)"
-        ));
+            ));
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// `tcp/389`, `udp/137-138`, `esp`.

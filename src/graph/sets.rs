@@ -43,11 +43,9 @@ impl Ranges {
     /// result of an intersection or difference is often one of its operands.
     fn built(built: &[(u128, u128)], a: &IntervalSet, b: &IntervalSet) -> Ranges {
         match built {
-            [] => Ranges::Empty,
-            [r] => Ranges::One(*r),
-            _ if built == a.ranges() => a.ranges.clone(),
-            _ if built == b.ranges() => b.ranges.clone(),
-            _ => Ranges::Many(Arc::from(built)),
+            [_, _, ..] if built == a.ranges() => a.ranges.clone(),
+            [_, _, ..] if built == b.ranges() => b.ranges.clone(),
+            _ => Ranges::from_slice(built),
         }
     }
 
@@ -89,6 +87,14 @@ impl Ord for Ranges {
 /// Scratch space for building a set: the few ranges of most results stay on the stack.
 type Buf = SmallVec<[(u128, u128); 8]>;
 
+/// Appends `r` to sorted ranges, joining it to the last one if they overlap or touch.
+fn push_joined(out: &mut Buf, r: (u128, u128)) {
+    match out.last_mut() {
+        Some(last) if r.0 <= last.1.saturating_add(1) => last.1 = last.1.max(r.1),
+        _ => out.push(r),
+    }
+}
+
 // One inline range and a tag: a set is no bigger than the range it usually holds plus a
 // word.
 const _: () = assert!(std::mem::size_of::<IntervalSet>() == 48);
@@ -129,11 +135,8 @@ impl IntervalSet {
         let mut v: Buf = ranges.into_iter().filter(|(lo, hi)| lo <= hi).collect();
         v.sort_unstable();
         let mut out = Buf::with_capacity(v.len());
-        for (lo, hi) in v {
-            match out.last_mut() {
-                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-                _ => out.push((lo, hi)),
-            }
+        for r in v {
+            push_joined(&mut out, r);
         }
         IntervalSet {
             ranges: Ranges::from_slice(&out),
@@ -194,10 +197,7 @@ impl IntervalSet {
                 }
                 (None, None) => break,
             };
-            match out.last_mut() {
-                Some(last) if next.0 <= last.1.saturating_add(1) => last.1 = last.1.max(next.1),
-                _ => out.push(next),
-            }
+            push_joined(&mut out, next);
         }
         IntervalSet {
             ranges: Ranges::built(&out, self, other),
