@@ -26,10 +26,17 @@ use crate::analysis::cube::{FIELDS, Field};
 use crate::analysis::{Cube, Decider, Model};
 use crate::graph::{Action, ChainId, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use smallvec::{SmallVec, smallvec};
+use std::cell::RefCell;
+use std::cmp::Reverse;
+// Point queries hash their keys several times per rule: foldhash, not SipHash.
+use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
-/// Earlier or later rules one query may return before the rule is given up on.
+/// Later rules the redundancy walk may meet before the rule is given up on.
 const MAX_CANDIDATES: usize = 4096;
+/// Earlier rules holding one packet that one reachability step looks at.
+const MAX_HOLDERS: usize = 64;
 /// Rounds of the witness-driven subtraction before the rule is given up on.
 const MAX_ROUNDS: usize = 256;
 /// Pieces a subtraction may split into before the rule is given up on.
@@ -256,8 +263,8 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
         let mut cx = ChainCx {
             id,
             rules: &rules,
-            earlier: RuleIndex::default(),
-            all: RuleIndex::default(),
+            earlier: RuleIndex::new(model.ifaces.len()),
+            all: RuleIndex::new(model.ifaces.len()),
             end: facts.end_effect(id),
             recent: Vec::new(),
             scratch: Vec::new(),
@@ -414,25 +421,32 @@ impl<'g> ChainCx<'_, '_, 'g> {
 
     /// Whether earlier deciding rules hold the packet `probe`, and whether one of those
     /// holds all of `whole` (the usual way a rule is dead: one broader rule above it).
+    /// Only the first `MAX_HOLDERS` holders are tried for the whole rule: past them,
+    /// the exact subtraction decides.
     fn earlier_cover(&mut self, probe: &Point, whole: &Cube) -> Cover {
         let mut ids = std::mem::take(&mut self.scratch);
         ids.clear();
-        self.earlier.candidates_at(probe, &mut ids);
-        ids.sort_unstable();
+        let mut found = self.earlier.candidates_at(probe, ids).from(0);
         let mut cover = Cover::None;
-        for &j in &ids {
-            let Some(r) = self.rules.get(j as usize) else {
+        let mut holders = 0;
+        for j in found.by_ref() {
+            let Some(r) = self.rules.get(j) else {
                 continue;
             };
-            if contains(r.cube, probe) {
-                if whole.is_subset(r.cube) {
-                    cover = Cover::Whole(j as usize);
-                    break;
-                }
-                cover = Cover::Probe;
+            if !contains(r.cube, probe) {
+                continue;
+            }
+            if whole.is_subset(r.cube) {
+                cover = Cover::Whole(j);
+                break;
+            }
+            cover = Cover::Probe;
+            holders += 1;
+            if holders == MAX_HOLDERS {
+                break;
             }
         }
-        self.scratch = ids;
+        self.scratch = found.into_buffer();
         cover
     }
 
@@ -441,6 +455,8 @@ impl<'g> ChainCx<'_, '_, 'g> {
     /// if no earlier rule holds it, it is left for good (the rule is live); else
     /// subtract every rule that holds it and repeat. Each round asks the index about one
     /// packet, which few rules hold, instead of about the whole rule, which many overlap.
+    /// A round subtracts at most `MAX_HOLDERS` of them, the first in chain order: any one
+    /// takes the packet away, which is all a round needs to make progress.
     fn remainder(&mut self, i: usize) -> Option<(Vec<Cube>, Vec<usize>)> {
         let rule = self.rules.get(i)?;
         let mut pieces = vec![rule.cube.clone()];
@@ -451,14 +467,14 @@ impl<'g> ChainCx<'_, '_, 'g> {
                 return Some((pieces, used));
             };
             ids.clear();
-            self.earlier.candidates_at(&p, &mut ids);
-            ids.sort_unstable();
-            ids.dedup();
-            let holders: Vec<usize> = ids
-                .iter()
-                .map(|&j| j as usize)
-                .filter(|&j| j < i && self.rules.get(j).is_some_and(|r| contains(r.cube, &p)))
+            let mut found = self.earlier.candidates_at(&p, ids).from(0);
+            let holders: Vec<usize> = found
+                .by_ref()
+                .take_while(|&j| j < i)
+                .filter(|&j| self.rules.get(j).is_some_and(|r| contains(r.cube, &p)))
+                .take(MAX_HOLDERS)
                 .collect();
+            ids = found.into_buffer();
             if holders.is_empty() {
                 return Some((pieces, used));
             }
@@ -504,15 +520,17 @@ impl<'g> ChainCx<'_, '_, 'g> {
             return Redundancy::Cut;
         };
         let mut ids = Vec::new();
-        self.all.candidates(rule.cube, &mut ids);
         self.push_revivable(Some(rule.span), &mut ids);
-        let later = self.later_rules(i, ids);
-        if later.len() > MAX_CANDIDATES {
-            return Redundancy::Cut;
-        }
+        // Without the other rules of `i`'s line: removing a vendor entry removes all the
+        // rules it was lowered to.
+        let later = self
+            .all
+            .candidates(rule.cube, ids)
+            .from(i + 1)
+            .filter(|&j| self.rules.get(j).map(|r| r.span) != Some(rule.span));
         let sample = pieces.first().cloned().unwrap_or_else(|| point_cube(probe));
         let mut deciders = Vec::new();
-        match self.walk(effect, &later, &mut pieces, &mut deciders) {
+        match self.walk(effect, later, &mut pieces, &mut deciders) {
             Walk::Same => Redundancy::Yes(effect, deciders, Box::new(sample)),
             Walk::Differs => Redundancy::No,
             Walk::Cut => Redundancy::Cut,
@@ -523,18 +541,15 @@ impl<'g> ChainCx<'_, '_, 'g> {
     fn point_gets(&mut self, i: usize, effect: Effect<'g>, point: &Point) -> bool {
         let mut ids = std::mem::take(&mut self.scratch);
         ids.clear();
-        self.all.candidates_at(point, &mut ids);
         let span = self.rules.get(i).map(|r| r.span);
         self.push_revivable(span, &mut ids);
-        ids.sort_unstable();
-        ids.dedup();
+        let mut found = self.all.candidates_at(point, ids).from(i + 1);
         let mut verdict = None;
-        for &j in &ids {
-            let j = j as usize;
+        for j in found.by_ref() {
             let Some(r) = self.rules.get(j) else {
                 continue;
             };
-            if j <= i || Some(r.span) == span || !contains(r.cube, point) {
+            if Some(r.span) == span || !contains(r.cube, point) {
                 continue;
             }
             if r.continues || (r.unknown && r.effect == Some(effect)) {
@@ -543,7 +558,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
             verdict = Some(!r.unknown && r.effect == Some(effect));
             break;
         }
-        self.scratch = ids;
+        self.scratch = found.into_buffer();
         verdict.unwrap_or(self.end == effect)
     }
 
@@ -554,33 +569,25 @@ impl<'g> ChainCx<'_, '_, 'g> {
         }
     }
 
-    /// The candidate rules after `i`, in chain order, without the other rules of `i`'s
-    /// line: removing a vendor entry removes all the rules it was lowered to.
-    fn later_rules(&self, i: usize, mut ids: Vec<u32>) -> Vec<usize> {
-        let span = self.rules.get(i).map(|r| r.span);
-        ids.sort_unstable();
-        ids.dedup();
-        ids.into_iter()
-            .map(|j| j as usize)
-            .filter(|&j| j > i && self.rules.get(j).map(|r| r.span) != span)
-            .collect()
-    }
-
     /// First match over `later` for `pieces`: each piece must meet a rule with the same
     /// effect, or fall off into the same end. A non-terminating rule (LOG) lets it go on;
     /// a rule with an unmodelled condition may or may not match, so it is harmless only
     /// if its effect is the same; any other rule (a jump that may return, an unknown
-    /// target, another verdict) makes the answer "differs".
+    /// target, another verdict) makes the answer "differs". More than `MAX_CANDIDATES`
+    /// later rules is too much work.
     fn walk(
         &self,
         effect: Effect<'g>,
-        later: &[usize],
+        later: impl Iterator<Item = usize>,
         pieces: &mut Vec<Cube>,
         deciders: &mut Vec<Decider>,
     ) -> Walk {
-        for &j in later {
+        for (seen, j) in later.enumerate() {
             if pieces.is_empty() {
                 return Walk::Same;
+            }
+            if seen == MAX_CANDIDATES {
+                return Walk::Cut;
             }
             let Some(rule) = self.rules.get(j) else {
                 continue;
@@ -676,21 +683,28 @@ fn contains(c: &Cube, p: &Point) -> bool {
 
 /// Rule cubes of one chain, found by overlap without scanning them all. Rules are
 /// grouped by their exact (protocol, destination port) sets — a ruleset has few distinct
-/// services — then by their ingress interface when they name exactly one (pfSense
-/// rules, `-i`), and inside that by the destination address ranges when those are
-/// narrow, else by narrow source ranges, else kept in a list scanned every time.
-/// The candidate queries return a superset of the rules that overlap a query (possibly
-/// with repeats); the caller tests each exactly.
-#[derive(Default)]
+/// services — then by the interfaces they name (ingress, else egress; a rule naming a
+/// few is under each), and inside that by their smaller address set when it is narrow
+/// (an address map), else kept in a "wide" list that point queries look up by CIDR
+/// blocks once it is long. The candidate queries return a superset of the rules that
+/// overlap a query, in chain order, and merge the lists into that order only as far as
+/// the caller reads: a chain can hold thousands of "any to any" rules of one service,
+/// and a caller that stops at the first rule that decides must not pay for all of them.
+/// The caller tests each candidate exactly.
 struct RuleIndex {
+    /// How many interfaces the model has: a rule naming all of them names none.
+    ifaces: u128,
     groups: Vec<Group>,
     /// Service hash → the groups with that hash.
     by_service: HashMap<u64, Vec<usize>>,
-    /// Point queries by (protocol, port): how many groups were tested, those that hold it.
-    point_memo: HashMap<(u128, u128), (usize, Vec<usize>)>,
+    point_memo: RefCell<PointMemo>,
     /// Cube queries by service hash: the service, groups tested, those that overlap.
-    cube_memo: HashMap<u64, Vec<CubeMemo>>,
+    cube_memo: RefCell<HashMap<u64, Vec<CubeMemo>>>,
 }
+
+/// Point queries' groups by (protocol, port): how many groups were tested, and those
+/// that hold it.
+type PointMemo = HashMap<(u128, u128), (usize, Vec<usize>)>;
 
 /// The overlapping groups of one query service.
 struct CubeMemo {
@@ -704,8 +718,53 @@ struct CubeMemo {
 struct Group {
     proto: IntervalSet,
     dport: IntervalSet,
-    /// By the one ingress interface the rules name, or `None` for any other.
-    subs: Vec<(Option<u128>, Sub)>,
+    /// By the interfaces the rules name.
+    subs: HashMap<SubKey, Sub>,
+}
+
+/// Which rules of a service a sub holds: those naming this ingress interface, else those
+/// naming this egress interface, else all the others. A rule naming a few interfaces
+/// (a pfSense floating rule) is under each: a packet has one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum SubKey {
+    In(u128),
+    Out(u128),
+    Any,
+}
+
+/// Interfaces a rule may name and still be keyed by each of them.
+const MAX_KEYED_IFACES: u128 = 8;
+
+impl SubKey {
+    /// The keys of a rule's cube.
+    fn of(cube: &Cube, all_ifaces: u128) -> SmallVec<[SubKey; 2]> {
+        let few = |set: &IntervalSet| {
+            let n = set.count();
+            n < all_ifaces && n <= MAX_KEYED_IFACES
+        };
+        let (inn, out) = (cube.get(Field::InIface), cube.get(Field::OutIface));
+        if few(inn) {
+            values(inn).map(SubKey::In).collect()
+        } else if few(out) {
+            values(out).map(SubKey::Out).collect()
+        } else {
+            smallvec![SubKey::Any]
+        }
+    }
+
+    /// True if packets of the interfaces `inn` and `out` may be under this key.
+    fn meets(self, inn: &IntervalSet, out: &IntervalSet) -> bool {
+        match self {
+            SubKey::In(k) => inn.contains(k),
+            SubKey::Out(k) => out.contains(k),
+            SubKey::Any => true,
+        }
+    }
+}
+
+/// Every value of a (small) set.
+fn values(set: &IntervalSet) -> impl Iterator<Item = u128> + '_ {
+    set.ranges().iter().flat_map(|&(lo, hi)| lo..=hi)
 }
 
 /// The rules of one service and interface.
@@ -713,28 +772,163 @@ struct Group {
 struct Sub {
     by_dst: AddrMap,
     by_src: AddrMap,
+    /// The rules with no narrow address set, in chain order (rules are inserted in that
+    /// order).
     wide: Vec<u32>,
+    /// The same rules for point queries, once there are more than [`WIDE_SCAN`]: a
+    /// probe at `0.0.0.0` must not meet every `10.0.0.0/9` rule of the chain.
+    wide_points: Option<Box<WidePoints>>,
+    /// The address sets of the wide rules until then.
+    pending: Vec<(u32, IntervalSet, IntervalSet)>,
 }
+
+/// Wide rules a point query reads as a list; past this many, it looks them up.
+const WIDE_SCAN: usize = 16;
 
 impl Sub {
     fn insert(&mut self, cube: &Cube, id: u32) {
-        if !self.by_dst.try_insert(cube.get(Field::DstAddr), id)
-            && !self.by_src.try_insert(cube.get(Field::SrcAddr), id)
-        {
-            self.wide.push(id);
+        let (dst, src) = (cube.get(Field::DstAddr), cube.get(Field::SrcAddr));
+        // Under the smaller address set: rules to one subnet from many hosts must not
+        // all meet every probe into that subnet.
+        let [a, b] = smaller_first((&mut self.by_dst, dst), (&mut self.by_src, src));
+        if a.0.try_insert(a.1, id) || b.0.try_insert(b.1, id) {
+            return;
+        }
+        self.wide.push(id);
+        if let Some(points) = &mut self.wide_points {
+            points.insert(dst, src, id);
+            return;
+        }
+        self.pending.push((id, dst.clone(), src.clone()));
+        if self.pending.len() > WIDE_SCAN {
+            let mut points = Box::<WidePoints>::default();
+            for (id, dst, src) in self.pending.drain(..) {
+                points.insert(&dst, &src, id);
+            }
+            self.wide_points = Some(points);
         }
     }
 
-    fn overlapping(&self, dst: &IntervalSet, src: &IntervalSet, out: &mut Vec<u32>) {
-        self.by_dst.overlapping(dst, out);
-        self.by_src.overlapping(src, out);
-        out.extend_from_slice(&self.wide);
+    fn overlapping<'s>(&'s self, dst: &IntervalSet, src: &IntervalSet, out: &mut Candidates<'s>) {
+        self.by_dst.overlapping(dst, &mut out.narrow);
+        self.by_src.overlapping(src, &mut out.narrow);
+        out.add_wide(&self.wide);
     }
 
-    fn at(&self, dst: u128, src: u128, out: &mut Vec<u32>) {
-        self.by_dst.overlapping_range(dst, dst, out);
-        self.by_src.overlapping_range(src, src, out);
-        out.extend_from_slice(&self.wide);
+    fn at<'s>(&'s self, dst: u128, src: u128, out: &mut Candidates<'s>) {
+        self.by_dst.overlapping_range(dst, dst, &mut out.narrow);
+        self.by_src.overlapping_range(src, src, &mut out.narrow);
+        match &self.wide_points {
+            Some(points) => points.at(dst, src, out),
+            None => out.add_wide(&self.wide),
+        }
+    }
+}
+
+/// A sub's destination and source maps with the rule's sets, the smaller set first.
+fn smaller_first<'m, 's, M>(
+    dst: (&'m mut M, &'s IntervalSet),
+    src: (&'m mut M, &'s IntervalSet),
+) -> [(&'m mut M, &'s IntervalSet); 2] {
+    if dst.1.count() <= src.1.count() {
+        [dst, src]
+    } else {
+        [src, dst]
+    }
+}
+
+/// Wide rules for point queries, by the CIDR blocks of their smaller address set.
+#[derive(Default)]
+struct WidePoints {
+    by_dst: PrefixMap,
+    by_src: PrefixMap,
+    /// Rules whose address sets are too fragmented for either map.
+    rest: Vec<u32>,
+}
+
+impl WidePoints {
+    fn insert(&mut self, dst: &IntervalSet, src: &IntervalSet, id: u32) {
+        let [a, b] = smaller_first((&mut self.by_dst, dst), (&mut self.by_src, src));
+        if !a.0.try_insert(a.1, id) && !b.0.try_insert(b.1, id) {
+            self.rest.push(id);
+        }
+    }
+
+    fn at<'s>(&'s self, dst: u128, src: u128, out: &mut Candidates<'s>) {
+        self.by_dst.at(dst, out);
+        self.by_src.at(src, out);
+        out.add_wide(&self.rest);
+    }
+}
+
+/// CIDR blocks an address set may split into before it is left out of a [`PrefixMap`].
+const MAX_BLOCKS: usize = 128;
+
+/// Address sets by the CIDR blocks that make them up, for point queries: an address
+/// lies in at most one block of a set, and the blocks that hold it are found with one
+/// lookup per block length in use, however wide the blocks.
+#[derive(Default)]
+struct PrefixMap {
+    /// `(length, prefix)` → ids, in chain order.
+    blocks: HashMap<(u8, u128), Vec<u32>>,
+    /// The block lengths in use.
+    lengths: Vec<u8>,
+}
+
+impl PrefixMap {
+    /// Adds `set` under its blocks if it has at most [`MAX_BLOCKS`]; false otherwise.
+    fn try_insert(&mut self, set: &IntervalSet, id: u32) -> bool {
+        let mut blocks = SmallVec::<[(u8, u128); 4]>::new();
+        for &(lo, hi) in set.ranges() {
+            cidr_blocks(lo, hi, &mut blocks);
+            if blocks.len() > MAX_BLOCKS {
+                return false;
+            }
+        }
+        for (len, prefix) in blocks {
+            self.blocks.entry((len, prefix)).or_default().push(id);
+            if !self.lengths.contains(&len) {
+                self.lengths.push(len);
+            }
+        }
+        true
+    }
+
+    /// The lists of the blocks that hold address `v`.
+    fn at<'s>(&'s self, v: u128, out: &mut Candidates<'s>) {
+        for &len in &self.lengths {
+            if let Some(ids) = self.blocks.get(&(len, prefix_of(v, len))) {
+                out.add_wide(ids);
+            }
+        }
+    }
+}
+
+/// The first `len` bits of `v`.
+fn prefix_of(v: u128, len: u8) -> u128 {
+    v.checked_shr(128 - u32::from(len)).unwrap_or(0)
+}
+
+/// The last address of the block of `2^bits` addresses that starts at `lo` (aligned).
+fn block_end(lo: u128, bits: u32) -> u128 {
+    lo | 1u128.checked_shl(bits).map_or(u128::MAX, |size| size - 1)
+}
+
+/// Appends the CIDR blocks, as `(length, prefix)`, that exactly make up `lo..=hi`.
+fn cidr_blocks(mut lo: u128, hi: u128, out: &mut impl Extend<(u8, u128)>) {
+    loop {
+        // The largest block aligned at `lo` that ends at or before `hi`.
+        let mut bits = lo.trailing_zeros();
+        while bits > 0 && block_end(lo, bits) > hi {
+            bits -= 1;
+        }
+        let len = (128 - bits) as u8;
+        out.extend([(len, prefix_of(lo, len))]);
+        let end = block_end(lo, bits);
+        if end >= hi {
+            return;
+        }
+        lo = end + 1;
     }
 }
 
@@ -796,15 +990,17 @@ fn service_hash(proto: &IntervalSet, dport: &IntervalSet) -> u64 {
     h.finish()
 }
 
-/// The one value of a set, if it has exactly one.
-fn single(set: &IntervalSet) -> Option<u128> {
-    match set.ranges() {
-        [(lo, hi)] if lo == hi => Some(*lo),
-        _ => None,
-    }
-}
-
 impl RuleIndex {
+    fn new(ifaces: usize) -> RuleIndex {
+        RuleIndex {
+            ifaces: ifaces as u128,
+            groups: Vec::new(),
+            by_service: HashMap::new(),
+            point_memo: RefCell::default(),
+            cube_memo: RefCell::default(),
+        }
+    }
+
     /// Adds rule `id` with its cube.
     fn insert(&mut self, cube: &Cube, id: usize) {
         let (proto, dport) = (cube.get(Field::Proto), cube.get(Field::DstPort));
@@ -821,7 +1017,7 @@ impl RuleIndex {
                 self.groups.push(Group {
                     proto: proto.clone(),
                     dport: dport.clone(),
-                    subs: Vec::new(),
+                    subs: HashMap::new(),
                 });
                 slot.push(self.groups.len() - 1);
                 self.groups.len() - 1
@@ -830,48 +1026,43 @@ impl RuleIndex {
         let Some(group) = self.groups.get_mut(g) else {
             return;
         };
-        let key = single(cube.get(Field::InIface));
-        let sub = match group.subs.iter().position(|(k, _)| *k == key) {
-            Some(s) => s,
-            None => {
-                group.subs.push((key, Sub::default()));
-                group.subs.len() - 1
-            }
-        };
-        if let Some((_, sub)) = group.subs.get_mut(sub) {
-            sub.insert(cube, id as u32);
+        for key in SubKey::of(cube, self.ifaces) {
+            group.subs.entry(key).or_default().insert(cube, id as u32);
         }
     }
 
-    /// Pushes ids of rules that may hold the packet `p`.
-    fn candidates_at(&mut self, p: &Point, out: &mut Vec<u32>) {
+    /// Rules that may hold the packet `p`, after the ids already in `extra`.
+    fn candidates_at(&self, p: &Point, extra: Vec<u32>) -> Candidates<'_> {
         let (proto, port) = (p[Field::Proto as usize], p[Field::DstPort as usize]);
-        let memo = self.point_memo.entry((proto, port)).or_default();
+        let mut memos = self.point_memo.borrow_mut();
+        let memo = memos.entry((proto, port)).or_default();
         for (g, group) in self.groups.iter().enumerate().skip(memo.0) {
             if group.proto.contains(proto) && group.dport.contains(port) {
                 memo.1.push(g);
             }
         }
         memo.0 = self.groups.len();
-        let iface = p[Field::InIface as usize];
+        let keys = [
+            SubKey::In(p[Field::InIface as usize]),
+            SubKey::Out(p[Field::OutIface as usize]),
+            SubKey::Any,
+        ];
         let (dst, src) = (p[Field::DstAddr as usize], p[Field::SrcAddr as usize]);
+        let mut out = Candidates::new(extra);
         for group in memo.1.iter().filter_map(|&g| self.groups.get(g)) {
-            for (key, sub) in &group.subs {
-                if key.is_none_or(|k| k == iface) {
-                    sub.at(dst, src, out);
-                }
+            for sub in keys.iter().filter_map(|k| group.subs.get(k)) {
+                sub.at(dst, src, &mut out);
             }
         }
+        out
     }
 
-    /// Pushes ids of rules that may overlap `query`.
-    fn candidates(&mut self, query: &Cube, out: &mut Vec<u32>) {
+    /// Rules that may overlap `query`, after the ids already in `extra`.
+    fn candidates(&self, query: &Cube, extra: Vec<u32>) -> Candidates<'_> {
         let (proto, dport) = (query.get(Field::Proto), query.get(Field::DstPort));
-        let slot = self
-            .cube_memo
-            .entry(service_hash(proto, dport))
-            .or_default();
-        let memo = match slot
+        let mut memos = self.cube_memo.borrow_mut();
+        let slot = memos.entry(service_hash(proto, dport)).or_default();
+        let at = match slot
             .iter()
             .position(|m| m.proto == *proto && m.dport == *dport)
         {
@@ -886,8 +1077,9 @@ impl RuleIndex {
                 slot.len() - 1
             }
         };
-        let Some(memo) = slot.get_mut(memo) else {
-            return;
+        let mut out = Candidates::new(extra);
+        let Some(memo) = slot.get_mut(at) else {
+            return out;
         };
         for (g, group) in self.groups.iter().enumerate().skip(memo.tested) {
             if group.proto.intersects(proto) && group.dport.intersects(dport) {
@@ -895,13 +1087,112 @@ impl RuleIndex {
             }
         }
         memo.tested = self.groups.len();
-        let ifaces = query.get(Field::InIface);
+        let (inn, outi) = (query.get(Field::InIface), query.get(Field::OutIface));
         let (dst, src) = (query.get(Field::DstAddr), query.get(Field::SrcAddr));
         for group in memo.groups.iter().filter_map(|&g| self.groups.get(g)) {
             for (key, sub) in &group.subs {
-                if key.is_none_or(|k| ifaces.contains(k)) {
-                    sub.overlapping(dst, src, out);
+                if key.meets(inn, outi) {
+                    sub.overlapping(dst, src, &mut out);
                 }
+            }
+        }
+        out
+    }
+}
+
+/// The rules an index query found: ids from the address maps (any order, repeats) and
+/// the wide lists of the subs it met, each in chain order.
+struct Candidates<'i> {
+    narrow: Vec<u32>,
+    wide: Vec<&'i [u32]>,
+}
+
+impl<'i> Candidates<'i> {
+    fn new(extra: Vec<u32>) -> Candidates<'i> {
+        Candidates {
+            narrow: extra,
+            wide: Vec::new(),
+        }
+    }
+
+    fn add_wide(&mut self, list: &'i [u32]) {
+        if !list.is_empty() {
+            self.wide.push(list);
+        }
+    }
+
+    /// The candidates from rule `first` on, in chain order, each once.
+    fn from(mut self, first: usize) -> Ascending<'i> {
+        self.narrow.sort_unstable();
+        self.narrow.dedup();
+        let below = |list: &[u32]| list.partition_point(|&j| (j as usize) < first);
+        let next_narrow = below(&self.narrow);
+        let mut heads = BinaryHeap::with_capacity(self.wide.len());
+        for (l, list) in self.wide.iter().enumerate() {
+            let at = below(list);
+            if let Some(&id) = list.get(at) {
+                heads.push(Reverse((id, l, at)));
+            }
+        }
+        Ascending {
+            narrow: self.narrow,
+            next_narrow,
+            last: None,
+            wide: self.wide,
+            heads,
+        }
+    }
+}
+
+/// Candidate ids in chain order: the sorted narrow ids merged with the heads of the
+/// wide lists, one step at a time.
+struct Ascending<'i> {
+    narrow: Vec<u32>,
+    next_narrow: usize,
+    /// The last id given: a rule keyed under several interfaces is in several lists.
+    last: Option<u32>,
+    wide: Vec<&'i [u32]>,
+    /// `(id, list, position)` of the next unread id of each wide list.
+    heads: BinaryHeap<Reverse<(u32, usize, usize)>>,
+}
+
+impl Ascending<'_> {
+    /// The narrow ids' buffer, to reuse.
+    fn into_buffer(self) -> Vec<u32> {
+        self.narrow
+    }
+
+    /// The smallest unread id, repeats included.
+    fn next_any(&mut self) -> Option<u32> {
+        let narrow = self.narrow.get(self.next_narrow).copied();
+        let wide = self.heads.peek().map(|Reverse((id, _, _))| *id);
+        match (narrow, wide) {
+            (Some(n), w) if w.is_none_or(|w| n <= w) => {
+                self.next_narrow += 1;
+                Some(n)
+            }
+            _ => self.next_wide(),
+        }
+    }
+
+    fn next_wide(&mut self) -> Option<u32> {
+        let Reverse((id, l, at)) = self.heads.pop()?;
+        if let Some(&next) = self.wide.get(l).and_then(|list| list.get(at + 1)) {
+            self.heads.push(Reverse((next, l, at + 1)));
+        }
+        Some(id)
+    }
+}
+
+impl Iterator for Ascending<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        loop {
+            let id = self.next_any()?;
+            if self.last != Some(id) {
+                self.last = Some(id);
+                return Some(id as usize);
             }
         }
     }
@@ -1046,7 +1337,47 @@ mod tests {
     }
 
     #[test]
+    fn cidr_blocks_make_up_the_range_exactly() {
+        let cases: [(u128, u128, usize); 5] = [
+            (0, u128::MAX, 1),
+            (0xffff_0a00_0000, 0xffff_0aff_ffff, 1),
+            (5, 5, 1),
+            // 10.0.0.5 - 10.0.3.7: 5/32 6/31 8/29 16/28 32/27 64/26 128/25 1.0/24
+            // 2.0/23 3.0/29.
+            (0xffff_0a00_0005, 0xffff_0a00_0307, 10),
+            (1, u128::MAX - 1, 254),
+        ];
+        for (lo, hi, n) in cases {
+            let mut blocks = Vec::new();
+            cidr_blocks(lo, hi, &mut blocks);
+            assert_eq!(blocks.len(), n, "{lo:#x}-{hi:#x}");
+            // Adjacent, in order, from lo to hi.
+            let mut next = Some(lo);
+            for &(len, prefix) in &blocks {
+                let start = prefix.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                assert_eq!(Some(start), next);
+                let end = block_end(start, 128 - u32::from(len));
+                next = end.checked_add(1);
+            }
+            assert_eq!(next, hi.checked_add(1));
+        }
+    }
+
+    /// Strictly increasing: chain order, no repeats.
+    fn assert_in_chain_order(ids: &[usize]) {
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
+
+    #[test]
     fn index_returns_every_overlapping_rule() {
+        // Many services with a few rules each, and few services with long wide lists
+        // (looked up by their blocks rather than read).
+        for (services, rules) in [(100, 400), (1, 1000)] {
+            index_finds_every_overlap(services, rules);
+        }
+    }
+
+    fn index_finds_every_overlap(services: u64, rules: usize) {
         // A deterministic mix of narrow, multi-range and wide rules.
         let mut cubes = Vec::new();
         let mut x: u64 = 7;
@@ -1056,23 +1387,41 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (x >> 33) % m
         };
-        for _ in 0..400 {
+        for _ in 0..rules {
             let mut c = Cube::full(3);
             c.restrict(
                 Field::Proto,
-                &IntervalSet::single([6, 17, 1][next(3) as usize]),
+                &IntervalSet::single([6, 17, 1][next(services.min(3)) as usize]),
             );
-            if next(2) == 0 {
-                c.restrict(Field::InIface, &IntervalSet::single(next(3) as u128));
+            let iface = next(3) as u128;
+            match next(4) {
+                0 | 1 => c.restrict(Field::InIface, &IntervalSet::single(iface)),
+                // Two interfaces, keyed under each; or the egress side.
+                2 => c.restrict(Field::InIface, &IntervalSet::from_ranges([(0, 0), (2, 2)])),
+                _ => c.restrict(Field::OutIface, &IntervalSet::single(iface)),
             }
-            let p = next(100) as u128;
+            let p = next(services) as u128;
             c.restrict(
                 Field::DstPort,
                 &IntervalSet::range(p, p + next(3) as u128 * 50),
             );
             let base = crate::graph::sets::addr::V4_BASE + (10 << 24);
             let a = base + next(1 << 20) as u128;
-            match next(4) {
+            match next(7) {
+                6 => c.restrict(
+                    Field::SrcAddr,
+                    &IntervalSet::range(a, a + (1 << 19) + next(1 << 10) as u128),
+                ),
+                // Wide, not a CIDR block: found by the blocks that make it up.
+                4 => c.restrict(
+                    Field::DstAddr,
+                    &IntervalSet::range(a, a + (1 << 17) + next(1 << 18) as u128),
+                ),
+                // Wide in both fields: found by the smaller.
+                5 => {
+                    c.restrict(Field::SrcAddr, &IntervalSet::range(base, base + (1 << 23)));
+                    c.restrict(Field::DstAddr, &IntervalSet::range(a, a + (1 << 20)));
+                }
                 0 => c.restrict(
                     Field::DstAddr,
                     &IntervalSet::range(a, a + next(256) as u128),
@@ -1086,26 +1435,31 @@ mod tests {
             }
             cubes.push(c);
         }
-        let mut index = RuleIndex::default();
+        let mut index = RuleIndex::new(3);
         for (i, c) in cubes.iter().enumerate() {
             index.insert(c, i);
         }
         for q in &cubes {
-            let mut ids = Vec::new();
-            index.candidates(q, &mut ids);
+            let ids: Vec<usize> = index.candidates(q, Vec::new()).from(0).collect();
+            assert_in_chain_order(&ids);
             for (j, c) in cubes.iter().enumerate() {
                 if c.intersects(q) {
-                    assert!(ids.contains(&(j as u32)), "rule {j} missed");
+                    assert!(ids.contains(&j), "rule {j} missed");
                 }
             }
             for p in [low_point(q), high_point(q)].into_iter().flatten() {
-                let mut ids = Vec::new();
-                index.candidates_at(&p, &mut ids);
+                let ids: Vec<usize> = index.candidates_at(&p, Vec::new()).from(0).collect();
+                assert_in_chain_order(&ids);
                 for (j, c) in cubes.iter().enumerate() {
                     if contains(c, &p) {
-                        assert!(ids.contains(&(j as u32)), "rule {j} missed at a point");
+                        assert!(ids.contains(&j), "rule {j} missed at a point");
                     }
                 }
+                // From a rule on: exactly the candidates at or after it.
+                let half = rules / 2;
+                let after: Vec<usize> = index.candidates_at(&p, Vec::new()).from(half).collect();
+                let expected: Vec<usize> = ids.iter().copied().filter(|&j| j >= half).collect();
+                assert_eq!(after, expected);
             }
         }
     }
