@@ -432,10 +432,11 @@ impl<'g> Model<'g> {
         // Each round adds the rewrites into what the last added; a chain of rewrites is
         // as long as the number of NAT stages, so a round per rewrite is a loose bound.
         for _ in 0..=rewrites.len() {
-            let grown = rewrites
+            let into_reach = rewrites
                 .iter()
                 .filter(|(_, to)| to.intersects(&reach))
-                .fold(reach.clone(), |acc, (from, _)| acc.union(from));
+                .map(|(from, _)| *from);
+            let grown = IntervalSet::union_all(into_reach.chain([&reach]));
             if grown == reach {
                 break;
             }
