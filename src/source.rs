@@ -109,12 +109,11 @@ pub struct LineIndex {
 impl LineIndex {
     /// Builds the index of `text`. A line ends at `\n`; a `\r` before it belongs to the line.
     pub fn new(text: &str) -> LineIndex {
-        let mut line_starts = vec![0];
-        for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                line_starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX));
-            }
-        }
+        // memchr: a byte loop over a 90 MB pfSense backup was 3% of its lint.
+        let breaks = || memchr::memchr_iter(b'\n', text.as_bytes());
+        let mut line_starts = Vec::with_capacity(breaks().count() + 1);
+        line_starts.push(0);
+        line_starts.extend(breaks().map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX)));
         LineIndex { line_starts }
     }
 
