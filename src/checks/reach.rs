@@ -983,11 +983,9 @@ impl AddrMap {
 }
 
 fn service_hash(proto: &IntervalSet, dport: &IntervalSet) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    proto.hash(&mut h);
-    dport.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    // Twice per rule and once per redundancy query: foldhash, not SipHash.
+    foldhash::fast::FixedState::default().hash_one((proto, dport))
 }
 
 impl RuleIndex {
