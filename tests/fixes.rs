@@ -347,3 +347,27 @@ fn no_fixes_skips_them_and_keeps_every_finding() {
         assert!(!help.contains("no safe automatic fix"), "{help}");
     }
 }
+
+/// `iptables-save -c` puts `[packets:bytes]` ahead of every rule. The same fixtures with
+/// counters must get the same verified fixes: the edits find the rule after them.
+#[test]
+fn rules_with_counters_get_fixes_too() {
+    let mut fixed = 0;
+    for stem in ["shadowed-ldap", "dynamic-rpc-open", "ipsec-plain-port"] {
+        let original = root().join(format!("fixtures/iptables/{stem}.rules"));
+        let text = std::fs::read_to_string(&original).expect("fixture readable");
+        let counted = text.replace("\n-A ", "\n[3:180] -A ");
+        assert_ne!(counted, text, "{stem} has rules");
+        let copy = temp_copy(&original, &counted);
+        for mut flags in flag_sets(stem) {
+            flags.extend(zone_flags("iptables"));
+            let (f, unfixed) = check_fixture(&copy, &flags, &[]);
+            assert_eq!(unfixed, 0, "{stem} {flags:?}");
+            fixed += f;
+        }
+        if let Some(dir) = copy.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    assert!(fixed >= 6, "only {fixed} fixes");
+}

@@ -19,18 +19,19 @@ const MULTIPORT_SLOTS: usize = 15;
 pub fn insert_permit(text: &str, file: FileId, at: Span, p: &Permit) -> Result<Placement, String> {
     let (start, end, _) = line_at(text, at.start as usize);
     let line = text.get(start..end).unwrap_or("");
-    let toks = tokens(line);
+    let (toks, counted) = rule_tokens(line);
     let words: Vec<&str> = toks.iter().map(|(_, w)| *w).collect();
     match words.as_slice() {
         ["-A", chain, ..] => Ok((
-            vec![edit(file, start, start, rule_lines(chain, p))],
+            vec![edit(file, start, start, rule_lines(chain, p, counted))],
             "before the rule that blocks it".into(),
         )),
         [policy, ..] if policy.starts_with(':') => {
             let chain = policy.trim_start_matches(':');
-            let at = end_of_chain(text, start, chain).ok_or("the table has no COMMIT line")?;
+            let (at, counted) =
+                end_of_chain(text, start, chain).ok_or("the table has no COMMIT line")?;
             Ok((
-                vec![edit(file, at, at, rule_lines(chain, p))],
+                vec![edit(file, at, at, rule_lines(chain, p, counted))],
                 format!("at the end of chain `{chain}`, before its policy decides"),
             ))
         }
@@ -38,26 +39,52 @@ pub fn insert_permit(text: &str, file: FileId, at: Span, p: &Permit) -> Result<P
     }
 }
 
-/// Where a line appended to `chain` goes: after its last `-A` line in the table that
-/// holds the policy line at `policy`, or before the table's COMMIT.
-fn end_of_chain(text: &str, policy: usize, chain: &str) -> Option<usize> {
+/// A line's tokens without the `[packets:bytes]` counters `iptables-save -c` writes
+/// ahead of each rule, and whether it had them: the rule itself starts after them.
+fn rule_tokens(line: &str) -> (Vec<(usize, &str)>, bool) {
+    let mut toks = tokens(line);
+    let counted = toks.first().is_some_and(|(_, w)| is_counters(w));
+    if counted {
+        toks.remove(0);
+    }
+    (toks, counted)
+}
+
+/// `[12:3456]`.
+fn is_counters(word: &str) -> bool {
+    word.strip_prefix('[')
+        .and_then(|w| w.strip_suffix(']'))
+        .and_then(|w| w.split_once(':'))
+        .is_some_and(|(p, b)| {
+            [p, b]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        })
+}
+
+/// Where a line appended to `chain` goes — after its last `-A` line in the table that
+/// holds the policy line at `policy`, or before the table's COMMIT — and whether the
+/// chain's rules carry counters, so the new line can match them.
+fn end_of_chain(text: &str, policy: usize, chain: &str) -> Option<(usize, bool)> {
     let mut last = None;
     for (s, e, next) in lines_in(text, policy, text.len()) {
         let line = text.get(s..e).unwrap_or("").trim();
         if line == "COMMIT" {
-            return Some(last.unwrap_or(s));
+            return Some(last.unwrap_or((s, false)));
         }
-        let t = tokens(line);
+        let (t, counted) = rule_tokens(line);
         if matches!(t.as_slice(), [(_, "-A"), (_, c), ..] if *c == chain) {
-            last = Some(next);
+            last = Some((next, counted));
         }
     }
     None
 }
 
-/// The `-A` lines of a permit: one, or more when multiport cannot hold all ports.
-fn rule_lines(chain: &str, p: &Permit) -> String {
-    let mut head = format!("-A {chain}");
+/// The `-A` lines of a permit: one, or more when multiport cannot hold all ports; with
+/// zeroed counters in front when the rules around them have counters.
+fn rule_lines(chain: &str, p: &Permit, counted: bool) -> String {
+    let lead = if counted { "[0:0] " } else { "" };
+    let mut head = format!("{lead}-A {chain}");
     if let Some(n) = p.src {
         head.push_str(&format!(" -s {}", n.cidr()));
     }
@@ -164,7 +191,7 @@ pub fn narrow(
 ) -> Option<(Vec<Edit>, IntervalSet)> {
     let (start, end, _) = line_at(text, at.start as usize);
     let line = text.get(start..end)?;
-    let toks = tokens(line);
+    let (toks, _) = rule_tokens(line);
     if toks.first().map(|t| t.1) != Some("-A") {
         return None;
     }
@@ -221,11 +248,12 @@ pub fn narrow(
     Some((vec![edit(file, from, to, replacement)], keep))
 }
 
-/// Deletes the `-A` line at `at`.
+/// Deletes the `-A` line at `at`, counters and all.
 pub fn remove(text: &str, file: FileId, at: Span) -> Option<Vec<Edit>> {
     let (start, end, next) = line_at(text, at.start as usize);
     let line = text.get(start..end)?;
-    (tokens(line).first().map(|t| t.1) == Some("-A")).then(|| vec![edit(file, start, next, "")])
+    let (toks, _) = rule_tokens(line);
+    (toks.first().map(|t| t.1) == Some("-A")).then(|| vec![edit(file, start, next, "")])
 }
 
 #[cfg(test)]
@@ -306,6 +334,55 @@ mod tests {
         let edits = remove(TEXT, FileId(0), span(at)).expect("a rule line");
         assert!(!apply(TEXT, &edits).expect("applies").contains("1024"));
         assert!(remove(TEXT, FileId(0), span(TEXT.find(":X").expect("in text"))).is_none());
+    }
+
+    /// `TEXT` as `iptables-save -c` writes it: counters ahead of every rule.
+    fn counted_text() -> String {
+        TEXT.replace("\n-A ", "\n[7:420] -A ")
+    }
+
+    #[test]
+    fn rules_with_counters_are_edited_like_the_others() {
+        let text = counted_text();
+        let deny = text
+            .find("[7:420] -A X -p tcp -m tcp --dport 389")
+            .expect("in text");
+        let (edits, _) = insert_permit(&text, FileId(0), span(deny), &permit()).expect("placed");
+        let out = apply(&text, &edits).expect("applies");
+        assert!(out.contains(
+            "\n[0:0] -A X -s 192.168.10.5/32 -i eth1 -o eth2 -p tcp -m tcp --dport 389 -m comment"
+        ));
+        assert!(out.contains(
+            "suggested by mislint\" -j ACCEPT\n[7:420] -A X -p tcp -m tcp --dport 389 -j REJECT"
+        ));
+
+        let policy = text.find(":FORWARD").expect("in text");
+        let (edits, _) = insert_permit(&text, FileId(0), span(policy), &permit()).expect("placed");
+        let out = apply(&text, &edits).expect("applies");
+        assert!(out.contains("[7:420] -A FORWARD -j X\n[0:0] -A FORWARD -s 192.168.10.5/32"));
+
+        let rpc = text
+            .find("[7:420] -A X -p tcp -m tcp --dport 1024")
+            .expect("in text");
+        let excess = IntervalSet::from_ranges([(1024, 1025), (1027, 65_535)]);
+        let (edits, _) =
+            narrow(&text, FileId(0), span(rpc), proto::TCP, &excess).expect("narrowed");
+        assert!(
+            apply(&text, &edits)
+                .expect("applies")
+                .contains("[7:420] -A X -p tcp -m tcp --dport 1026 -m comment")
+        );
+        let edits = remove(&text, FileId(0), span(rpc)).expect("a rule line");
+        let out = apply(&text, &edits).expect("applies");
+        assert!(!out.contains("1024") && out.contains("--dport 389 -j REJECT\nCOMMIT"));
+    }
+
+    #[test]
+    fn only_digit_pairs_in_brackets_are_counters() {
+        assert!(is_counters("[0:0]") && is_counters("[12:3456]"));
+        for w in ["[:]", "[1:]", "[a:1]", "[1:2", "1:2]", "-A"] {
+            assert!(!is_counters(w), "{w}");
+        }
     }
 
     #[test]
