@@ -249,7 +249,7 @@ pub fn check_graph(
     let model = Model::new(graph, &fc.mapped_interfaces());
     let mut flows = fc.policy.active(&fc.settings);
     flows.extend(allowed_flows(fc.allow));
-    let cx = CheckCx::new(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);
+    let cx = CheckCx::with_chain_analysis(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);
     let findings = checks::run_all(&cx);
     let cost = Cost {
         units: graph.rules().count() + model.steps_taken(),

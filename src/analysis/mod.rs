@@ -34,8 +34,11 @@ pub use cube::{Cube, Field};
 // Pieces are hashed at every stage boundary and fork: foldhash's seeded hasher is several
 // times faster than SipHash on these many-word keys and still differs per run.
 use foldhash::{HashMap, HashSet, HashSetExt};
+use rayon::prelude::*;
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 /// The name given to "any interface not named in the config or the zone map".
 pub const OTHER_IFACE: &str = "*";
@@ -109,9 +112,11 @@ pub struct Model<'g> {
     pub ifaces: Vec<String>,
     rules: Vec<Vec<CompiledRule>>,
     /// Walk steps left before the analysis gives up on exactness (see [`STEP_BUDGET`]).
-    steps_left: std::cell::Cell<usize>,
+    /// Atomic and locked below only so that a model can be shared with a thread that
+    /// reads its compiled rules (the chain analysis of `reach`) while this one walks.
+    steps_left: AtomicUsize,
     /// Stages walked once for the packets of several queries (see [`Model::prewalk`]).
-    prewalks: std::cell::RefCell<Vec<Prewalk>>,
+    prewalks: RwLock<Vec<Prewalk>>,
 }
 
 /// One stage's walk of a cube that holds the packets of several queries: a query inside
@@ -128,6 +133,10 @@ struct Prewalk {
     passed: Vec<Live>,
     denied: Vec<Outcome>,
 }
+
+/// Rules one core compiles at a time; smaller batches cost more to hand out than they
+/// take to compile.
+const COMPILE_BATCH: usize = 256;
 
 /// How many walk steps (a piece meeting its next rule) one model may take over all its
 /// queries. Real rulesets need far fewer — a 100,000-rule dump takes a few million — but
@@ -240,7 +249,7 @@ struct Live {
     cube: Cube,
     accepted_by: Vec<Decider>,
     may: Option<Decider>,
-    nat: Option<Rc<[NatOrigin]>>,
+    nat: Option<Arc<[NatOrigin]>>,
 }
 
 impl Live {
@@ -263,7 +272,7 @@ struct NatOrigin {
     by: Decider,
     /// Shared: merged pieces copy their origin lists, and a kube-proxy service's list
     /// holds one entry per endpoint.
-    before: Rc<Cube>,
+    before: Arc<Cube>,
     dst: IntervalSet,
     may: Option<Decider>,
 }
@@ -279,13 +288,15 @@ impl<'g> Model<'g> {
         }
         ifaces.push(OTHER_IFACE.to_string());
         let passive = passive_chains(graph);
+        // Each rule compiles on its own: a big chain is shared out among the cores.
         let rules = graph
             .chains
             .iter()
             .map(|chain| {
                 chain
                     .rules
-                    .iter()
+                    .par_iter()
+                    .with_min_len(COMPILE_BATCH)
                     .map(|rule| compile_rule(rule, &passive, &ifaces))
                     .collect()
             })
@@ -294,8 +305,8 @@ impl<'g> Model<'g> {
             graph,
             ifaces,
             rules,
-            steps_left: std::cell::Cell::new(STEP_BUDGET),
-            prewalks: std::cell::RefCell::new(Vec::new()),
+            steps_left: AtomicUsize::new(STEP_BUDGET),
+            prewalks: RwLock::new(Vec::new()),
         }
     }
 
@@ -385,9 +396,9 @@ impl<'g> Model<'g> {
         while let Some(w) = work.pending.pop() {
             if work.pending.len() + out.len() > MAX_LIVE_PIECES {
                 // Fragmenting without bound: stop exactness here too, not at memory's end.
-                self.steps_left.set(0);
+                self.steps_left.store(0, Ordering::Relaxed);
             }
-            let left = self.steps_left.get();
+            let left = self.steps_left.load(Ordering::Relaxed);
             if left == 0 {
                 // Out of budget: what is left may be permitted; nothing is claimed denied.
                 let by = Decider {
@@ -403,7 +414,7 @@ impl<'g> Model<'g> {
                 });
                 continue;
             }
-            self.steps_left.set(left - 1);
+            self.steps_left.store(left - 1, Ordering::Relaxed);
             self.step(entry, w, &mut work, &mut out);
         }
         out
@@ -459,7 +470,7 @@ impl<'g> Model<'g> {
         };
         let mut piece = Live::whole(rest.iter().fold(Cube::clone(first), |acc, q| acc.hull(q)));
         let walked_before = stages.first().is_some_and(|s| {
-            self.prewalks.borrow().iter().any(|p| {
+            self.prewalks().iter().any(|p| {
                 p.chain == s.chain.0
                     && p.accepted_before.is_empty()
                     && piece.cube.is_subset(&p.bound)
@@ -477,14 +488,17 @@ impl<'g> Model<'g> {
             let whole = denied.is_empty()
                 && matches!(passed.as_slice(), [only] if only.may.is_none() && only.nat.is_none());
             let next_piece = whole.then(|| passed[0].clone());
-            self.prewalks.borrow_mut().push(Prewalk {
-                chain: stage.chain.0,
-                bound: piece.cube,
-                results,
-                accepted_before: piece.accepted_by,
-                passed,
-                denied,
-            });
+            self.prewalks
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Prewalk {
+                    chain: stage.chain.0,
+                    bound: piece.cube,
+                    results,
+                    accepted_before: piece.accepted_by,
+                    passed,
+                    denied,
+                });
             // Past the first stage that splits the cube, the queries' pieces differ.
             match next_piece {
                 Some(p) => piece = p,
@@ -508,7 +522,7 @@ impl<'g> Model<'g> {
         if piece.may.is_some() || piece.nat.is_some() {
             return None;
         }
-        let prewalks = self.prewalks.borrow();
+        let prewalks = self.prewalks();
         let walk = prewalks.iter().find(|p| {
             p.chain == entry
                 && p.accepted_before == piece.accepted_by
@@ -540,7 +554,7 @@ impl<'g> Model<'g> {
 
     /// The results of walking `entry` for `cube`, from a walk of a cube that holds it.
     fn prewalked(&self, entry: usize, cube: &Cube) -> Option<Vec<StageResult>> {
-        let prewalks = self.prewalks.borrow();
+        let prewalks = self.prewalks();
         let walk = prewalks
             .iter()
             .find(|p| p.chain == entry && cube.is_subset(&p.bound))?;
@@ -572,14 +586,20 @@ impl<'g> Model<'g> {
         Some(Some(rewrite(before.intersect(cube), r.may, target, r.by)))
     }
 
+    /// The prewalks so far. A walk that panicked cannot have left a half-made one: a
+    /// prewalk is pushed whole.
+    fn prewalks(&self) -> RwLockReadGuard<'_, Vec<Prewalk>> {
+        self.prewalks.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Walk steps taken so far.
     pub fn steps_taken(&self) -> usize {
-        STEP_BUDGET - self.steps_left.get()
+        STEP_BUDGET - self.steps_left.load(Ordering::Relaxed)
     }
 
     /// True once the step budget ran out: some verdicts are then only "may".
     pub fn exhausted(&self) -> bool {
-        self.steps_left.get() == 0
+        self.steps_left.load(Ordering::Relaxed) == 0
     }
 
     /// Advances one walker to its next matching rule and applies that rule.
@@ -1000,7 +1020,11 @@ fn union_of(mut first: Live, rest: Vec<Live>) -> Live {
 
 /// The NAT origins of a piece that `r` rewrote: a first rewrite starts them, a later one
 /// keeps the packets as first sent and names the latest rule.
-fn rewritten(nat: Option<Rc<[NatOrigin]>>, before: Box<Cube>, r: &StageResult) -> Rc<[NatOrigin]> {
+fn rewritten(
+    nat: Option<Arc<[NatOrigin]>>,
+    before: Box<Cube>,
+    r: &StageResult,
+) -> Arc<[NatOrigin]> {
     let dst = r.cube.get(Field::DstAddr).clone();
     let earlier: Vec<NatOrigin> = nat
         .iter()
@@ -1014,9 +1038,9 @@ fn rewritten(nat: Option<Rc<[NatOrigin]>>, before: Box<Cube>, r: &StageResult) -
         })
         .collect();
     if earlier.is_empty() {
-        return Rc::new([NatOrigin {
+        return Arc::new([NatOrigin {
             by: r.by,
-            before: Rc::new(*before),
+            before: Arc::new(*before),
             dst,
             may: r.may,
         }]);
@@ -1035,7 +1059,7 @@ fn outcome(
     decided_by: Decider,
     accepted_by: Vec<Decider>,
     mut may: Option<Decider>,
-    nat: Option<Rc<[NatOrigin]>>,
+    nat: Option<Arc<[NatOrigin]>>,
 ) -> Outcome {
     let origin = nat.as_ref().and_then(|origins| {
         origins

@@ -547,10 +547,10 @@ fn a_prewalked_stage_decides_each_query_as_its_own_walk_does() {
     let (q0, q1) = (tcp_from(&shared, "eth0"), tcp_from(&shared, "eth1"));
     shared.prewalk(&[&q0, &q1], &g.stages);
     let steps_after_prewalk = shared.steps_taken();
-    let kept = shared.prewalks.borrow().len();
+    let kept = shared.prewalks().len();
     // Checking again with the same model walks nothing and keeps nothing new.
     shared.prewalk(&[&q1], &g.stages);
-    assert_eq!(shared.prewalks.borrow().len(), kept);
+    assert_eq!(shared.prewalks().len(), kept);
     assert_eq!(shared.steps_taken(), steps_after_prewalk);
     for iface in ["eth0", "eth1"] {
         let walked = alone.evaluate(&tcp_from(&alone, iface));

@@ -141,7 +141,8 @@ pub struct CheckCx<'a> {
 }
 
 impl<'a> CheckCx<'a> {
-    /// Evaluates every MIS zone pair present in the file.
+    /// Evaluates every MIS zone pair present in the file; the chain analysis waits for
+    /// its first use.
     pub fn new(
         file: &'a SourceFile,
         model: &'a Model<'a>,
@@ -151,27 +152,35 @@ impl<'a> CheckCx<'a> {
         flows: &'a [ActiveFlow],
     ) -> CheckCx<'a> {
         let host = model.graph.is_host_firewall();
-        let queries: Vec<(Zone, Zone, Cube, IntervalSet)> = MIS_PAIRS
-            .into_iter()
-            .filter(|&(from, to)| zoning.has_zone(from) && zoning.has_zone(to))
-            .map(|(from, to)| {
-                let (query, delivered) = pair_query(model, zoning, hosts, from, to);
-                (from, to, query, delivered)
-            })
-            .collect();
-        prewalk_shared_stages(model, host, &queries);
-        let mut pairs = BTreeMap::new();
-        for (from, to, query, delivered) in queries {
-            let outcomes = model
-                .evaluate_stages(&query, stages_for(model, host, from, to))
-                .into_iter()
-                .filter_map(|mut o| {
-                    o.cube.restrict(Field::DstAddr, &delivered);
-                    (!o.cube.is_empty()).then_some(o)
-                })
-                .collect();
-            pairs.insert((from, to), outcomes);
+        CheckCx {
+            file,
+            model,
+            zoning,
+            settings,
+            hosts,
+            flows,
+            pairs: evaluate_pairs(model, zoning, hosts, host),
+            host,
+            reach: std::cell::OnceCell::new(),
         }
+    }
+
+    /// Like [`CheckCx::new`], with the chain analysis done at once on another core while
+    /// this one walks the zone pairs: a lint runs every check, and the two share nothing
+    /// but the compiled rules, so a single file's run uses both cores.
+    pub fn with_chain_analysis(
+        file: &'a SourceFile,
+        model: &'a Model<'a>,
+        zoning: &'a Zoning,
+        settings: &'a Settings,
+        hosts: &'a Hosts,
+        flows: &'a [ActiveFlow],
+    ) -> CheckCx<'a> {
+        let host = model.graph.is_host_firewall();
+        let (reach, pairs) = rayon::join(
+            || reach::analyse(model, true),
+            || evaluate_pairs(model, zoning, hosts, host),
+        );
         CheckCx {
             file,
             model,
@@ -181,7 +190,7 @@ impl<'a> CheckCx<'a> {
             flows,
             pairs,
             host,
-            reach: std::cell::OnceCell::new(),
+            reach: std::cell::OnceCell::from(reach),
         }
     }
 
@@ -195,6 +204,38 @@ impl<'a> CheckCx<'a> {
         self.model
             .evaluate_stages(query, stages_for(self.model, self.host, from, to))
     }
+}
+
+/// The traffic of every MIS zone pair the firewall stands on, split into permitted and
+/// denied parts.
+fn evaluate_pairs(
+    model: &Model,
+    zoning: &Zoning,
+    hosts: &Hosts,
+    host: bool,
+) -> BTreeMap<(Zone, Zone), Vec<Outcome>> {
+    let queries: Vec<(Zone, Zone, Cube, IntervalSet)> = MIS_PAIRS
+        .into_iter()
+        .filter(|&(from, to)| zoning.has_zone(from) && zoning.has_zone(to))
+        .map(|(from, to)| {
+            let (query, delivered) = pair_query(model, zoning, hosts, from, to);
+            (from, to, query, delivered)
+        })
+        .collect();
+    prewalk_shared_stages(model, host, &queries);
+    let mut pairs = BTreeMap::new();
+    for (from, to, query, delivered) in queries {
+        let outcomes = model
+            .evaluate_stages(&query, stages_for(model, host, from, to))
+            .into_iter()
+            .filter_map(|mut o| {
+                o.cube.restrict(Field::DstAddr, &delivered);
+                (!o.cube.is_empty()).then_some(o)
+            })
+            .collect();
+        pairs.insert((from, to), outcomes);
+    }
+    pairs
 }
 
 /// Walks the stages that several pairs' queries share once for all of them (see
