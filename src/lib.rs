@@ -241,6 +241,16 @@ pub fn check_graph(
     graph: &graph::RuleGraph,
     fc: &FileConfig,
 ) -> (Vec<Finding>, Cost) {
+    check_graph_scoped(file, graph, fc, checks::Scope::All)
+}
+
+/// Like [`check_graph`], running the checks of `scope` only.
+pub fn check_graph_scoped(
+    file: &SourceFile,
+    graph: &graph::RuleGraph,
+    fc: &FileConfig,
+    scope: checks::Scope,
+) -> (Vec<Finding>, Cost) {
     let mut zoning = Zoning::assign(graph, &fc.zones);
     if graph.is_host_firewall() {
         // The machine itself is the MIS host: the perimeter is where it stands.
@@ -249,8 +259,23 @@ pub fn check_graph(
     let model = Model::new(graph, &fc.mapped_interfaces());
     let mut flows = fc.policy.active(&fc.settings);
     flows.extend(allowed_flows(fc.allow));
-    let cx = CheckCx::with_chain_analysis(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);
-    let findings = checks::run_all(&cx);
+    let findings = match scope {
+        checks::Scope::All => {
+            let cx = CheckCx::with_chain_analysis(
+                file,
+                &model,
+                &zoning,
+                &fc.settings,
+                &fc.hosts,
+                &flows,
+            );
+            checks::run_all(&cx)
+        }
+        checks::Scope::WarningsAndErrors => {
+            let cx = CheckCx::new(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);
+            checks::run_above_notes(&cx)
+        }
+    };
     let cost = Cost {
         units: graph.rules().count() + model.steps_taken(),
         hit_limit: model.exhausted(),

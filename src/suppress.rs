@@ -82,6 +82,16 @@ fn suppressible(f: &Finding) -> bool {
     ![crate::parse::PARSE_ERROR, UNUSED.name, INVALID.name].contains(&f.rule)
 }
 
+/// True if a rule comment of `graph` holds a directive naming one of `kinds`: whether
+/// such a directive counts as used depends on the findings of those kinds.
+pub fn inline_names_any(graph: &RuleGraph, kinds: &[&str]) -> bool {
+    graph
+        .rules()
+        .filter_map(|(_, _, rule)| rule.comment.as_deref())
+        .filter_map(parse_directive)
+        .any(|d| d.is_ok_and(|d| d.rules.iter().any(|r| kinds.contains(&r.as_str()))))
+}
+
 /// Applies the inline directives of `graph`'s rule comments to `findings`, adding
 /// findings for malformed and unused directives.
 pub fn apply_inline(findings: &mut Vec<Finding>, graph: &RuleGraph) {

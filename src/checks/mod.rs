@@ -484,6 +484,36 @@ fn cap_hygiene_notes(meta: &CheckMeta, mut found: Vec<Finding>) -> Vec<Finding> 
     found
 }
 
+/// Which checks a run needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every check: a lint.
+    All,
+    /// The checks that can report a warning or an error. A fix's verification compares
+    /// only those, and the checks left out — the hygiene notes among them, whose chain
+    /// analysis is the costliest check on a small file — report nothing else but notes.
+    WarningsAndErrors,
+}
+
+/// The checks that report notes only, which [`Scope::WarningsAndErrors`] leaves out. A
+/// check's `META.severity` is the severity of all its findings (a test holds them to
+/// it), so these are the checks whose `META` says note.
+pub fn note_only_checks() -> impl Iterator<Item = &'static CheckMeta> {
+    CHECKS
+        .iter()
+        .map(|(m, _)| m)
+        .filter(|m| m.severity == Severity::Note)
+}
+
+/// Runs the checks that can report a warning or an error.
+pub fn run_above_notes(cx: &CheckCx) -> Vec<Finding> {
+    CHECKS
+        .iter()
+        .filter(|(meta, _)| meta.severity > Severity::Note)
+        .flat_map(|(_, run)| run(cx))
+        .collect()
+}
+
 /// Runs every check.
 pub fn run_all(cx: &CheckCx) -> Vec<Finding> {
     CHECKS

@@ -17,7 +17,10 @@ pub mod iptables;
 pub mod pfsense;
 
 use crate::analysis::zones::Zoning;
-use crate::checks::{describe_ports, ipsec_violation, missing_port, needless_port, proto_name};
+use crate::checks::{
+    Scope, describe_ports, ipsec_violation, missing_port, needless_port, note_only_checks,
+    proto_name,
+};
 use crate::config::FileConfig;
 use crate::graph::sets::{PORT_MAX, addr, proto};
 use crate::graph::{Dialect, IntervalSet, RuleGraph, Zone};
@@ -476,9 +479,22 @@ fn verify(
         return (Err("the edited file does not parse".into()), 0);
     };
     let mut after = parsed.findings;
-    let (found, cost) = crate::check_graph(&edited, graph, fc);
+    let (found, cost) = crate::check_graph_scoped(&edited, graph, fc, verify_scope(graph));
     after.extend(found);
     (compare(graph, after, baseline, target, edits), cost.units)
+}
+
+/// The checks a verification runs: those that can report a warning or an error, which
+/// are all it compares — unless an inline suppression names a note-only check, since
+/// whether that suppression is used (an `unused-suppression` warning if not) depends
+/// on the notes.
+fn verify_scope(graph: &RuleGraph) -> Scope {
+    let notes: Vec<&str> = note_only_checks().map(|m| m.name).collect();
+    if crate::suppress::inline_names_any(graph, &notes) {
+        Scope::All
+    } else {
+        Scope::WarningsAndErrors
+    }
 }
 
 /// Ok if the edited file's findings (`after`, before inline suppression) have lost the
@@ -686,6 +702,30 @@ mod tests {
 
     fn ins(at: u32, text: &str) -> Edit {
         edit(FileId(0), at as usize, at as usize, text)
+    }
+
+    fn graph_of(rules: &str) -> RuleGraph {
+        let text = format!("*filter\n:FORWARD DROP [0:0]\n{rules}COMMIT\n");
+        let file = SourceFile::new(FileId(0), std::path::PathBuf::from("t.rules"), text);
+        crate::parse::parse(&file, Dialect::Iptables)
+            .graph
+            .expect("parses")
+    }
+
+    #[test]
+    fn verification_runs_the_note_checks_only_for_suppressions_of_notes() {
+        let plain = graph_of("-A FORWARD -p tcp --dport 25 -j ACCEPT\n");
+        assert_eq!(verify_scope(&plain), Scope::WarningsAndErrors);
+        let of_warning = graph_of(
+            "-A FORWARD -p tcp --dport 25 -m comment --comment \"mislint: allow needless-port: relay\" -j ACCEPT\n",
+        );
+        assert_eq!(verify_scope(&of_warning), Scope::WarningsAndErrors);
+        for kinds in ["shadowed-rule", "needless-port, redundant-rule"] {
+            let of_note = graph_of(&format!(
+                "-A FORWARD -p tcp --dport 25 -m comment --comment \"mislint: allow {kinds}: known\" -j ACCEPT\n"
+            ));
+            assert_eq!(verify_scope(&of_note), Scope::All, "{kinds}");
+        }
     }
 
     #[test]
