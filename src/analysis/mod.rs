@@ -340,12 +340,47 @@ impl<'g> Model<'g> {
     /// Like [`Model::evaluate`], through the given stages (the graph's forward path, or
     /// its local input or output path for a host firewall).
     pub fn evaluate_stages(&self, query: &Cube, stages: &[crate::graph::Stage]) -> Vec<Outcome> {
+        self.evaluate_within(query, stages, &self.steps_left)
+    }
+
+    /// Evaluates several queries side by side, on as many cores as there are, each
+    /// through its stages; the results in the order of `queries`.
+    ///
+    /// Each query walks with an equal share of the steps left, and the model's budget
+    /// is charged afterwards with what they took (all of it if one ran out): a shared
+    /// budget would be spent in an order that depends on timing, and with it which
+    /// pieces end up "may".
+    pub fn evaluate_each(&self, queries: &[(&Cube, &[crate::graph::Stage])]) -> Vec<Vec<Outcome>> {
+        let before = self.steps_left.load(Ordering::Relaxed);
+        let share = before / queries.len().max(1);
+        let walked: Vec<(Vec<Outcome>, usize)> = queries
+            .par_iter()
+            .map(|&(query, stages)| {
+                let left = AtomicUsize::new(share);
+                let outcomes = self.evaluate_within(query, stages, &left);
+                (outcomes, left.into_inner())
+            })
+            .collect();
+        let ran_out = walked.iter().any(|&(_, left)| left == 0);
+        let taken: usize = walked.iter().map(|&(_, left)| share - left).sum();
+        let after = if ran_out { 0 } else { before - taken };
+        self.steps_left.store(after, Ordering::Relaxed);
+        walked.into_iter().map(|(outcomes, _)| outcomes).collect()
+    }
+
+    /// [`Model::evaluate_stages`], drawing walk steps from `steps_left`.
+    fn evaluate_within(
+        &self,
+        query: &Cube,
+        stages: &[crate::graph::Stage],
+        steps_left: &AtomicUsize,
+    ) -> Vec<Outcome> {
         let mut live = vec![Live::whole(query.clone())];
         let mut done = Vec::new();
         for stage in stages {
             live = match self.passed_by_prewalk(stage.chain.0, &live, &mut done) {
                 Some(next) => next,
-                None => self.pass_stage(stage.chain.0, live, &mut done),
+                None => self.pass_stage(stage.chain.0, live, &mut done, steps_left),
             };
         }
         for piece in live {
@@ -367,17 +402,30 @@ impl<'g> Model<'g> {
 
     /// Walks one stage for every piece: returns the pieces it passes on, merged, and adds
     /// the ones it denies to `done`.
-    fn pass_stage(&self, entry: usize, live: Vec<Live>, done: &mut Vec<Outcome>) -> Vec<Live> {
+    fn pass_stage(
+        &self,
+        entry: usize,
+        live: Vec<Live>,
+        done: &mut Vec<Outcome>,
+        steps_left: &AtomicUsize,
+    ) -> Vec<Live> {
         let mut next = Vec::new();
         for piece in live {
-            let results = self.walk_stage(entry, piece.cube.clone(), piece.may);
+            let results = self.walk_stage(entry, piece.cube.clone(), piece.may, steps_left);
             sort_results(&piece, results, &mut next, done);
         }
         merge_destinations(dedupe(next))
     }
 
-    /// Walks one stage's chain for `cube`, first match, through jumps and gotos.
-    fn walk_stage(&self, entry: usize, cube: Cube, may: Option<Decider>) -> Vec<StageResult> {
+    /// Walks one stage's chain for `cube`, first match, through jumps and gotos, taking
+    /// its steps from `steps_left`.
+    fn walk_stage(
+        &self,
+        entry: usize,
+        cube: Cube,
+        may: Option<Decider>,
+        steps_left: &AtomicUsize,
+    ) -> Vec<StageResult> {
         if may.is_none()
             && let Some(out) = self.prewalked(entry, &cube)
         {
@@ -396,9 +444,9 @@ impl<'g> Model<'g> {
         while let Some(w) = work.pending.pop() {
             if work.pending.len() + out.len() > MAX_LIVE_PIECES {
                 // Fragmenting without bound: stop exactness here too, not at memory's end.
-                self.steps_left.store(0, Ordering::Relaxed);
+                steps_left.store(0, Ordering::Relaxed);
             }
-            let left = self.steps_left.load(Ordering::Relaxed);
+            let left = steps_left.load(Ordering::Relaxed);
             if left == 0 {
                 // Out of budget: what is left may be permitted; nothing is claimed denied.
                 let by = Decider {
@@ -414,7 +462,7 @@ impl<'g> Model<'g> {
                 });
                 continue;
             }
-            self.steps_left.store(left - 1, Ordering::Relaxed);
+            steps_left.store(left - 1, Ordering::Relaxed);
             self.step(entry, w, &mut work, &mut out);
         }
         out
@@ -481,7 +529,8 @@ impl<'g> Model<'g> {
             return;
         }
         for stage in stages {
-            let results = self.walk_stage(stage.chain.0, piece.cube.clone(), None);
+            let results =
+                self.walk_stage(stage.chain.0, piece.cube.clone(), None, &self.steps_left);
             let (mut next, mut denied) = (Vec::new(), Vec::new());
             sort_results(&piece, results.clone(), &mut next, &mut denied);
             let passed = merge_destinations(dedupe(next));
@@ -590,6 +639,12 @@ impl<'g> Model<'g> {
     /// prewalk is pushed whole.
     fn prewalks(&self) -> RwLockReadGuard<'_, Vec<Prewalk>> {
         self.prewalks.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Walk steps taken so far from a budget of `budget` (tests that set a smaller one).
+    #[cfg(test)]
+    fn steps_taken_of(&self, budget: usize) -> usize {
+        budget - self.steps_left.load(Ordering::Relaxed)
     }
 
     /// Walk steps taken so far.

@@ -586,3 +586,66 @@ fn a_rewritten_outcome_names_only_the_senders_later_stages_let_through() {
         assert_eq!(sent.get(Field::SrcAddr), &one_sender, "{o:#?}");
     }
 }
+
+#[test]
+fn queries_walked_side_by_side_decide_as_alone_and_share_the_budget_fairly() {
+    let g = port_forwards(20);
+    let query = |m: &Model, iface: &str, ports: Option<(u128, u128)>| {
+        let mut q = tcp_packets(m);
+        q.restrict(Field::InIface, &m.iface_set(&[iface]));
+        if let Some((lo, hi)) = ports {
+            q.restrict(Field::DstPort, &IntervalSet::range(lo, hi));
+        }
+        q
+    };
+    let specs = [("eth0", None), ("eth1", None), ("eth0", Some((1000, 1002)))];
+    // Each query alone, on a model of its own: its outcomes and its steps.
+    let alone: Vec<(std::collections::BTreeMap<String, f64>, usize)> = specs
+        .iter()
+        .map(|&(iface, ports)| {
+            let m = Model::new(&g, &[]);
+            let out = m.evaluate(&query(&m, iface, ports));
+            (decided_volume(&out), m.steps_taken())
+        })
+        .collect();
+    let total: usize = alone.iter().map(|(_, steps)| steps).sum();
+    let side_by_side = |budget: usize| {
+        let m = Model::new(&g, &[]);
+        m.steps_left.store(budget, Ordering::Relaxed);
+        let queries: Vec<Cube> = specs
+            .iter()
+            .map(|&(iface, ports)| query(&m, iface, ports))
+            .collect();
+        let walks: Vec<(&Cube, &[crate::graph::Stage])> =
+            queries.iter().map(|q| (q, g.stages.as_slice())).collect();
+        let out = m.evaluate_each(&walks);
+        (out, m.steps_taken_of(budget), m.exhausted())
+    };
+    let (out, taken, exhausted) = side_by_side(STEP_BUDGET);
+    assert!(!exhausted);
+    assert_eq!(
+        taken, total,
+        "the model is charged with every query's steps"
+    );
+    for (o, (volume, _)) in out.iter().zip(&alone) {
+        assert_eq!(&decided_volume(o), volume);
+    }
+    // A budget whose equal share is too small for the biggest query: that one ends in
+    // "may", the smallest still decides exactly, the model counts as exhausted, and
+    // every run gives the same outcomes.
+    let most = alone.iter().map(|(_, s)| *s).max().unwrap_or(0);
+    let least = alone.iter().map(|(_, s)| *s).min().unwrap_or(0);
+    assert!(least < most, "the queries differ in size: {alone:?}");
+    let tight = specs.len() * (most - 1);
+    let (first, _, exhausted) = side_by_side(tight);
+    assert!(exhausted);
+    let smallest = alone.iter().position(|(_, s)| *s == least).unwrap_or(0);
+    let biggest = alone.iter().position(|(_, s)| *s == most).unwrap_or(0);
+    assert_eq!(decided_volume(&first[smallest]), alone[smallest].0);
+    assert!(first[biggest].iter().any(|o| o.may.is_some()));
+    for _ in 0..5 {
+        let (again, _, _) = side_by_side(tight);
+        let volumes = |r: &[Vec<Outcome>]| r.iter().map(|o| decided_volume(o)).collect::<Vec<_>>();
+        assert_eq!(volumes(&again), volumes(&first));
+    }
+}

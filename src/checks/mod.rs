@@ -223,17 +223,21 @@ fn evaluate_pairs(
         })
         .collect();
     prewalk_shared_stages(model, host, &queries);
+    let walks: Vec<(&Cube, &[crate::graph::Stage])> = queries
+        .iter()
+        .map(|(from, to, query, _)| (query, stages_for(model, host, *from, *to)))
+        .collect();
+    let evaluated = model.evaluate_each(&walks);
     let mut pairs = BTreeMap::new();
-    for (from, to, query, delivered) in queries {
-        let outcomes = model
-            .evaluate_stages(&query, stages_for(model, host, from, to))
+    for ((from, to, _, delivered), outcomes) in queries.iter().zip(evaluated) {
+        let outcomes = outcomes
             .into_iter()
             .filter_map(|mut o| {
-                o.cube.restrict(Field::DstAddr, &delivered);
+                o.cube.restrict(Field::DstAddr, delivered);
                 (!o.cube.is_empty()).then_some(o)
             })
             .collect();
-        pairs.insert((from, to), outcomes);
+        pairs.insert((*from, *to), outcomes);
     }
     pairs
 }
