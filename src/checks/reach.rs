@@ -24,8 +24,9 @@
 
 use crate::analysis::cube::{FIELDS, Field};
 use crate::analysis::{Cube, Decider, Model};
-use crate::graph::{Action, ChainId, IntervalSet, NatTarget, RuleGraph};
+use crate::graph::{Action, Chain, ChainId, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
+use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -231,90 +232,101 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
     let graph = model.graph;
     let facts = ChainFacts::new(graph);
     let implicit = implicit_spans(graph);
-    // One result per reportable rule at most: sized once, so that the results of a
-    // 100k-rule file are not copied as the vector doubles.
-    let mut out = Vec::with_capacity(
-        graph
-            .rules()
-            .filter(|(_, _, r)| !implicit.contains(&r.span))
-            .count(),
-    );
-    for (c, chain) in graph.chains.iter().enumerate() {
-        let id = ChainId(c);
-        let rules: Vec<ChainRule<'_, 'g>> = chain
-            .rules
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                let (cube, unknown) = model.rule_cube(id, i)?;
-                Some(ChainRule {
-                    cube,
-                    unknown,
-                    effect: facts.effect(id, &r.action),
-                    continues: matches!(r.action, Action::Continue(_)),
-                    span: r.span,
-                    reportable: !implicit.contains(&r.span),
-                })
+    // Chains are analysed on their own (a rule's packets stay in its chain here), so an
+    // ASA's access-lists or an iptables file's chains are shared out among the cores.
+    graph
+        .chains
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(c, chain)| {
+            analyse_chain(model, &facts, &implicit, ChainId(c), chain, redundancy)
+        })
+        .collect()
+}
+
+/// The results of one chain's reportable rules, in rule order.
+fn analyse_chain<'g>(
+    model: &Model<'g>,
+    facts: &ChainFacts<'g>,
+    implicit: &HashSet<Span>,
+    id: ChainId,
+    chain: &'g Chain,
+    redundancy: bool,
+) -> Vec<RuleResult<'g>> {
+    let rules: Vec<ChainRule<'_, 'g>> = chain
+        .rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let (cube, unknown) = model.rule_cube(id, i)?;
+            Some(ChainRule {
+                cube,
+                unknown,
+                effect: facts.effect(id, &r.action),
+                continues: matches!(r.action, Action::Continue(_)),
+                span: r.span,
+                reportable: !implicit.contains(&r.span),
             })
-            .collect();
-        if rules.len() != chain.rules.len() || !rules.iter().any(|r| r.reportable) {
-            continue;
+        })
+        .collect();
+    if rules.len() != chain.rules.len() || !rules.iter().any(|r| r.reportable) {
+        return Vec::new();
+    }
+    let mut cx = ChainCx {
+        id,
+        rules: &rules,
+        earlier: RuleIndex::new(model.ifaces.len()),
+        all: RuleIndex::new(model.ifaces.len()),
+        end: facts.end_effect(id),
+        recent: Vec::new(),
+        scratch: Vec::new(),
+        revivable: HashMap::new(),
+    };
+    // Pass 1, in chain order: reachability against the earlier rules, with a packet
+    // that reaches each live rule.
+    let mut reach: Vec<Option<(Reach, Option<Point>)>> = Vec::with_capacity(rules.len());
+    for (i, r) in rules.iter().enumerate() {
+        reach.push(r.reportable.then(|| cx.reach(i)));
+        if r.effect.is_some() && !r.unknown {
+            cx.earlier.insert(r.cube, i);
         }
-        let mut cx = ChainCx {
-            id,
-            rules: &rules,
-            earlier: RuleIndex::new(model.ifaces.len()),
-            all: RuleIndex::new(model.ifaces.len()),
-            end: facts.end_effect(id),
-            recent: Vec::new(),
-            scratch: Vec::new(),
-            revivable: HashMap::new(),
-        };
-        // Pass 1, in chain order: reachability against the earlier rules, with a packet
-        // that reaches each live rule.
-        let mut reach: Vec<Option<(Reach, Option<Point>)>> = Vec::with_capacity(rules.len());
-        for (i, r) in rules.iter().enumerate() {
-            reach.push(r.reportable.then(|| cx.reach(i)));
-            if r.effect.is_some() && !r.unknown {
-                cx.earlier.insert(r.cube, i);
-            }
-        }
-        // Pass 2: redundancy against the later rules. A dead rule matches no packet, so
-        // the later rules that matter are the live ones — plus the dead ones that only
-        // this rule's line helps to kill, which its removal would bring back.
-        if redundancy {
-            for (k, r) in rules.iter().enumerate() {
-                match reach.get(k) {
-                    Some(Some((Reach::Dead(by), _))) => {
-                        for &u in by {
-                            if let Some(x) = rules.get(u) {
-                                cx.revivable.entry(x.span).or_default().push(k);
-                            }
+    }
+    // Pass 2: redundancy against the later rules. A dead rule matches no packet, so
+    // the later rules that matter are the live ones — plus the dead ones that only
+    // this rule's line helps to kill, which its removal would bring back.
+    if redundancy {
+        for (k, r) in rules.iter().enumerate() {
+            match reach.get(k) {
+                Some(Some((Reach::Dead(by), _))) => {
+                    for &u in by {
+                        if let Some(x) = rules.get(u) {
+                            cx.revivable.entry(x.span).or_default().push(k);
                         }
                     }
-                    Some(Some((Reach::Empty, _))) => {}
-                    _ => cx.all.insert(r.cube, k),
                 }
+                Some(Some((Reach::Empty, _))) => {}
+                _ => cx.all.insert(r.cube, k),
             }
         }
-        for (i, (r, reach)) in rules.iter().zip(reach).enumerate() {
-            let Some((reach, probe)) = reach else {
-                continue;
-            };
-            let redundancy = match (probe, redundancy) {
-                (Some(p), true) => cx.redundancy(i, &p),
-                _ => Redundancy::Unknown,
-            };
-            out.push(RuleResult {
-                decider: Decider {
-                    chain: id,
-                    rule: Some(i),
-                },
-                span: r.span,
-                reach,
-                redundancy,
-            });
-        }
+    }
+    let mut out = Vec::with_capacity(rules.len());
+    for (i, (r, reach)) in rules.iter().zip(reach).enumerate() {
+        let Some((reach, probe)) = reach else {
+            continue;
+        };
+        let redundancy = match (probe, redundancy) {
+            (Some(p), true) => cx.redundancy(i, &p),
+            _ => Redundancy::Unknown,
+        };
+        out.push(RuleResult {
+            decider: Decider {
+                chain: id,
+                rule: Some(i),
+            },
+            span: r.span,
+            reach,
+            redundancy,
+        });
     }
     out
 }
