@@ -641,12 +641,6 @@ impl<'g> Model<'g> {
         self.prewalks.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Walk steps taken so far from a budget of `budget` (tests that set a smaller one).
-    #[cfg(test)]
-    fn steps_taken_of(&self, budget: usize) -> usize {
-        budget - self.steps_left.load(Ordering::Relaxed)
-    }
-
     /// Walk steps taken so far.
     pub fn steps_taken(&self) -> usize {
         STEP_BUDGET - self.steps_left.load(Ordering::Relaxed)

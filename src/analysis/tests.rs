@@ -619,7 +619,11 @@ fn queries_walked_side_by_side_decide_as_alone_and_share_the_budget_fairly() {
         let walks: Vec<(&Cube, &[crate::graph::Stage])> =
             queries.iter().map(|q| (q, g.stages.as_slice())).collect();
         let out = m.evaluate_each(&walks);
-        (out, m.steps_taken_of(budget), m.exhausted())
+        (
+            out,
+            budget - m.steps_left.load(Ordering::Relaxed),
+            m.exhausted(),
+        )
     };
     let (out, taken, exhausted) = side_by_side(STEP_BUDGET);
     assert!(!exhausted);

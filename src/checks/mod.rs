@@ -176,22 +176,12 @@ impl<'a> CheckCx<'a> {
         hosts: &'a Hosts,
         flows: &'a [ActiveFlow],
     ) -> CheckCx<'a> {
-        let host = model.graph.is_host_firewall();
-        let (reach, pairs) = rayon::join(
+        let (reach, mut cx) = rayon::join(
             || reach::analyse(model, true),
-            || evaluate_pairs(model, zoning, hosts, host),
+            || CheckCx::new(file, model, zoning, settings, hosts, flows),
         );
-        CheckCx {
-            file,
-            model,
-            zoning,
-            settings,
-            hosts,
-            flows,
-            pairs,
-            host,
-            reach: std::cell::OnceCell::from(reach),
-        }
+        cx.reach = std::cell::OnceCell::from(reach);
+        cx
     }
 
     /// Every reportable rule's reachability and redundancy (see [`reach`]).
