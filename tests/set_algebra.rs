@@ -51,3 +51,36 @@ proptest! {
         prop_assert_eq!(x.intersect(&y).union(&x.subtract(&y)), x);
     }
 }
+
+/// The bits `lo..=hi` of a mask.
+fn range_mask(lo: u128, hi: u128) -> u64 {
+    (lo..=hi).fold(0, |m, v| m | 1 << v)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// One range against many: the shape the walk meets at every step (a rule's port or
+    /// host against a piece's "every address but these"), which random masks rarely draw.
+    #[test]
+    fn one_range_against_many_matches_the_bit_masks(
+        lo in 0..UNIVERSE,
+        len in 0..UNIVERSE,
+        m in any::<u64>(),
+    ) {
+        let hi = (lo + len).min(UNIVERSE - 1);
+        let (one, many) = (IntervalSet::range(lo, hi), set_of(m));
+        let r = range_mask(lo, hi);
+        for (what, got, want) in [
+            ("one ∩ many", one.intersect(&many), r & m),
+            ("many ∩ one", many.intersect(&one), r & m),
+            ("one − many", one.subtract(&many), r & !m),
+            ("many − one", many.subtract(&one), m & !r),
+        ] {
+            prop_assert_eq!(mask_of(&got), want, "{} of {:?} and {:?}", what, one, many);
+            prop_assert!(is_canonical(&got), "{} gave {:?}", what, got);
+        }
+        prop_assert_eq!(one.intersects(&many), r & m != 0);
+        prop_assert_eq!(many.intersects(&one), r & m != 0);
+    }
+}
