@@ -55,6 +55,36 @@ pub struct Config<'i> {
     pub one_to_one: Vec<Span>,
 }
 
+impl<'i> Config<'i> {
+    /// Nothing read yet.
+    pub fn empty(flavor: Flavor, root_span: Span) -> Config<'i> {
+        Config {
+            flavor,
+            root_span,
+            filter_span: None,
+            interfaces: Vec::new(),
+            ifgroups: Vec::new(),
+            aliases: Vec::new(),
+            rules: Vec::new(),
+            port_forwards: Vec::new(),
+            one_to_one: Vec::new(),
+        }
+    }
+
+    /// Adds what `part` read (a later part of the same file) after what this one has.
+    pub fn absorb(&mut self, part: Config<'i>) {
+        if part.filter_span.is_some() {
+            self.filter_span = part.filter_span;
+        }
+        self.interfaces.extend(part.interfaces);
+        self.ifgroups.extend(part.ifgroups);
+        self.aliases.extend(part.aliases);
+        self.rules.extend(part.rules);
+        self.port_forwards.extend(part.port_forwards);
+        self.one_to_one.extend(part.one_to_one);
+    }
+}
+
 /// One interface of `<interfaces>`: `<wan>`, `<lan>`, `<optN>`.
 #[derive(Clone, Debug)]
 pub struct IfaceDecl<'i> {

@@ -1,14 +1,17 @@
 //! pfSense / OPNsense `config.xml`: the third dialect room of the parse stage.
 //!
-//! `parse` reads the XML with roxmltree (DTDs refused, so no entity-expansion bombs),
-//! walks the few sections the linter needs — `<interfaces>`, `<ifgroups>`, `<aliases>`,
-//! `<filter>`, `<nat>`, OPNsense's `<OPNsense><Firewall>` — into the vendor AST of
-//! [`ast`], and hands that to [`lower`], which resolves aliases and builds the rule
-//! graph. Everything else in the file (users, DHCP, packages, …) is not read at all.
-//! The accepted element tree is written down in `grammars/pfsense.md`.
+//! `parse` reads the XML with roxmltree (DTDs refused, so no entity-expansion bombs):
+//! section by section and rule by rule, on every core, where [`split`] can find them,
+//! and as one document where it cannot. It walks the few sections the linter needs
+//! (`<interfaces>`, `<ifgroups>`, `<aliases>`, `<filter>`, `<nat>`, OPNsense's
+//! `<OPNsense><Firewall>`) into the vendor AST of [`ast`], and hands that to [`lower`],
+//! which resolves aliases and builds the rule graph. Everything else in the file (users,
+//! DHCP, packages, …) is checked to be well-formed and not read. The accepted element
+//! tree is written down in `grammars/pfsense.md`.
 
 pub mod ast;
 pub mod lower;
+mod split;
 
 use super::{PARSE_ERROR, Parsed};
 use crate::report::finding::{Finding, Severity};
@@ -17,24 +20,19 @@ use ast::{
     Alias, Config, Endpoint, FilterRule, Flavor, IfGroup, IfaceDecl, Origin, PortForward, Str,
     Text, Unmodelled,
 };
+use rayon::prelude::*;
 use roxmltree::{Document, Node, ParsingOptions, StringStorage};
 use std::borrow::Cow;
 
 /// Parses a pfSense or OPNsense `config.xml`.
 pub fn parse(file: &SourceFile) -> Parsed {
-    let options = ParsingOptions {
-        // A DTD is never part of a real config.xml; refusing it rules out entity bombs.
-        allow_dtd: false,
-        ..ParsingOptions::default()
+    let read = match split::layout(&file.text).and_then(|l| read_in_parts(file, &l)) {
+        Some(read) => read,
+        None => match parse_xml(&file.text) {
+            Ok(doc) => read_config(At::whole(file.id), &doc),
+            Err(e) => return refuse(file, &e),
+        },
     };
-    let doc = match Document::parse_with_options(&file.text, options) {
-        Ok(doc) => doc,
-        Err(e) => return refuse(file, &e),
-    };
-    let read = read_config(file.id, &doc);
-    // The AST borrows from the text, not from the document: roxmltree's node table (the
-    // largest allocation of the whole parse) is freed before lowering builds the graph.
-    drop(doc);
     match read {
         Ok(cfg) => {
             let (graph, findings) = lower::lower(&cfg, file.id);
@@ -48,6 +46,159 @@ pub fn parse(file: &SourceFile) -> Parsed {
             findings: vec![*finding],
         },
     }
+}
+
+/// Parses the whole file as one document, as [`parse`] does when it cannot split it:
+/// the reference that reading in parts is tested against.
+#[cfg(test)]
+fn parse_whole(file: &SourceFile) -> Parsed {
+    let read = match parse_xml(&file.text) {
+        Ok(doc) => read_config(At::whole(file.id), &doc),
+        Err(e) => return refuse(file, &e),
+    };
+    let (graph, findings) = match read {
+        Ok(cfg) => lower::lower(&cfg, file.id),
+        Err(finding) => {
+            return Parsed {
+                graph: None,
+                findings: vec![*finding],
+            };
+        }
+    };
+    Parsed {
+        graph: Some(graph),
+        findings,
+    }
+}
+
+/// One XML document, as every part of the parser reads one.
+fn parse_xml(text: &str) -> Result<Document<'_>, roxmltree::Error> {
+    let options = ParsingOptions {
+        // A DTD is never part of a real config.xml; refusing it rules out entity bombs.
+        allow_dtd: false,
+        ..ParsingOptions::default()
+    };
+    Document::parse_with_options(text, options)
+}
+
+/// Where a parsed document sits in the file: roxmltree's ranges count from the start
+/// of the text it was given, which for a part of the file is `base`.
+#[derive(Clone, Copy)]
+struct At {
+    file: FileId,
+    base: usize,
+}
+
+impl At {
+    fn whole(file: FileId) -> At {
+        At { file, base: 0 }
+    }
+}
+
+/// One part of a split document (see [`split`]), read on its own.
+enum Part<'i> {
+    /// A section other than `<filter>`, read as [`read_config`] reads it.
+    Section(Config<'i>),
+    /// A `<filter>`'s start tag.
+    Filter(Span),
+    /// One of its `<rule>` children.
+    Rule(Box<FilterRule<'i>>),
+    /// Anything else: checked to be well-formed, not read.
+    Checked,
+}
+
+/// What to do with one element of a split document.
+#[derive(Clone, Copy)]
+enum Job<'l> {
+    Section(&'l split::Element),
+    Filter(&'l split::Element),
+    Rule(&'l split::Element),
+    Check(&'l split::Element),
+}
+
+/// Reads the AST from the parts of the document side by side, on every core. `None`
+/// if the root is not one this reader knows or a part is not well-formed on its own:
+/// the whole-document parse then reports it as it always has.
+fn read_in_parts<'i>(
+    file: &'i SourceFile,
+    layout: &split::Layout,
+) -> Option<Result<Config<'i>, Box<Finding>>> {
+    let text = file.text.as_str();
+    let root = &layout.root;
+    let root_name = &text[root.name.clone()];
+    let flavor = match root_name {
+        "pfsense" => Flavor::PfSense,
+        "opnsense" => Flavor::OpnSense,
+        _ => return None,
+    };
+    // The prolog and the root's start tag belong to no part: checked on their own.
+    parse_xml(&format!("{}</{root_name}>", &text[..root.tag_end])).ok()?;
+    let jobs = layout.sections.iter().flat_map(|(section, children)| {
+        let filter = &text[section.name.clone()] == "filter";
+        let head = match filter {
+            true => Job::Filter(section),
+            false => Job::Section(section),
+        };
+        std::iter::once(head).chain(children.iter().map(move |c| match &text[c.name.clone()] {
+            "rule" => Job::Rule(c),
+            _ => Job::Check(c),
+        }))
+    });
+    let jobs: Vec<Job> = jobs.collect();
+    let parts: Vec<Part<'i>> = jobs
+        .par_iter()
+        .map(|&job| read_part(file.id, text, job))
+        .collect::<Option<_>>()?;
+    let mut cfg = Config::empty(flavor, element_start(file.id, text, root));
+    for part in parts {
+        match part {
+            Part::Section(read) => cfg.absorb(read),
+            Part::Filter(span) => cfg.filter_span = Some(span),
+            Part::Rule(rule) => cfg.rules.push(*rule),
+            Part::Checked => {}
+        }
+    }
+    Some(Ok(cfg))
+}
+
+/// Parses and reads one part; `None` if it is not well-formed on its own.
+fn read_part<'i>(file: FileId, text: &'i str, job: Job) -> Option<Part<'i>> {
+    let (Job::Section(e) | Job::Filter(e) | Job::Rule(e) | Job::Check(e)) = job;
+    let at = At {
+        file,
+        base: e.range.start,
+    };
+    if let Job::Filter(e) = job {
+        // Its children are parts of their own: only the start tag is checked here.
+        let name = &text[e.name.clone()];
+        let alone = match e.has_content(text) {
+            true => format!("{}</{name}>", &text[e.range.start..e.tag_end]),
+            false => text[e.range.clone()].to_string(),
+        };
+        parse_xml(&alone).ok()?;
+        return Some(Part::Filter(element_start(file, text, e)));
+    }
+    let doc = parse_xml(&text[e.range.clone()]).ok()?;
+    let node = doc.root_element();
+    Some(match job {
+        Job::Section(_) => {
+            // Only what the section adds is kept (see `Config::absorb`).
+            let mut read = Config::empty(Flavor::PfSense, Span::new(file, 0, 0));
+            read_section(at, node, &mut read);
+            Part::Section(read)
+        }
+        Job::Rule(_) => Part::Rule(Box::new(read_rule(at, node))),
+        Job::Filter(_) | Job::Check(_) => Part::Checked,
+    })
+}
+
+/// What [`start_tag`] gives for an element of a split document.
+fn element_start(file: FileId, text: &str, e: &split::Element) -> Span {
+    let end = match e.has_content(text) {
+        true => e.tag_end,
+        false => e.range.end,
+    };
+    Span::new(file, e.range.start, end)
 }
 
 /// One PARSE_ERROR at the position roxmltree reports.
@@ -92,17 +243,17 @@ fn offset_of(text: &str, row: usize, col: usize) -> usize {
 }
 
 /// The span of a node's whole range.
-fn span_of(file: FileId, node: Node) -> Span {
+fn span_of(at: At, node: Node) -> Span {
     let r = node.range();
-    Span::new(file, r.start, r.end)
+    Span::new(at.file, at.base + r.start, at.base + r.end)
 }
 
 /// The span of an element's start tag: up to its first child, or the whole element if
 /// it has none (`<rule/>`).
-fn start_tag(file: FileId, node: Node) -> Span {
+fn start_tag(at: At, node: Node) -> Span {
     let r = node.range();
     let end = node.first_child().map_or(r.end, |c| c.range().start);
-    Span::new(file, r.start, end)
+    Span::new(at.file, at.base + r.start, at.base + end)
 }
 
 /// The element children of `node` named `name`.
@@ -143,10 +294,10 @@ fn text_of<'i>(node: Node<'_, 'i>) -> Str<'i> {
 }
 
 /// The child `name` as a [`Text`].
-fn child_text<'i>(file: FileId, node: Node<'_, 'i>, name: &str) -> Option<Text<'i>> {
+fn child_text<'i>(at: At, node: Node<'_, 'i>, name: &str) -> Option<Text<'i>> {
     child(node, name).map(|c| Text {
         value: text_of(c),
-        span: span_of(file, c),
+        span: span_of(at, c),
     })
 }
 
@@ -167,7 +318,7 @@ fn words(value: Str<'_>) -> Vec<Str<'_>> {
 }
 
 /// Reads the AST, or says why the file is not a pfSense/OPNsense config.
-fn read_config<'i>(file: FileId, doc: &Document<'i>) -> Result<Config<'i>, Box<Finding>> {
+fn read_config<'i>(at: At, doc: &Document<'i>) -> Result<Config<'i>, Box<Finding>> {
     let root = doc.root_element();
     let flavor = match root.tag_name().name() {
         "pfsense" => Flavor::PfSense,
@@ -176,59 +327,54 @@ fn read_config<'i>(file: FileId, doc: &Document<'i>) -> Result<Config<'i>, Box<F
             return Err(Box::new(Finding::new(
                 PARSE_ERROR,
                 Severity::Error,
-                start_tag(file, root),
+                start_tag(at, root),
                 format!("root element is `<{other}>`, not `<pfsense>` or `<opnsense>`"),
             )));
         }
     };
-    let mut cfg = Config {
-        flavor,
-        root_span: start_tag(file, root),
-        filter_span: None,
-        interfaces: Vec::new(),
-        ifgroups: Vec::new(),
-        aliases: Vec::new(),
-        rules: Vec::new(),
-        port_forwards: Vec::new(),
-        one_to_one: Vec::new(),
-    };
+    let mut cfg = Config::empty(flavor, start_tag(at, root));
     for section in root.children().filter(Node::is_element) {
-        match section.tag_name().name() {
-            "interfaces" => read_interfaces(file, section, &mut cfg),
-            "ifgroups" => read_ifgroups(section, &mut cfg),
-            "aliases" => read_aliases(file, section, &mut cfg),
-            "filter" => read_filter(file, section, &mut cfg),
-            "nat" => read_nat(file, section, &mut cfg),
-            "OPNsense" => read_opnsense(file, section, &mut cfg),
-            _ => {}
-        }
+        read_section(at, section, &mut cfg);
     }
     Ok(cfg)
 }
 
+/// One child of the root: the sections the linter needs are read, the rest skipped.
+fn read_section<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
+    match section.tag_name().name() {
+        "interfaces" => read_interfaces(at, section, cfg),
+        "ifgroups" => read_ifgroups(section, cfg),
+        "aliases" => read_aliases(at, section, cfg),
+        "filter" => read_filter(at, section, cfg),
+        "nat" => read_nat(at, section, cfg),
+        "OPNsense" => read_opnsense(at, section, cfg),
+        _ => {}
+    }
+}
+
 /// `<interfaces>`: every element child is one interface, named by its tag.
-fn read_interfaces<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
+fn read_interfaces<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     for node in section.children().filter(Node::is_element) {
         cfg.interfaces.push(IfaceDecl {
             name: node.tag_name().name(),
-            span: start_tag(file, node),
+            span: start_tag(at, node),
             descr: child_string(node, "descr"),
-            ipaddr: child_text(file, node, "ipaddr"),
-            subnet: child_text(file, node, "subnet"),
-            ipaddrv6: child_text(file, node, "ipaddrv6"),
-            subnetv6: child_text(file, node, "subnetv6"),
-            blockpriv: read_flag(file, node, "blockpriv"),
-            blockbogons: read_flag(file, node, "blockbogons"),
+            ipaddr: child_text(at, node, "ipaddr"),
+            subnet: child_text(at, node, "subnet"),
+            ipaddrv6: child_text(at, node, "ipaddrv6"),
+            subnetv6: child_text(at, node, "subnetv6"),
+            blockpriv: read_flag(at, node, "blockpriv"),
+            blockbogons: read_flag(at, node, "blockbogons"),
         });
     }
 }
 
 /// A presence flag as pfSense writes it (`<x/>`, `<x></x>`, `<x>1</x>`); OPNsense
 /// writes `<x>0</x>` for "off", so "0" counts as absent.
-fn read_flag(file: FileId, node: Node, name: &str) -> Option<Span> {
+fn read_flag(at: At, node: Node, name: &str) -> Option<Span> {
     child(node, name)
         .filter(|c| text_of(*c) != "0")
-        .map(|c| span_of(file, c))
+        .map(|c| span_of(at, c))
 }
 
 /// `<ifgroups><ifgroupentry>`.
@@ -245,7 +391,7 @@ fn read_ifgroups<'i>(section: Node<'_, 'i>, cfg: &mut Config<'i>) {
 }
 
 /// `<aliases><alias>` (pfSense) or `<aliases><alias>` inside OPNsense's `<Alias>`.
-fn read_aliases<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
+fn read_aliases<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     for node in children_named(section, "alias") {
         let Some(name) = child_string(node, "name") else {
             continue;
@@ -259,17 +405,17 @@ fn read_aliases<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
             name,
             kind: child_string(node, "type").unwrap_or_default(),
             members,
-            span: start_tag(file, node),
+            span: start_tag(at, node),
             enabled: child_string(node, "enabled").is_none_or(|v| v != "0"),
         });
     }
 }
 
 /// `<filter>`: its `<rule>` children (separators and other children are ignored).
-fn read_filter<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
-    cfg.filter_span = Some(start_tag(file, section));
+fn read_filter<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
+    cfg.filter_span = Some(start_tag(at, section));
     for node in children_named(section, "rule") {
-        cfg.rules.push(read_rule(file, node));
+        cfg.rules.push(read_rule(at, node));
     }
 }
 
@@ -287,13 +433,13 @@ const UNMODELLED_MATCHES: [&str; 8] = [
 
 /// One `<filter><rule>`, in one pass over its children (a 100k-rule file has millions
 /// of them, so no per-field search).
-fn read_rule<'i>(file: FileId, node: Node<'_, 'i>) -> FilterRule<'i> {
-    let mut r = FilterRule::empty(Origin::Legacy, start_tag(file, node));
+fn read_rule<'i>(at: At, node: Node<'_, 'i>) -> FilterRule<'i> {
+    let mut r = FilterRule::empty(Origin::Legacy, start_tag(at, node));
     for c in node.children().filter(Node::is_element) {
         let name = c.tag_name().name();
         let text = || Text {
             value: text_of(c),
-            span: span_of(file, c),
+            span: span_of(at, c),
         };
         match name {
             "type" => r.action = Some(text()),
@@ -301,8 +447,8 @@ fn read_rule<'i>(file: FileId, node: Node<'_, 'i>) -> FilterRule<'i> {
             "ipprotocol" => r.ipprotocol = Some(text()),
             "protocol" => r.protocol = Some(text()),
             "icmptype" => r.icmptype = Some(text()),
-            "source" => r.source = Some(read_endpoint(file, c)),
-            "destination" => r.destination = Some(read_endpoint(file, c)),
+            "source" => r.source = Some(read_endpoint(at, c)),
+            "destination" => r.destination = Some(read_endpoint(at, c)),
             "disabled" => r.disabled = true,
             "floating" => r.floating = matches!(&*text_of(c), "yes" | "1"),
             "quick" => r.quick = Some(text()),
@@ -323,26 +469,26 @@ fn read_rule<'i>(file: FileId, node: Node<'_, 'i>) -> FilterRule<'i> {
 }
 
 /// `<source>` / `<destination>`.
-fn read_endpoint<'i>(file: FileId, node: Node<'_, 'i>) -> Endpoint<'i> {
+fn read_endpoint<'i>(at: At, node: Node<'_, 'i>) -> Endpoint<'i> {
     Endpoint {
-        span: span_of(file, node),
-        network: child_text(file, node, "network"),
-        address: child_text(file, node, "address"),
-        port: child_text(file, node, "port").filter(|t| !t.value.is_empty()),
+        span: span_of(at, node),
+        network: child_text(at, node, "network"),
+        address: child_text(at, node, "address"),
+        port: child_text(at, node, "port").filter(|t| !t.value.is_empty()),
         not: child(node, "not").is_some(),
     }
 }
 
 /// `<nat>`: port forwards are read; `<outbound>` (source NAT) does not change what the
 /// filter passes; `<onetoone>` entries are counted for the note.
-fn read_nat<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
+fn read_nat<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     for node in children_named(section, "rule") {
         cfg.port_forwards.push(PortForward {
-            span: start_tag(file, node),
+            span: start_tag(at, node),
             interface: child_string(node, "interface"),
             protocol: child_string(node, "protocol"),
-            source: child(node, "source").map(|n| read_endpoint(file, n)),
-            destination: child(node, "destination").map(|n| read_endpoint(file, n)),
+            source: child(node, "source").map(|n| read_endpoint(at, n)),
+            destination: child(node, "destination").map(|n| read_endpoint(at, n)),
             target: child_string(node, "target"),
             local_port: child_string(node, "local-port"),
             associated_rule_id: child_string(node, "associated-rule-id"),
@@ -350,36 +496,33 @@ fn read_nat<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
         });
     }
     cfg.one_to_one
-        .extend(children_named(section, "onetoone").map(|n| start_tag(file, n)));
+        .extend(children_named(section, "onetoone").map(|n| start_tag(at, n)));
 }
 
 /// OPNsense's MVC section: `<Firewall><Alias><aliases>` and
 /// `<Firewall><Filter><rules><rule>` (Firewall ▸ Automation ▸ Filter).
-fn read_opnsense<'i>(file: FileId, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
+fn read_opnsense<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     let Some(firewall) = child(section, "Firewall") else {
         return;
     };
     if let Some(aliases) = child(firewall, "Alias").and_then(|a| child(a, "aliases")) {
-        read_aliases(file, aliases, cfg);
+        read_aliases(at, aliases, cfg);
     }
     if let Some(rules) = child(firewall, "Filter").and_then(|f| child(f, "rules")) {
         for node in children_named(rules, "rule") {
-            cfg.rules.push(read_automation_rule(file, node));
+            cfg.rules.push(read_automation_rule(at, node));
         }
     }
 }
 
 /// One automation rule, mapped onto the legacy shape: `source_net` becomes the
 /// endpoint's network (the lowering accepts the same words and aliases in both).
-fn read_automation_rule<'i>(file: FileId, node: Node<'_, 'i>) -> FilterRule<'i> {
+fn read_automation_rule<'i>(at: At, node: Node<'_, 'i>) -> FilterRule<'i> {
     let endpoint = |prefix: &str| {
-        let net = child_text(file, node, &format!("{prefix}_net"));
-        let port =
-            child_text(file, node, &format!("{prefix}_port")).filter(|t| !t.value.is_empty());
+        let net = child_text(at, node, &format!("{prefix}_net"));
+        let port = child_text(at, node, &format!("{prefix}_port")).filter(|t| !t.value.is_empty());
         let not = child_string(node, &format!("{prefix}_not")).is_some_and(|v| v == "1");
-        let span = net
-            .as_ref()
-            .map_or_else(|| start_tag(file, node), |t| t.span);
+        let span = net.as_ref().map_or_else(|| start_tag(at, node), |t| t.span);
         Endpoint {
             span,
             network: net,
@@ -388,29 +531,29 @@ fn read_automation_rule<'i>(file: FileId, node: Node<'_, 'i>) -> FilterRule<'i> 
             not,
         }
     };
-    let protocol = child_text(file, node, "protocol");
+    let protocol = child_text(at, node, "protocol");
     FilterRule {
         origin: Origin::Automation,
-        span: start_tag(file, node),
-        action: child_text(file, node, "action"),
-        interface: child_text(file, node, "interface"),
+        span: start_tag(at, node),
+        action: child_text(at, node, "action"),
+        interface: child_text(at, node, "interface"),
         interface_not: child_string(node, "interfacenot").is_some_and(|v| v == "1"),
-        ipprotocol: child_text(file, node, "ipprotocol"),
+        ipprotocol: child_text(at, node, "ipprotocol"),
         protocol,
-        icmptype: child_text(file, node, "icmptype"),
+        icmptype: child_text(at, node, "icmptype"),
         source: Some(endpoint("source")),
         destination: Some(endpoint("destination")),
         disabled: child_string(node, "enabled").is_some_and(|v| v == "0"),
         // Automation rules name interfaces and a direction like floating rules do.
         floating: true,
-        quick: child_text(file, node, "quick"),
-        direction: child_text(file, node, "direction"),
+        quick: child_text(at, node, "quick"),
+        direction: child_text(at, node, "direction"),
         descr: child_string(node, "description"),
         tracker: None,
         unmodelled: ["sched", "tagged", "dscp"]
             .into_iter()
             .filter_map(|element| {
-                let value = child_text(file, node, element)?;
+                let value = child_text(at, node, element)?;
                 (!value.value.is_empty()).then_some(Unmodelled { element, value })
             })
             .collect(),
@@ -1139,5 +1282,62 @@ mod tests {
         assert_eq!(parsed.findings.len(), 1);
         assert_eq!(parsed.findings[0].rule, PARSE_ERROR);
         assert!(parsed.findings[0].message.contains("DTD"));
+    }
+
+    /// Every pfSense and OPNsense file at hand, read in parts and as one document: the
+    /// same graph, spans and findings. The files that cannot be split are counted, so
+    /// a splitter that always gave up would fail here too.
+    #[test]
+    fn reading_in_parts_matches_the_whole_document() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dirs = [
+            root.join("fixtures/pfsense"),
+            root.join("../shared/corpus/pfsense"),
+        ];
+        let (mut split, mut whole) = (0, 0);
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if path.extension().is_none_or(|x| x != "xml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("readable");
+                match split::layout(&text) {
+                    Some(_) => split += 1,
+                    None => whole += 1,
+                }
+                let file = SourceFile::new(FileId(3), &path, text);
+                let (a, b) = (parse(&file), parse_whole(&file));
+                assert_eq!(
+                    format!("{:?}", a.findings),
+                    format!("{:?}", b.findings),
+                    "{}",
+                    path.display()
+                );
+                assert_eq!(
+                    format!("{:?}", a.graph),
+                    format!("{:?}", b.graph),
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+        assert!(split >= 20, "{split} files split, {whole} read whole");
+    }
+
+    #[test]
+    fn a_part_that_is_not_well_formed_is_reported_where_it_is() {
+        let text = format!(
+            "<pfsense>\n{IFACES}\n<filter>\n<rule><descr>a & b</descr></rule>\n</filter>\n</pfsense>\n"
+        );
+        let file = source(text);
+        let (a, b) = (parse(&file), parse_whole(&file));
+        assert!(a.graph.is_none());
+        assert_eq!(a.findings.len(), 1);
+        assert_eq!(format!("{:?}", a.findings), format!("{:?}", b.findings));
+        let at = a.findings[0].primary.span.start as usize;
+        assert!(file.text[at..].starts_with("& b"), "{}", &file.text[at..]);
     }
 }
