@@ -1329,15 +1329,23 @@ mod tests {
 
     #[test]
     fn a_part_that_is_not_well_formed_is_reported_where_it_is() {
-        let text = format!(
-            "<pfsense>\n{IFACES}\n<filter>\n<rule><descr>a & b</descr></rule>\n</filter>\n</pfsense>\n"
-        );
-        let file = source(text);
-        let (a, b) = (parse(&file), parse_whole(&file));
-        assert!(a.graph.is_none());
-        assert_eq!(a.findings.len(), 1);
-        assert_eq!(format!("{:?}", a.findings), format!("{:?}", b.findings));
-        let at = a.findings[0].primary.span.start as usize;
-        assert!(file.text[at..].starts_with("& b"), "{}", &file.text[at..]);
+        for rule in [
+            "<rule><descr>a & b</descr></rule>",
+            "<rule><descr>x</protocol></rule>",
+        ] {
+            let text = format!("<pfsense>\n{IFACES}\n<filter>\n{rule}\n</filter>\n</pfsense>\n");
+            let file = source(text);
+            let (a, b) = (parse(&file), parse_whole(&file));
+            assert!(a.graph.is_none());
+            assert_eq!(a.findings.len(), 1);
+            assert_eq!(format!("{:?}", a.findings), format!("{:?}", b.findings));
+            // In the file, not at the offset it has in the rule on its own.
+            let rule_at = file.text.find(rule).expect("rule in text");
+            let at = a.findings[0].primary.span.start as usize;
+            assert!(
+                (rule_at..rule_at + rule.len()).contains(&at),
+                "{rule}: {at}"
+            );
+        }
     }
 }
