@@ -114,7 +114,8 @@ pub fn suggest(
     } else {
         (lint_cost.units * VERIFY_WORK_FACTOR).max(VERIFY_WORK_FLOOR)
     };
-    // A second DOM of a big config.xml costs what its first did: only with work to do.
+    // The whole document of a big config.xml (the lint read it in parts) costs more than
+    // the lint's parse: built only with work to do.
     let pf_doc = match dialect {
         Dialect::Pfsense if work_left > 0 => pfsense::document(&file.text),
         _ => None,

@@ -6,7 +6,8 @@
 //! wrote them (trimmed strings); their meaning is decided only in `lower.rs`. They borrow
 //! from the file's text wherever the XML holds them verbatim (no entity, no `\r`, one
 //! text node), so a 100k-rule file does not copy a million small strings; the AST
-//! outlives roxmltree's document, which `mod.rs` drops before lowering.
+//! outlives roxmltree's documents (one per section and rule), which `mod.rs` drops as soon
+//! as each is read.
 
 use crate::source::Span;
 use std::borrow::Cow;
