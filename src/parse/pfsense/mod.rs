@@ -1327,6 +1327,66 @@ mod tests {
         assert!(split >= 20, "{split} files split, {whole} read whole");
     }
 
+    /// Markup that moves where elements start and end or makes them malformed, and
+    /// text, which between sections or rules no part holds.
+    const MUTATIONS: [&str; 20] = [
+        "<",
+        ">",
+        "/",
+        "\"",
+        "'",
+        "&",
+        "<!--",
+        "-->",
+        "<![CDATA[",
+        "]]>",
+        "</rule>",
+        "<rule>",
+        "<?pi?>",
+        "<!DOCTYPE x>",
+        "<filter>",
+        "</filter>",
+        "x",
+        "&amp;",
+        "<a/>",
+        "<!-- c -->",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// A fixture with markup inserted or bytes cut at random: read in parts or as one
+        /// document, the same graph and the same findings (errors at the same place).
+        #[test]
+        fn damaged_files_read_in_parts_as_in_one_document(
+            edits in proptest::collection::vec((0.0f64..1.0, 0..MUTATIONS.len(), 0usize..8), 1..3)
+        ) {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let path = root.join("fixtures/pfsense/shadowed-ldap.xml");
+            let mut text = std::fs::read_to_string(&path).expect("fixture");
+            for (at, insert, cut) in edits {
+                let mut i = ((text.len() as f64) * at) as usize;
+                while !text.is_char_boundary(i) {
+                    i -= 1;
+                }
+                // Two edits in eight cut 1–4 bytes, the others insert.
+                if cut >= 6 {
+                    let mut end = (i + insert % 4 + 1).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.replace_range(i..end, "");
+                } else {
+                    text.insert_str(i, MUTATIONS[insert]);
+                }
+            }
+            let file = source(text);
+            let (a, b) = (parse(&file), parse_whole(&file));
+            proptest::prop_assert_eq!(format!("{:?}", a.findings), format!("{:?}", b.findings));
+            proptest::prop_assert_eq!(format!("{:?}", a.graph), format!("{:?}", b.graph));
+        }
+    }
+
     #[test]
     fn a_part_that_is_not_well_formed_is_reported_where_it_is() {
         for rule in [
