@@ -496,14 +496,18 @@ pub fn note_only_checks() -> impl Iterator<Item = &'static CheckMeta> {
     CHECKS
         .iter()
         .map(|(m, _)| m)
-        .filter(|m| m.severity == Severity::Note)
+        .filter(|m| reports_notes_only(m))
+}
+
+fn reports_notes_only(meta: &CheckMeta) -> bool {
+    meta.severity == Severity::Note
 }
 
 /// Runs the checks that can report a warning or an error.
 pub fn run_above_notes(cx: &CheckCx) -> Vec<Finding> {
     CHECKS
         .iter()
-        .filter(|(meta, _)| meta.severity > Severity::Note)
+        .filter(|(meta, _)| !reports_notes_only(meta))
         .flat_map(|(_, run)| run(cx))
         .collect()
 }

@@ -8,6 +8,7 @@
 use super::{Permit, Placement, edit, line_at, lines_in, port_set, ranges_of, tokens};
 use crate::graph::IntervalSet;
 use crate::graph::sets::{PORT_MAX, proto};
+use crate::parse::iptables::is_counters;
 use crate::report::finding::Edit;
 use crate::source::{FileId, Span};
 
@@ -48,18 +49,6 @@ fn rule_tokens(line: &str) -> (Vec<(usize, &str)>, bool) {
         toks.remove(0);
     }
     (toks, counted)
-}
-
-/// `[12:3456]`.
-fn is_counters(word: &str) -> bool {
-    word.strip_prefix('[')
-        .and_then(|w| w.strip_suffix(']'))
-        .and_then(|w| w.split_once(':'))
-        .is_some_and(|(p, b)| {
-            [p, b]
-                .iter()
-                .all(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
-        })
 }
 
 /// Where a line appended to `chain` goes — after its last `-A` line in the table that

@@ -41,6 +41,12 @@ pub fn parse(file: &SourceFile) -> Parsed {
     }
 }
 
+/// True if `word` is the `[packets:bytes]` counters `iptables-save -c` writes ahead of
+/// a rule (the fixes edit such lines and must read them as this parser does).
+pub fn is_counters(word: &str) -> bool {
+    matches!(grammar::counters(word), Ok(("", _)))
+}
+
 /// What an `unknown-syntax` note is about; notes are counted per kind and name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NoteKind {

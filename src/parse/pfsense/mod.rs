@@ -26,13 +26,26 @@ use std::borrow::Cow;
 
 /// Parses a pfSense or OPNsense `config.xml`.
 pub fn parse(file: &SourceFile) -> Parsed {
-    let read = match split::layout(&file.text).and_then(|l| read_in_parts(file, &l)) {
-        Some(read) => read,
-        None => match parse_xml(&file.text) {
-            Ok(doc) => read_config(At::whole(file.id), &doc),
-            Err(e) => return refuse(file, &e),
-        },
+    match split::layout(&file.text).and_then(|l| read_in_parts(file, &l)) {
+        Some(read) => lowered(file, read),
+        None => parse_whole(file),
+    }
+}
+
+/// Parses the whole file as one document: where it cannot be split, and in the tests
+/// the reference that reading in parts is held to.
+fn parse_whole(file: &SourceFile) -> Parsed {
+    let read = match parse_xml(&file.text) {
+        // The AST borrows from the text, not from the document: the document's node
+        // table is freed here, before lowering builds the graph.
+        Ok(doc) => read_config(At::whole(file.id), &doc),
+        Err(e) => return refuse(file, &e),
     };
+    lowered(file, read)
+}
+
+/// The graph of what was read, or the one finding that says why there is none.
+fn lowered(file: &SourceFile, read: Result<Config<'_>, Box<Finding>>) -> Parsed {
     match read {
         Ok(cfg) => {
             let (graph, findings) = lower::lower(&cfg, file.id);
@@ -45,29 +58,6 @@ pub fn parse(file: &SourceFile) -> Parsed {
             graph: None,
             findings: vec![*finding],
         },
-    }
-}
-
-/// Parses the whole file as one document, as [`parse`] does when it cannot split it:
-/// the reference that reading in parts is tested against.
-#[cfg(test)]
-fn parse_whole(file: &SourceFile) -> Parsed {
-    let read = match parse_xml(&file.text) {
-        Ok(doc) => read_config(At::whole(file.id), &doc),
-        Err(e) => return refuse(file, &e),
-    };
-    let (graph, findings) = match read {
-        Ok(cfg) => lower::lower(&cfg, file.id),
-        Err(finding) => {
-            return Parsed {
-                graph: None,
-                findings: vec![*finding],
-            };
-        }
-    };
-    Parsed {
-        graph: Some(graph),
-        findings,
     }
 }
 
@@ -132,7 +122,7 @@ fn read_in_parts<'i>(
         _ => return None,
     };
     // The prolog and the root's start tag belong to no part: checked on their own.
-    parse_xml(&format!("{}</{root_name}>", &text[..root.tag_end])).ok()?;
+    parse_xml(&start_tag_alone(text, 0, root)).ok()?;
     let jobs = layout.sections.iter().flat_map(|(section, children)| {
         let filter = &text[section.name.clone()] == "filter";
         let head = match filter {
@@ -163,33 +153,39 @@ fn read_in_parts<'i>(
 
 /// Parses and reads one part; `None` if it is not well-formed on its own.
 fn read_part<'i>(file: FileId, text: &'i str, job: Job) -> Option<Part<'i>> {
-    let (Job::Section(e) | Job::Filter(e) | Job::Rule(e) | Job::Check(e)) = job;
-    let at = At {
+    let alone = |e: &split::Element| parse_xml(&text[e.range.clone()]).ok();
+    let at = |e: &split::Element| At {
         file,
         base: e.range.start,
     };
-    if let Job::Filter(e) = job {
-        // Its children are parts of their own: only the start tag is checked here.
-        let name = &text[e.name.clone()];
-        let alone = match e.has_content(text) {
-            true => format!("{}</{name}>", &text[e.range.start..e.tag_end]),
-            false => text[e.range.clone()].to_string(),
-        };
-        parse_xml(&alone).ok()?;
-        return Some(Part::Filter(element_start(file, text, e)));
-    }
-    let doc = parse_xml(&text[e.range.clone()]).ok()?;
-    let node = doc.root_element();
     Some(match job {
-        Job::Section(_) => {
+        Job::Filter(e) => {
+            // Its children are parts of their own: only the start tag is checked here.
+            parse_xml(&start_tag_alone(text, e.range.start, e)).ok()?;
+            Part::Filter(element_start(file, text, e))
+        }
+        Job::Section(e) => {
             // Only what the section adds is kept (see `Config::absorb`).
             let mut read = Config::empty(Flavor::PfSense, Span::new(file, 0, 0));
-            read_section(at, node, &mut read);
+            read_section(at(e), alone(e)?.root_element(), &mut read);
             Part::Section(read)
         }
-        Job::Rule(_) => Part::Rule(Box::new(read_rule(at, node))),
-        Job::Filter(_) | Job::Check(_) => Part::Checked,
+        Job::Rule(e) => Part::Rule(Box::new(read_rule(at(e), alone(e)?.root_element()))),
+        Job::Check(e) => {
+            alone(e)?;
+            Part::Checked
+        }
     })
+}
+
+/// The text from `from` to the end of `e`'s start tag, closed as an empty element
+/// (`e` itself if it has no content): what roxmltree checks of an element whose
+/// content is read as parts of its own.
+fn start_tag_alone(text: &str, from: usize, e: &split::Element) -> String {
+    match e.has_content(text) {
+        true => format!("{}</{}>", &text[from..e.tag_end], &text[e.name.clone()]),
+        false => text[from..e.range.end].to_string(),
+    }
 }
 
 /// What [`start_tag`] gives for an element of a split document.
