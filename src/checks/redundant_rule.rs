@@ -8,7 +8,7 @@
 
 use super::reach::{self, Redundancy, RuleResult};
 use super::shadowed_rule::{by_span, cut_note};
-use super::{CheckCx, CheckMeta};
+use super::{CheckCx, CheckMeta, HygieneNotes};
 use crate::analysis::{Cube, Decider, Field};
 use crate::graph::IntervalSet;
 use crate::graph::sets::{PORT_MAX, PROTO_MAX};
@@ -31,7 +31,7 @@ const MAX_RELATED: usize = 3;
 pub fn run(cx: &CheckCx) -> Vec<Finding> {
     let results = cx.reach();
     let implicit = reach::implicit_spans(cx.model.graph);
-    let mut out = Vec::new();
+    let mut out = HygieneNotes::new(META);
     let mut cut = Vec::new();
     for group in by_span(results).chunk_by(|a, b| a.span == b.span) {
         let Some(span) = group.first().map(|r| r.span) else {
@@ -48,7 +48,7 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
         };
         if group.iter().all(settled) {
             if !is_explicit_default(cx, group, &implicit) {
-                out.push(redundant_finding(cx, span, group));
+                out.push(|| redundant_finding(cx, span, group));
             }
         } else if group.iter().all(|r| {
             settled(r)
@@ -58,8 +58,7 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
             cut.push(span);
         }
     }
-    out.extend(cut_note(META, &cut, "redundant"));
-    out
+    out.finish(cut_note(META, &cut, "redundant"))
 }
 
 /// True for a catch-all rule (every protocol, port and address) whose packets only the

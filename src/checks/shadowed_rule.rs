@@ -7,7 +7,7 @@
 //! related labels.
 
 use super::reach::{self, Reach, RuleResult};
-use super::{CheckCx, CheckMeta, HYGIENE_NOTES_PER_FILE};
+use super::{CheckCx, CheckMeta, HygieneNotes};
 use crate::report::finding::{Finding, Severity};
 use crate::source::Span;
 
@@ -25,18 +25,14 @@ const MAX_RELATED: usize = 3;
 /// One finding per dead source line, plus one note if some rules were not analysed.
 pub fn run(cx: &CheckCx) -> Vec<Finding> {
     let results = cx.reach();
-    let mut out = Vec::new();
+    let mut out = HygieneNotes::new(META);
     let mut cut = Vec::new();
     for group in by_span(results).chunk_by(|a, b| a.span == b.span) {
         let Some(span) = group.first().map(|r| r.span) else {
             continue;
         };
         if group.iter().all(|r| matches!(r.reach, Reach::Dead(_))) {
-            out.push(if out.len() < HYGIENE_NOTES_PER_FILE {
-                dead_finding(cx, span, group)
-            } else {
-                counted_only(span)
-            });
+            out.push(|| dead_finding(cx, span, group));
         } else if group
             .iter()
             .all(|r| matches!(r.reach, Reach::Dead(_) | Reach::Cut))
@@ -44,8 +40,7 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
             cut.push(span);
         }
     }
-    out.extend(cut_note(META, &cut, "shadowed"));
-    out
+    out.finish(cut_note(META, &cut, "shadowed"))
 }
 
 /// Results in source order, the rules of one line in chain order: cut them into one
@@ -55,13 +50,6 @@ pub fn by_span<'a, 'g>(results: &'a [RuleResult<'g>]) -> Vec<&'a RuleResult<'g>>
     let mut sorted: Vec<&RuleResult> = results.iter().collect();
     sorted.sort_by_key(|r| r.span);
     sorted
-}
-
-/// A dead line past the first [`HYGIENE_NOTES_PER_FILE`], in file order: the cap
-/// drops it and only counts it, so it gets no message, labels or witness (building them
-/// for the 90,000 dead lines of a generated 100k-rule file was 3% of its lint).
-fn counted_only(span: Span) -> Finding {
-    Finding::new(META.name, META.severity, span, String::new())
 }
 
 fn dead_finding(cx: &CheckCx, span: Span, group: &[&RuleResult]) -> Finding {
@@ -202,8 +190,8 @@ pub(crate) mod tests {
         let zoning = Zoning::assign(&g, &[]);
         let (settings, hosts) = (Settings::default(), Hosts::default());
         let cx = CheckCx::new(&file, &model, &zoning, &settings, &hosts, &[]);
-        let shown = super::super::cap_hygiene_notes(&META, run(&cx));
-        assert_eq!(shown.len(), HYGIENE_NOTES_PER_FILE + 1);
+        let shown = run(&cx);
+        assert_eq!(shown.len(), super::super::HYGIENE_NOTES_PER_FILE + 1);
         let (last, dead) = shown.split_last().expect("findings");
         assert_eq!(
             last.message,
