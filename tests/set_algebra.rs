@@ -4,6 +4,7 @@
 //! written for speed (merge passes, shared results), so they are checked here against
 //! the obvious definition on every small set proptest draws.
 
+use mislint::analysis::cube::ServiceBounds;
 use mislint::graph::IntervalSet;
 use proptest::prelude::*;
 
@@ -82,5 +83,40 @@ proptest! {
         }
         prop_assert_eq!(one.intersects(&many), r & m != 0);
         prop_assert_eq!(many.intersects(&one), r & m != 0);
+    }
+}
+
+/// The smallest and largest bit of a mask.
+fn hull_of(mask: u64) -> Option<(u32, u32)> {
+    (mask != 0).then(|| (mask.trailing_zeros(), 63 - mask.leading_zeros()))
+}
+
+fn hulls_meet(a: u64, b: u64) -> bool {
+    match (hull_of(a), hull_of(b)) {
+        (Some(x), Some(y)) => x.0 <= y.1 && y.0 <= x.1,
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Service bounds prefilter the chain analysis' index: two services that share a
+    /// packet must have overlapping bounds, and bounds overlap exactly when the hulls of
+    /// both fields do.
+    #[test]
+    fn service_bounds_overlap_as_the_hulls_do(
+        pa in any::<u64>(), pb in any::<u64>(), da in any::<u64>(), db in any::<u64>(),
+    ) {
+        let a = ServiceBounds::of(&set_of(pa), &set_of(da));
+        let b = ServiceBounds::of(&set_of(pb), &set_of(db));
+        prop_assert_eq!(a.overlaps(&b), hulls_meet(pa, pb) && hulls_meet(da, db));
+        if pa & pb != 0 && da & db != 0 {
+            prop_assert!(a.overlaps(&b));
+        }
+        let (proto, port) = (u128::from(pb.trailing_zeros() % 64), u128::from(db.trailing_zeros() % 64));
+        if set_of(pa).contains(proto) && set_of(da).contains(port) {
+            prop_assert!(a.overlaps(&ServiceBounds::point(proto, port)));
+        }
     }
 }

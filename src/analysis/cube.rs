@@ -133,6 +133,63 @@ impl Cube {
     }
 }
 
+/// The outer bounds of a service: its protocols and destination ports, in six bytes.
+/// Dense arrays of these let a scan over thousands of rules or services skip most of
+/// them without reading their sets; overlapping bounds are necessary for two services
+/// to meet, not sufficient, so the sets decide the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceBounds {
+    proto: (u8, u8),
+    dport: (u16, u16),
+}
+
+impl ServiceBounds {
+    /// Bounds that overlap nothing.
+    pub const NONE: ServiceBounds = ServiceBounds {
+        proto: (1, 0),
+        dport: (1, 0),
+    };
+
+    /// The bounds of a protocol set and a destination port set; [`ServiceBounds::NONE`]
+    /// if either is empty.
+    pub fn of(proto: &IntervalSet, dport: &IntervalSet) -> ServiceBounds {
+        let (Some(proto), Some(dport)) = (proto.bounds(), dport.bounds()) else {
+            return ServiceBounds::NONE;
+        };
+        ServiceBounds {
+            proto: (narrow_u8(proto.0), narrow_u8(proto.1)),
+            dport: (narrow_u16(dport.0), narrow_u16(dport.1)),
+        }
+    }
+
+    /// The bounds of one protocol and port.
+    pub fn point(proto: u128, port: u128) -> ServiceBounds {
+        ServiceBounds {
+            proto: (narrow_u8(proto), narrow_u8(proto)),
+            dport: (narrow_u16(port), narrow_u16(port)),
+        }
+    }
+
+    /// False if no packet can be in both.
+    #[inline]
+    pub fn overlaps(&self, other: &ServiceBounds) -> bool {
+        self.proto.0 <= other.proto.1
+            && other.proto.0 <= self.proto.1
+            && self.dport.0 <= other.dport.1
+            && other.dport.0 <= self.dport.1
+    }
+}
+
+/// Protocol numbers and ports never exceed their fields' universes; saturating keeps a
+/// bound a bound if one ever did.
+fn narrow_u8(v: u128) -> u8 {
+    u8::try_from(v).unwrap_or(u8::MAX)
+}
+
+fn narrow_u16(v: u128) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@
 //! rules and port forwards, the ASA access-group dispatch — are analysed as rules but
 //! never reported: see [`implicit_spans`].
 
-use crate::analysis::cube::{FIELDS, Field};
+use crate::analysis::cube::{FIELDS, Field, ServiceBounds};
 use crate::analysis::{Cube, Decider, Model};
 use crate::graph::{Action, Chain, ChainId, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
@@ -707,6 +707,10 @@ struct RuleIndex {
     /// How many interfaces the model has: a rule naming all of them names none.
     ifaces: u128,
     groups: Vec<Group>,
+    /// The groups' services' bounds, in group order: a query's first look at the
+    /// groups reads these, not their sets (a big pfSense chain has 13,000 services and
+    /// its queries 1,500 distinct probes).
+    group_bounds: Vec<ServiceBounds>,
     /// Service hash → the groups with that hash.
     by_service: HashMap<u64, Vec<usize>>,
     point_memo: RefCell<PointMemo>,
@@ -1005,6 +1009,7 @@ impl RuleIndex {
         RuleIndex {
             ifaces: ifaces as u128,
             groups: Vec::new(),
+            group_bounds: Vec::new(),
             by_service: HashMap::new(),
             point_memo: RefCell::default(),
             cube_memo: RefCell::default(),
@@ -1024,6 +1029,7 @@ impl RuleIndex {
         let g = match found {
             Some(g) => g,
             None => {
+                self.group_bounds.push(ServiceBounds::of(proto, dport));
                 self.groups.push(Group {
                     proto: proto.clone(),
                     dport: dport.clone(),
@@ -1041,12 +1047,29 @@ impl RuleIndex {
         }
     }
 
+    /// The groups from `first` on whose services' bounds overlap `service`.
+    fn groups_meeting(
+        &self,
+        first: usize,
+        service: &ServiceBounds,
+    ) -> impl Iterator<Item = (usize, &Group)> + '_ {
+        let service = *service;
+        self.group_bounds
+            .iter()
+            .zip(&self.groups)
+            .enumerate()
+            .skip(first)
+            .filter(move |(_, (b, _))| b.overlaps(&service))
+            .map(|(g, (_, group))| (g, group))
+    }
+
     /// Rules that may hold the packet `p`, after the ids already in `extra`.
     fn candidates_at(&self, p: &Point, extra: Vec<u32>) -> Candidates<'_> {
         let (proto, port) = (p[Field::Proto as usize], p[Field::DstPort as usize]);
         let mut memos = self.point_memo.borrow_mut();
         let memo = memos.entry((proto, port)).or_default();
-        for (g, group) in self.groups.iter().enumerate().skip(memo.0) {
+        let point = ServiceBounds::point(proto, port);
+        for (g, group) in self.groups_meeting(memo.0, &point) {
             if group.proto.contains(proto) && group.dport.contains(port) {
                 memo.1.push(g);
             }
@@ -1091,7 +1114,8 @@ impl RuleIndex {
         let Some(memo) = slot.get_mut(at) else {
             return out;
         };
-        for (g, group) in self.groups.iter().enumerate().skip(memo.tested) {
+        let service = ServiceBounds::of(proto, dport);
+        for (g, group) in self.groups_meeting(memo.tested, &service) {
             if group.proto.intersects(proto) && group.dport.intersects(dport) {
                 memo.groups.push(g);
             }

@@ -158,6 +158,12 @@ impl IntervalSet {
         self.ranges().first().map(|r| r.0)
     }
 
+    /// The smallest and the largest value.
+    pub fn bounds(&self) -> Option<(u128, u128)> {
+        let ranges = self.ranges();
+        Some((ranges.first()?.0, ranges.last()?.1))
+    }
+
     /// Number of values, saturating at `u128::MAX`.
     pub fn count(&self) -> u128 {
         self.ranges().iter().fold(0u128, |acc, (lo, hi)| {
