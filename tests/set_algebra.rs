@@ -4,7 +4,7 @@
 //! written for speed (merge passes, shared results), so they are checked here against
 //! the obvious definition on every small set proptest draws.
 
-use mislint::analysis::cube::ServiceBounds;
+use mislint::analysis::cube::{Bounds, Cube, Field, ServiceBounds};
 use mislint::graph::IntervalSet;
 use proptest::prelude::*;
 
@@ -117,6 +117,35 @@ proptest! {
         let (proto, port) = (u128::from(pb.trailing_zeros() % 64), u128::from(db.trailing_zeros() % 64));
         if set_of(pa).contains(proto) && set_of(da).contains(port) {
             prop_assert!(a.overlaps(&ServiceBounds::point(proto, port)));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The walk skips a rule whose bounds miss a piece's: that must never skip a rule
+    /// the piece meets.
+    #[test]
+    fn cube_bounds_overlap_whenever_the_cubes_meet(
+        masks in proptest::array::uniform6(any::<u64>()),
+    ) {
+        let cube = |proto: u64, port: u64, dst: u64| {
+            let mut c = Cube::full(2);
+            c.restrict(Field::Proto, &set_of(proto));
+            c.restrict(Field::DstPort, &set_of(port));
+            c.restrict(Field::DstAddr, &set_of(dst));
+            c
+        };
+        let [pa, da, aa, pb, db, ab] = masks;
+        let (a, b) = (cube(pa, da, aa), cube(pb, db, ab));
+        let overlap = Bounds::of(&a).overlaps(&Bounds::of(&b));
+        prop_assert_eq!(
+            overlap,
+            hulls_meet(pa, pb) && hulls_meet(da, db) && hulls_meet(aa, ab)
+        );
+        if a.intersects(&b) {
+            prop_assert!(overlap);
         }
     }
 }

@@ -30,7 +30,7 @@ pub mod zones;
 use crate::graph::sets::{addr, ct, proto};
 use crate::graph::{Action, ChainId, CondKind, IfaceMatch, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
-pub use cube::{Cube, Field};
+pub use cube::{Bounds, Cube, Field};
 // Pieces are hashed at every stage boundary and fork: foldhash's seeded hasher is several
 // times faster than SipHash on these many-word keys and still differs per run.
 use foldhash::{HashMap, HashSet, HashSetExt};
@@ -111,6 +111,9 @@ pub struct Model<'g> {
     /// is [`OTHER_IFACE`], standing for every interface the config does not name.
     pub ifaces: Vec<String>,
     rules: Vec<Vec<CompiledRule>>,
+    /// Each chain's rules' [`Bounds`], in rule order; a passive rule's are
+    /// [`Bounds::NONE`]. The walk's scan for the next rule reads these first.
+    bounds: Vec<Vec<Bounds>>,
     /// Walk steps left before the analysis gives up on exactness (see [`STEP_BUDGET`]).
     /// Atomic and locked below only so that a model can be shared with a thread that
     /// reads its compiled rules (the chain analysis of `reach`) while this one walks.
@@ -289,7 +292,7 @@ impl<'g> Model<'g> {
         ifaces.push(OTHER_IFACE.to_string());
         let passive = passive_chains(graph);
         // Each rule compiles on its own: a big chain is shared out among the cores.
-        let rules = graph
+        let rules: Vec<Vec<CompiledRule>> = graph
             .chains
             .iter()
             .map(|chain| {
@@ -301,10 +304,12 @@ impl<'g> Model<'g> {
                     .collect()
             })
             .collect();
+        let bounds = rules.iter().map(|chain| chain_bounds(chain)).collect();
         Model {
             graph,
             ifaces,
             rules,
+            bounds,
             steps_left: AtomicUsize::new(STEP_BUDGET),
             prewalks: RwLock::new(Vec::new()),
         }
@@ -653,13 +658,7 @@ impl<'g> Model<'g> {
 
     /// Advances one walker to its next matching rule and applies that rule.
     fn step(&self, entry: usize, w: Walker, work: &mut Work, out: &mut Vec<StageResult>) {
-        let rules = &self.rules[w.chain];
-        let hit = rules
-            .iter()
-            .enumerate()
-            .skip(w.next)
-            .find(|(_, r)| !r.passive && r.cube.intersects(&w.cube));
-        let Some((index, rule)) = hit else {
+        let Some((index, rule)) = self.next_hit(w.chain, w.next, &w.cube) else {
             self.fall_through(entry, w, work, out);
             return;
         };
@@ -700,6 +699,18 @@ impl<'g> Model<'g> {
             ..w
         };
         self.apply(entry, action, decider, here, index, work, out);
+    }
+
+    /// The first rule of `chain` from `from` on that meets `cube` and is not passive.
+    fn next_hit(&self, chain: usize, from: usize, cube: &Cube) -> Option<(usize, &CompiledRule)> {
+        let piece = Bounds::of(cube);
+        self.bounds[chain]
+            .iter()
+            .zip(&self.rules[chain])
+            .enumerate()
+            .skip(from)
+            .find(|(_, (b, r))| b.overlaps(&piece) && !r.passive && r.cube.intersects(cube))
+            .map(|(i, (_, r))| (i, r))
     }
 
     /// Applies a matched rule's action to the matched piece.
@@ -1279,6 +1290,20 @@ fn compile_rule(
         unknown,
         passive: is_passive(&rule.action, passive_chains),
     }
+}
+
+/// The bounds of a chain's compiled rules, passive ones bounding nothing.
+fn chain_bounds(rules: &[CompiledRule]) -> Vec<Bounds> {
+    rules
+        .iter()
+        .map(|r| {
+            if r.passive {
+                Bounds::NONE
+            } else {
+                Bounds::of(&r.cube)
+            }
+        })
+        .collect()
 }
 
 /// The protocols whose packets carry ports.
