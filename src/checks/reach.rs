@@ -28,7 +28,6 @@ use crate::graph::{Action, Chain, ChainId, IntervalSet, NatTarget, RuleGraph};
 use crate::source::Span;
 use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
-use std::cell::RefCell;
 use std::cmp::Reverse;
 // Point queries hash their keys several times per rule: foldhash, not SipHash.
 use foldhash::{HashMap, HashMapExt};
@@ -229,6 +228,12 @@ pub enum Redundancy<'g> {
 
 /// Analyses every reportable rule of every chain; redundancy only if `redundancy`.
 pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
+    let runs = rayon::current_num_threads() * PASS_2_RUNS_PER_CORE;
+    analyse_in_runs(model, redundancy, runs)
+}
+
+/// [`analyse`], with pass 2 of a long chain in `runs` runs.
+fn analyse_in_runs<'g>(model: &Model<'g>, redundancy: bool, runs: usize) -> Vec<RuleResult<'g>> {
     let graph = model.graph;
     let facts = ChainFacts::new(graph);
     let implicit = implicit_spans(graph);
@@ -239,7 +244,8 @@ pub fn analyse<'g>(model: &Model<'g>, redundancy: bool) -> Vec<RuleResult<'g>> {
         .par_iter()
         .enumerate()
         .flat_map_iter(|(c, chain)| {
-            analyse_chain(model, &facts, &implicit, ChainId(c), chain, redundancy)
+            let pass_2 = redundancy.then_some(runs);
+            analyse_chain(model, &facts, &implicit, ChainId(c), chain, pass_2)
         })
         .collect()
 }
@@ -251,7 +257,7 @@ fn analyse_chain<'g>(
     implicit: &HashSet<Span>,
     id: ChainId,
     chain: &'g Chain,
-    redundancy: bool,
+    pass_2_runs: Option<usize>,
 ) -> Vec<RuleResult<'g>> {
     let rules: Vec<ChainRule<'_, 'g>> = chain
         .rules
@@ -272,21 +278,20 @@ fn analyse_chain<'g>(
     if rules.len() != chain.rules.len() || !rules.iter().any(|r| r.reportable) {
         return Vec::new();
     }
-    let mut cx = ChainCx {
+    let mut cx = ChainIndex {
         id,
         rules: &rules,
         earlier: RuleIndex::new(model.ifaces.len()),
         all: RuleIndex::new(model.ifaces.len()),
         end: facts.end_effect(id),
-        recent: Vec::new(),
-        scratch: Vec::new(),
         revivable: HashMap::new(),
     };
     // Pass 1, in chain order: reachability against the earlier rules, with a packet
     // that reaches each live rule.
+    let mut scratch = Scratch::default();
     let mut reach: Vec<Option<(Reach, Option<Point>)>> = Vec::with_capacity(rules.len());
     for (i, r) in rules.iter().enumerate() {
-        reach.push(r.reportable.then(|| cx.reach(i)));
+        reach.push(r.reportable.then(|| cx.with(&mut scratch).reach(i)));
         if r.effect.is_some() && !r.unknown {
             cx.earlier.insert(r.cube, i);
         }
@@ -294,7 +299,7 @@ fn analyse_chain<'g>(
     // Pass 2: redundancy against the later rules. A dead rule matches no packet, so
     // the later rules that matter are the live ones — plus the dead ones that only
     // this rule's line helps to kill, which its removal would bring back.
-    if redundancy {
+    if pass_2_runs.is_some() {
         for (k, r) in rules.iter().enumerate() {
             match reach.get(k) {
                 Some(Some((Reach::Dead(by), _))) => {
@@ -309,14 +314,25 @@ fn analyse_chain<'g>(
             }
         }
     }
+    let probes: Vec<(usize, &Point)> = match pass_2_runs {
+        Some(_) => reach
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, r.as_ref()?.1.as_ref()?)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let verdicts = redundancies(&cx, scratch, &probes, pass_2_runs.unwrap_or(1));
+    let live: Vec<usize> = probes.into_iter().map(|(i, _)| i).collect();
+    let mut verdicts = live.into_iter().zip(verdicts).peekable();
     let mut out = Vec::with_capacity(rules.len());
     for (i, (r, reach)) in rules.iter().zip(reach).enumerate() {
-        let Some((reach, probe)) = reach else {
+        let Some((reach, _)) = reach else {
             continue;
         };
-        let redundancy = match (probe, redundancy) {
-            (Some(p), true) => cx.redundancy(i, &p),
-            _ => Redundancy::Unknown,
+        let redundancy = match verdicts.next_if(|(k, _)| *k == i) {
+            Some((_, verdict)) => verdict,
+            None => Redundancy::Unknown,
         };
         out.push(RuleResult {
             decider: Decider {
@@ -331,6 +347,38 @@ fn analyse_chain<'g>(
     out
 }
 
+/// The redundancy of each live rule of `probes` (with a packet that reaches it), in
+/// order. The indexes are finished, so the rules are shared out among the cores in up
+/// to `runs` contiguous runs. Each run starts with empty memos, which cost a scan of
+/// the chain's services to fill again, so there are few runs, none short, and the
+/// first takes over pass 1's `scratch`. The answers do not depend on the runs.
+fn redundancies<'g>(
+    cx: &ChainIndex<'_, '_, 'g>,
+    scratch: Scratch,
+    probes: &[(usize, &Point)],
+    runs: usize,
+) -> Vec<Redundancy<'g>> {
+    let len = probes.len().div_ceil(runs.max(1)).max(PASS_2_MIN_RUN);
+    let mut first = Some(scratch);
+    let runs: Vec<(&[(usize, &Point)], Scratch)> = probes
+        .chunks(len)
+        .map(|run| (run, first.take().unwrap_or_default()))
+        .collect();
+    runs.into_par_iter()
+        .flat_map_iter(|(run, mut scratch)| {
+            run.iter()
+                .map(|(i, p)| cx.with(&mut scratch).redundancy(*i, p))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Runs of pass 2 per core: more balance the load, fewer spare the memos' filling.
+const PASS_2_RUNS_PER_CORE: usize = 4;
+
+/// The fewest live rules a run of pass 2 takes: a shorter chain's stays on one core.
+const PASS_2_MIN_RUN: usize = 256;
+
 /// One rule as the analysis sees it.
 struct ChainRule<'m, 'g> {
     cube: &'m Cube,
@@ -342,8 +390,8 @@ struct ChainRule<'m, 'g> {
     reportable: bool,
 }
 
-/// The state of one chain's pass.
-struct ChainCx<'r, 'm, 'g> {
+/// One chain's rules and indexes, which its passes read and pass 2's cores share.
+struct ChainIndex<'r, 'm, 'g> {
     id: ChainId,
     rules: &'r [ChainRule<'m, 'g>],
     /// Earlier rules that surely decide their packets (known conditions, an effect).
@@ -351,13 +399,36 @@ struct ChainCx<'r, 'm, 'g> {
     /// Every rule of the chain (filled only for redundancy).
     all: RuleIndex,
     end: Effect<'g>,
+    /// Dead rules by the line of a rule that helps to kill them.
+    revivable: HashMap<Span, Vec<usize>>,
+}
+
+impl<'r, 'm, 'g> ChainIndex<'r, 'm, 'g> {
+    /// The chain as one core queries it, with that core's scratch space.
+    fn with<'c>(&'c self, scratch: &'c mut Scratch) -> ChainCx<'c, 'r, 'm, 'g> {
+        ChainCx {
+            chain: self,
+            scratch,
+        }
+    }
+}
+
+/// What one core keeps between its queries of a chain: only speed depends on it.
+#[derive(Default)]
+struct Scratch {
     /// The last few rules found to hold a whole later rule: a broad rule usually kills
     /// a run of the rules after it, and trying it first skips the index.
     recent: Vec<usize>,
     /// A reused buffer for candidate ids.
-    scratch: Vec<u32>,
-    /// Dead rules by the line of a rule that helps to kill them.
-    revivable: HashMap<Span, Vec<usize>>,
+    ids: Vec<u32>,
+    earlier: IndexMemo,
+    all: IndexMemo,
+}
+
+/// A chain's queries on one core.
+struct ChainCx<'c, 'r, 'm, 'g> {
+    chain: &'c ChainIndex<'r, 'm, 'g>,
+    scratch: &'c mut Scratch,
 }
 
 /// What the earlier deciding rules do to a probe packet.
@@ -384,7 +455,7 @@ enum Walk {
 /// Recent whole-rule coverers remembered.
 const RECENT: usize = 4;
 
-impl<'g> ChainCx<'_, '_, 'g> {
+impl<'g> ChainCx<'_, '_, '_, 'g> {
     /// Whether rule `i` can be reached, given the earlier rules in the index, and a
     /// packet that reaches it if it can.
     fn reach(&mut self, i: usize) -> (Reach, Option<Point>) {
@@ -396,27 +467,28 @@ impl<'g> ChainCx<'_, '_, 'g> {
 
     /// A packet that reaches rule `i`, or why there is none.
     fn reach_point(&mut self, i: usize) -> Result<Point, Reach> {
-        let Some(rule) = self.rules.get(i) else {
+        let Some(rule) = self.chain.rules.get(i) else {
             return Err(Reach::Cut);
         };
         let cube = rule.cube;
         let (Some(low), Some(high)) = (low_point(cube), high_point(cube)) else {
             return Err(Reach::Empty);
         };
-        if let Some(&j) = self
-            .recent
-            .iter()
-            .find(|&&j| self.rules.get(j).is_some_and(|r| cube.is_subset(r.cube)))
-        {
+        if let Some(&j) = self.scratch.recent.iter().find(|&&j| {
+            self.chain
+                .rules
+                .get(j)
+                .is_some_and(|r| cube.is_subset(r.cube))
+        }) {
             return Err(Reach::Dead(vec![j]));
         }
         for probe in [low, high] {
             match self.earlier_cover(&probe, cube) {
                 Cover::None => return Ok(probe),
                 Cover::Whole(j) => {
-                    self.recent.retain(|&k| k != j);
-                    self.recent.insert(0, j);
-                    self.recent.truncate(RECENT);
+                    self.scratch.recent.retain(|&k| k != j);
+                    self.scratch.recent.insert(0, j);
+                    self.scratch.recent.truncate(RECENT);
                     return Err(Reach::Dead(vec![j]));
                 }
                 Cover::Probe => {}
@@ -436,13 +508,17 @@ impl<'g> ChainCx<'_, '_, 'g> {
     /// Only the first `MAX_HOLDERS` holders are tried for the whole rule: past them,
     /// the exact subtraction decides.
     fn earlier_cover(&mut self, probe: &Point, whole: &Cube) -> Cover {
-        let mut ids = std::mem::take(&mut self.scratch);
+        let mut ids = std::mem::take(&mut self.scratch.ids);
         ids.clear();
-        let mut found = self.earlier.candidates_at(probe, ids).from(0);
+        let mut found = self
+            .chain
+            .earlier
+            .candidates_at(&mut self.scratch.earlier, probe, ids)
+            .from(0);
         let mut cover = Cover::None;
         let mut holders = 0;
         for j in found.by_ref() {
-            let Some(r) = self.rules.get(j) else {
+            let Some(r) = self.chain.rules.get(j) else {
                 continue;
             };
             if !contains(r.cube, probe) {
@@ -458,7 +534,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
                 break;
             }
         }
-        self.scratch = found.into_buffer();
+        self.scratch.ids = found.into_buffer();
         cover
     }
 
@@ -470,7 +546,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
     /// A round subtracts at most `MAX_HOLDERS` of them, the first in chain order: any one
     /// takes the packet away, which is all a round needs to make progress.
     fn remainder(&mut self, i: usize) -> Option<(Vec<Cube>, Vec<usize>)> {
-        let rule = self.rules.get(i)?;
+        let rule = self.chain.rules.get(i)?;
         let mut pieces = vec![rule.cube.clone()];
         let mut used = Vec::new();
         let mut ids = Vec::new();
@@ -479,11 +555,20 @@ impl<'g> ChainCx<'_, '_, 'g> {
                 return Some((pieces, used));
             };
             ids.clear();
-            let mut found = self.earlier.candidates_at(&p, ids).from(0);
+            let mut found = self
+                .chain
+                .earlier
+                .candidates_at(&mut self.scratch.earlier, &p, ids)
+                .from(0);
             let holders: Vec<usize> = found
                 .by_ref()
                 .take_while(|&j| j < i)
-                .filter(|&j| self.rules.get(j).is_some_and(|r| contains(r.cube, &p)))
+                .filter(|&j| {
+                    self.chain
+                        .rules
+                        .get(j)
+                        .is_some_and(|r| contains(r.cube, &p))
+                })
                 .take(MAX_HOLDERS)
                 .collect();
             ids = found.into_buffer();
@@ -491,7 +576,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
                 return Some((pieces, used));
             }
             for j in holders {
-                let Some(other) = self.rules.get(j) else {
+                let Some(other) = self.chain.rules.get(j) else {
                     continue;
                 };
                 let mut next = Vec::with_capacity(pieces.len());
@@ -517,7 +602,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
     /// Whether the later rules would give rule `i`'s packets its own effect; `probe` is
     /// a packet that reaches it.
     fn redundancy(&mut self, i: usize, probe: &Point) -> Redundancy<'g> {
-        let Some(rule) = self.rules.get(i) else {
+        let Some(rule) = self.chain.rules.get(i) else {
             return Redundancy::Unknown;
         };
         let Some(effect) = rule.effect else {
@@ -536,10 +621,11 @@ impl<'g> ChainCx<'_, '_, 'g> {
         // Without the other rules of `i`'s line: removing a vendor entry removes all the
         // rules it was lowered to.
         let later = self
+            .chain
             .all
-            .candidates(rule.cube, ids)
+            .candidates(&mut self.scratch.all, rule.cube, ids)
             .from(i + 1)
-            .filter(|&j| self.rules.get(j).map(|r| r.span) != Some(rule.span));
+            .filter(|&j| self.chain.rules.get(j).map(|r| r.span) != Some(rule.span));
         let sample = pieces.first().cloned().unwrap_or_else(|| point_cube(probe));
         let mut deciders = Vec::new();
         match self.walk(effect, later, &mut pieces, &mut deciders) {
@@ -551,14 +637,18 @@ impl<'g> ChainCx<'_, '_, 'g> {
 
     /// True if, without rule `i` (and its line), the later rules give `point` `effect`.
     fn point_gets(&mut self, i: usize, effect: Effect<'g>, point: &Point) -> bool {
-        let mut ids = std::mem::take(&mut self.scratch);
+        let mut ids = std::mem::take(&mut self.scratch.ids);
         ids.clear();
-        let span = self.rules.get(i).map(|r| r.span);
+        let span = self.chain.rules.get(i).map(|r| r.span);
         self.push_revivable(span, &mut ids);
-        let mut found = self.all.candidates_at(point, ids).from(i + 1);
+        let mut found = self
+            .chain
+            .all
+            .candidates_at(&mut self.scratch.all, point, ids)
+            .from(i + 1);
         let mut verdict = None;
         for j in found.by_ref() {
-            let Some(r) = self.rules.get(j) else {
+            let Some(r) = self.chain.rules.get(j) else {
                 continue;
             };
             if Some(r.span) == span || !contains(r.cube, point) {
@@ -570,13 +660,13 @@ impl<'g> ChainCx<'_, '_, 'g> {
             verdict = Some(!r.unknown && r.effect == Some(effect));
             break;
         }
-        self.scratch = found.into_buffer();
-        verdict.unwrap_or(self.end == effect)
+        self.scratch.ids = found.into_buffer();
+        verdict.unwrap_or(self.chain.end == effect)
     }
 
     /// Adds the dead rules that the rules of line `span` help to kill.
     fn push_revivable(&self, span: Option<Span>, ids: &mut Vec<u32>) {
-        if let Some(dead) = span.and_then(|s| self.revivable.get(&s)) {
+        if let Some(dead) = span.and_then(|s| self.chain.revivable.get(&s)) {
             ids.extend(dead.iter().map(|&k| k as u32));
         }
     }
@@ -601,7 +691,7 @@ impl<'g> ChainCx<'_, '_, 'g> {
             if seen == MAX_CANDIDATES {
                 return Walk::Cut;
             }
-            let Some(rule) = self.rules.get(j) else {
+            let Some(rule) = self.chain.rules.get(j) else {
                 continue;
             };
             if !pieces.iter().any(|p| p.intersects(rule.cube)) {
@@ -626,16 +716,16 @@ impl<'g> ChainCx<'_, '_, 'g> {
             }
             *pieces = next;
             deciders.push(Decider {
-                chain: self.id,
+                chain: self.chain.id,
                 rule: Some(j),
             });
         }
         if pieces.is_empty() {
             return Walk::Same;
         }
-        if self.end == effect {
+        if self.chain.end == effect {
             deciders.push(Decider {
-                chain: self.id,
+                chain: self.chain.id,
                 rule: None,
             });
             Walk::Same
@@ -713,9 +803,16 @@ struct RuleIndex {
     group_bounds: Vec<ServiceBounds>,
     /// Service hash → the groups with that hash.
     by_service: HashMap<u64, Vec<usize>>,
-    point_memo: RefCell<PointMemo>,
+}
+
+/// What a core remembers of its queries to one [`RuleIndex`]: the groups a query
+/// service meets, so that the next query of the same service tests only the groups
+/// added since.
+#[derive(Default)]
+struct IndexMemo {
+    points: PointMemo,
     /// Cube queries by service hash: the service, groups tested, those that overlap.
-    cube_memo: RefCell<HashMap<u64, Vec<CubeMemo>>>,
+    cubes: HashMap<u64, Vec<CubeMemo>>,
 }
 
 /// Point queries' groups by (protocol, port): how many groups were tested, and those
@@ -1011,8 +1108,6 @@ impl RuleIndex {
             groups: Vec::new(),
             group_bounds: Vec::new(),
             by_service: HashMap::new(),
-            point_memo: RefCell::default(),
-            cube_memo: RefCell::default(),
         }
     }
 
@@ -1064,10 +1159,9 @@ impl RuleIndex {
     }
 
     /// Rules that may hold the packet `p`, after the ids already in `extra`.
-    fn candidates_at(&self, p: &Point, extra: Vec<u32>) -> Candidates<'_> {
+    fn candidates_at(&self, memo: &mut IndexMemo, p: &Point, extra: Vec<u32>) -> Candidates<'_> {
         let (proto, port) = (p[Field::Proto as usize], p[Field::DstPort as usize]);
-        let mut memos = self.point_memo.borrow_mut();
-        let memo = memos.entry((proto, port)).or_default();
+        let memo = memo.points.entry((proto, port)).or_default();
         let point = ServiceBounds::point(proto, port);
         for (g, group) in self.groups_meeting(memo.0, &point) {
             if group.proto.contains(proto) && group.dport.contains(port) {
@@ -1091,10 +1185,9 @@ impl RuleIndex {
     }
 
     /// Rules that may overlap `query`, after the ids already in `extra`.
-    fn candidates(&self, query: &Cube, extra: Vec<u32>) -> Candidates<'_> {
+    fn candidates(&self, memo: &mut IndexMemo, query: &Cube, extra: Vec<u32>) -> Candidates<'_> {
         let (proto, dport) = (query.get(Field::Proto), query.get(Field::DstPort));
-        let mut memos = self.cube_memo.borrow_mut();
-        let slot = memos.entry(service_hash(proto, dport)).or_default();
+        let slot = memo.cubes.entry(service_hash(proto, dport)).or_default();
         let at = match slot
             .iter()
             .position(|m| m.proto == *proto && m.dport == *dport)
@@ -1257,7 +1350,11 @@ mod tests {
     /// `(chain name, rule index, reach)` of the reportable rules.
     fn reach_of(g: &RuleGraph) -> Vec<(String, usize, String)> {
         let m = Model::new(g, &[]);
-        analyse(&m, true)
+        described(g, analyse(&m, true))
+    }
+
+    fn described(g: &RuleGraph, results: Vec<RuleResult>) -> Vec<(String, usize, String)> {
+        results
             .into_iter()
             .map(|r| {
                 let what = match &r.reach {
@@ -1352,6 +1449,43 @@ mod tests {
         assert_eq!(status(&g, "FORWARD", 2), "live");
         // LOG is passed over; the ACCEPT at 7 takes all of it.
         assert_eq!(status(&g, "FORWARD", 5), "redundant accept [Some(7)]");
+    }
+
+    #[test]
+    fn pass_2_answers_the_same_in_runs() {
+        // Enough live rules for several runs: per-/24 rules, some of them repeated by
+        // a later /16 of the same verdict, some contradicted by a later DROP.
+        let mut rules = String::new();
+        for k in 0..1200u32 {
+            let (b, c) = (k / 200, k % 200);
+            let verdict = if k % 3 == 0 { "DROP" } else { "ACCEPT" };
+            rules.push_str(&format!(
+                "-A FORWARD -s 10.{b}.{c}.0/24 -p tcp --dport {} -j {verdict}\n",
+                80 + k % 5
+            ));
+            if k % 200 == 199 {
+                rules.push_str(&format!("-A FORWARD -s 10.{b}.0.0/16 -p tcp -j ACCEPT\n"));
+            }
+        }
+        let g = ipt(&rules);
+        let m = Model::new(&g, &[]);
+        let serial = described(&g, analyse_in_runs(&m, true, 1));
+        let redundant = serial
+            .iter()
+            .filter(|(_, _, s)| s.starts_with("redundant"))
+            .count();
+        let live = serial.iter().filter(|(_, _, s)| s == "live").count();
+        assert!(
+            redundant > 100 && live > 100,
+            "{redundant} redundant, {live} live"
+        );
+        for runs in [2, 7, 64] {
+            assert_eq!(
+                described(&g, analyse_in_runs(&m, true, runs)),
+                serial,
+                "{runs} runs"
+            );
+        }
     }
 
     #[test]
@@ -1474,7 +1608,10 @@ mod tests {
             index.insert(c, i);
         }
         for q in &cubes {
-            let ids: Vec<usize> = index.candidates(q, Vec::new()).from(0).collect();
+            let ids: Vec<usize> = index
+                .candidates(&mut IndexMemo::default(), q, Vec::new())
+                .from(0)
+                .collect();
             assert_in_chain_order(&ids);
             for (j, c) in cubes.iter().enumerate() {
                 if c.intersects(q) {
@@ -1482,7 +1619,10 @@ mod tests {
                 }
             }
             for p in [low_point(q), high_point(q)].into_iter().flatten() {
-                let ids: Vec<usize> = index.candidates_at(&p, Vec::new()).from(0).collect();
+                let ids: Vec<usize> = index
+                    .candidates_at(&mut IndexMemo::default(), &p, Vec::new())
+                    .from(0)
+                    .collect();
                 assert_in_chain_order(&ids);
                 for (j, c) in cubes.iter().enumerate() {
                     if contains(c, &p) {
@@ -1491,7 +1631,10 @@ mod tests {
                 }
                 // From a rule on: exactly the candidates at or after it.
                 let half = rules / 2;
-                let after: Vec<usize> = index.candidates_at(&p, Vec::new()).from(half).collect();
+                let after: Vec<usize> = index
+                    .candidates_at(&mut IndexMemo::default(), &p, Vec::new())
+                    .from(half)
+                    .collect();
                 let expected: Vec<usize> = ids.iter().copied().filter(|&j| j >= half).collect();
                 assert_eq!(after, expected);
             }
