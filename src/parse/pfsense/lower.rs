@@ -20,7 +20,8 @@ use crate::graph::{
 use crate::parse::{REFERENCE_CYCLE, UNDEFINED_REFERENCE, UNKNOWN_SYNTAX};
 use crate::report::finding::{Finding, Severity};
 use crate::source::{FileId, Span};
-use std::collections::{HashMap, HashSet};
+// Every address and port token of every rule is looked up by name: foldhash, not SipHash.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Lowers a parsed config into a graph plus the findings lowering produced.
