@@ -22,19 +22,38 @@ use crate::report::finding::{Finding, Severity};
 use crate::source::{FileId, Span};
 // Every address and port token of every rule is looked up by name: foldhash, not SipHash.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use rayon::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Lowers a parsed config into a graph plus the findings lowering produced.
 pub fn lower(cfg: &Config<'_>, file: FileId) -> (RuleGraph, Vec<Finding>) {
+    let rules = ordered_rules(cfg);
+    let runs = match rules.len() >= PARALLEL_FROM_RULES {
+        true => rayon::current_num_threads() * RUNS_PER_CORE,
+        false => 1,
+    };
+    lower_in_runs(cfg, file, rules, runs)
+}
+
+/// Rules from which a config's rules are lowered on every core.
+const PARALLEL_FROM_RULES: usize = 4096;
+
+/// Runs of rules per core: each starts with a copy of the lowerer.
+const RUNS_PER_CORE: usize = 2;
+
+/// [`lower`], with the rules lowered in up to `runs` runs.
+pub(super) fn lower_in_runs<'a>(
+    cfg: &'a Config<'a>,
+    file: FileId,
+    rules: Vec<&'a FilterRule<'a>>,
+    runs: usize,
+) -> (RuleGraph, Vec<Finding>) {
     let mut lw = Lowerer::new(cfg);
     let mut graph = RuleGraph::new(Dialect::Pfsense, file, Family::Both);
     graph.interfaces = cfg.interfaces.iter().map(lower_interface).collect();
     let filter_span = cfg.filter_span.unwrap_or(cfg.root_span);
 
-    let mut lowered: Vec<Lowered> = ordered_rules(cfg)
-        .into_iter()
-        .filter_map(|r| lw.lower_rule(r))
-        .collect();
+    let mut lowered = lower_rules(&mut lw, &rules, runs);
     for name in &lw.undefined_ifaces {
         graph.ensure_interface(name);
     }
@@ -104,9 +123,41 @@ pub fn lower(cfg: &Config<'_>, file: FileId) -> (RuleGraph, Vec<Finding>) {
     (graph, findings)
 }
 
+/// Lowers `rules` in order. In more than one run, on every core, each run by a copy of
+/// `lw` whose aliases were all expanded beforehand: a run then expands none, and the
+/// runs' findings, notes and undefined interfaces merge in rule order into what one
+/// lowerer would have made. Expanding an alias reports nothing but a cycle, and where
+/// a cycle is reported depends on which of its aliases is expanded first; so a config
+/// whose aliases form one is lowered in one run, expanding them as its rules use them.
+fn lower_rules<'a>(
+    lw: &mut Lowerer<'a>,
+    rules: &[&'a FilterRule<'a>],
+    runs: usize,
+) -> Vec<Lowered> {
+    let run_len = rules.len().div_ceil(runs.max(1));
+    if runs <= 1 || !lw.aliases.expand_all_acyclic() {
+        return rules.iter().filter_map(|r| lw.lower_rule(r)).collect();
+    }
+    let template = &*lw;
+    let runs: Vec<(Vec<Lowered>, Lowerer<'a>)> = rules
+        .par_chunks(run_len.max(1))
+        .map(|run| {
+            let mut local = template.fresh_copy();
+            let out = run.iter().filter_map(|r| local.lower_rule(r)).collect();
+            (out, local)
+        })
+        .collect();
+    let mut all = Vec::with_capacity(rules.len());
+    for (out, local) in runs {
+        all.extend(out);
+        lw.absorb(local);
+    }
+    all
+}
+
 /// The rules in pfSense's load order: OPNsense automation rules (by sequence), floating
 /// rules, interface-group rules, interface rules; each group in file order.
-fn ordered_rules<'a>(cfg: &'a Config<'a>) -> Vec<&'a FilterRule<'a>> {
+pub(super) fn ordered_rules<'a>(cfg: &'a Config<'a>) -> Vec<&'a FilterRule<'a>> {
     let groups: HashSet<&str> = cfg.ifgroups.iter().map(|g| &*g.name).collect();
     let on_group = |r: &FilterRule| {
         r.interface
@@ -456,6 +507,23 @@ impl Notes {
         });
     }
 
+    /// Adds the counts of notes taken later in the load order, on other rules.
+    fn absorb(&mut self, later: Notes) {
+        for n in later.entries {
+            let Some(e) = self.entries.iter_mut().find(|e| e.kind == n.kind) else {
+                self.entries.push(n);
+                continue;
+            };
+            // The runs share no rule, so each counted its own.
+            e.count += n.count;
+            e.last_rule = n.last_rule;
+            if n.span.start < e.span.start {
+                e.span = n.span;
+                e.first = n.first;
+            }
+        }
+    }
+
     fn into_findings(self) -> impl Iterator<Item = Finding> {
         self.entries.into_iter().map(|n| {
             Finding::new(
@@ -486,6 +554,7 @@ enum Mark {
 /// an alias met twice is merged once (unions are idempotent), so diamond-shaped nesting
 /// stays linear, and merging the smaller range list into the larger keeps a deep chain
 /// at O(n log n).
+#[derive(Clone)]
 struct AliasTable<'a> {
     aliases: &'a [Alias<'a>],
     index: HashMap<&'a str, usize>,
@@ -557,6 +626,22 @@ impl<'a> AliasTable<'a> {
             generation: 0,
             cycle_reported: HashSet::new(),
         }
+    }
+
+    /// Expands every alias, and keeps the values if none is part of a cycle (then
+    /// expanding reports nothing, and every later lookup is a memo hit). False, and
+    /// the table as it was, if some are.
+    fn expand_all_acyclic(&mut self) -> bool {
+        let mut expanded = self.clone();
+        let mut cycles = Vec::new();
+        for alias in self.aliases {
+            expanded.value(&alias.name, &mut cycles);
+        }
+        if !cycles.is_empty() {
+            return false;
+        }
+        *self = expanded;
+        true
     }
 
     /// The value of the alias called `name`, or `None` if there is none.
@@ -845,6 +930,32 @@ impl<'a> Lowerer<'a> {
             undefined_ifaces: Vec::new(),
             findings: Vec::new(),
             notes: Notes::default(),
+        }
+    }
+
+    /// A copy for lowering a run of rules, with nothing found yet.
+    fn fresh_copy(&self) -> Lowerer<'a> {
+        Lowerer {
+            cfg: self.cfg,
+            v4: self.v4.clone(),
+            v6: self.v6.clone(),
+            groups: self.groups.clone(),
+            self_addrs: self.self_addrs.clone(),
+            aliases: self.aliases.clone(),
+            undefined_ifaces: Vec::new(),
+            findings: Vec::new(),
+            notes: Notes::default(),
+        }
+    }
+
+    /// Takes over what a copy found lowering the rules after those lowered so far.
+    fn absorb(&mut self, later: Lowerer<'a>) {
+        self.findings.extend(later.findings);
+        self.notes.absorb(later.notes);
+        for name in later.undefined_ifaces {
+            if !self.undefined_ifaces.contains(&name) {
+                self.undefined_ifaces.push(name);
+            }
         }
     }
 

@@ -1323,6 +1323,112 @@ mod tests {
         assert!(split >= 20, "{split} files split, {whole} read whole");
     }
 
+    /// The graph and findings of `file`, its rules lowered in `runs` runs.
+    fn lowered_in_runs(file: &SourceFile, runs: usize) -> String {
+        let doc = parse_xml(&file.text).expect("well-formed");
+        let cfg = read_config(At::whole(file.id), &doc).expect("a config");
+        let rules = lower::ordered_rules(&cfg);
+        let (graph, findings) = lower::lower_in_runs(&cfg, file.id, rules, runs);
+        format!("{graph:?}\n{findings:?}")
+    }
+
+    /// Rules that exercise what the runs of a parallel lowering merge: undefined and
+    /// tunnel interfaces, counted notes of several kinds, skipped rules, nested, port,
+    /// run-time and disabled aliases, floating rules both ways, quick and not.
+    fn varied_rules(count: usize) -> String {
+        let ifaces = ["lan", "wan", "opt9", "enc0", "lan,opt7", "opt1"];
+        let protocols = [
+            "<protocol>tcp</protocol>",
+            "<protocol>udp</protocol>",
+            "<protocol>icmp</protocol><icmptype>echoreq</icmptype>",
+            "<protocol>weird</protocol>",
+            "<protocol>tcp/udp</protocol>",
+        ];
+        let sources = ["N1", "U", "NOPE", "any", "D", "lanip", "N2"];
+        let ports = ["P", "http", "1000-2000", "gopher-ish", "443"];
+        let types = ["pass", "block", "reject", "match", "bogus"];
+        let directions = ["any", "out", "in", "sideways"];
+        (0..count)
+            .map(|k| {
+                let floating = match k % 4 {
+                    0 => format!(
+                        "<floating>yes</floating><direction>{}</direction>",
+                        directions[k / 4 % 4]
+                    ),
+                    _ => String::new(),
+                };
+                let sched = if k % 9 == 0 { "<sched>work</sched>" } else { "" };
+                rule(&format!(
+                    "<type>{}</type><interface>{}</interface>{}                     <source><address>{}</address></source>                     <destination><any/><port>{}</port></destination>{floating}{sched}                     <quick>{}</quick><descr>r{k}</descr>",
+                    types[k % 5],
+                    ifaces[k % 6],
+                    protocols[k % 5],
+                    sources[k % 7],
+                    ports[k % 5],
+                    if k % 3 == 0 { "yes" } else { "" },
+                ))
+            })
+            .collect()
+    }
+
+    const VARIED_ALIASES: &str = "<alias><name>N1</name><type>network</type><address>N2 10.1.0.0/16</address></alias>\
+        <alias><name>N2</name><type>host</type><address>10.2.0.1 10.2.0.2</address></alias>\
+        <alias><name>P</name><type>port</type><address>22 8000:8080</address></alias>\
+        <alias><name>U</name><type>urltable</type><address>https://x.example/list</address></alias>\
+        <alias><name>D</name><type>host</type><enabled>no</enabled><address>10.3.0.1</address></alias>";
+
+    #[test]
+    fn lowering_in_runs_matches_one_run() {
+        let cyclic = format!(
+            "{VARIED_ALIASES}<alias><name>A</name><type>host</type><address>10.0.0.1 B</address></alias>\
+             <alias><name>B</name><type>host</type><address>A</address></alias>"
+        );
+        let mut files = vec![
+            config(VARIED_ALIASES, &varied_rules(120)),
+            // A cycle keeps the lowering in one run; the answer must not change either.
+            config(
+                &cyclic,
+                &(varied_rules(60)
+                    + &rule("<interface>lan</interface><source><address>B</address></source>")),
+            ),
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in [
+            root.join("fixtures/pfsense"),
+            root.join("../shared/corpus/pfsense"),
+        ] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if path.extension().is_some_and(|x| x == "xml") {
+                    let text = std::fs::read_to_string(&path).expect("readable");
+                    files.push(SourceFile::new(FileId(3), &path, text));
+                }
+            }
+        }
+        assert!(files.len() > 20, "{} files", files.len());
+        let one = lowered_in_runs(&files[0], 1);
+        for (what, needle) in [
+            ("an undefined interface", "opt9"),
+            ("a skipped rule", "NOPE"),
+            ("counted notes", "a protocol mislint does not know"),
+        ] {
+            assert!(one.contains(needle), "{what} missing");
+        }
+        for file in &files {
+            let one = lowered_in_runs(file, 1);
+            for runs in [2, 3, 7, 1000] {
+                assert_eq!(
+                    lowered_in_runs(file, runs),
+                    one,
+                    "{} in {runs} runs",
+                    file.path.display()
+                );
+            }
+        }
+    }
+
     /// Markup that moves where elements start and end or makes them malformed, and
     /// text, which between sections or rules no part holds.
     const MUTATIONS: [&str; 20] = [
