@@ -291,6 +291,11 @@ impl<'g> Model<'g> {
         }
         ifaces.push(OTHER_IFACE.to_string());
         let passive = passive_chains(graph);
+        let cx = CompileCx {
+            passive_chains: &passive,
+            ifaces: &ifaces,
+            port_protocols: port_protocols(),
+        };
         // Each rule compiles on its own: a big chain is shared out among the cores.
         let rules: Vec<Vec<CompiledRule>> = graph
             .chains
@@ -300,7 +305,9 @@ impl<'g> Model<'g> {
                     .rules
                     .par_iter()
                     .with_min_len(COMPILE_BATCH)
-                    .map(|rule| compile_rule(rule, &passive, &ifaces))
+                    .map_init(IfaceSets::default, |sets, rule| {
+                        compile_rule(rule, &cx, sets)
+                    })
                     .collect()
             })
             .collect();
@@ -1252,12 +1259,31 @@ fn passive_chains(graph: &RuleGraph) -> Vec<bool> {
     }
 }
 
+/// What compiling a rule needs besides the rule, the same for every rule of a graph.
+struct CompileCx<'m> {
+    passive_chains: &'m [bool],
+    ifaces: &'m [String],
+    /// The protocols that carry ports, built once, not for each rule with a port.
+    port_protocols: IntervalSet,
+}
+
+/// Interface conditions already turned into index sets. A big config repeats a few
+/// hundred of them over 100,000 rules, and each costs a match against every interface
+/// name: 86 of them in a generated pfSense file.
+type IfaceSets<'g> = HashMap<&'g IfaceMatch, IntervalSet>;
+
 /// Builds a rule's cube from its conditions.
-fn compile_rule(
-    rule: &crate::graph::Rule,
-    passive_chains: &[bool],
-    ifaces: &[String],
+fn compile_rule<'g>(
+    rule: &'g crate::graph::Rule,
+    cx: &CompileCx,
+    sets: &mut IfaceSets<'g>,
 ) -> CompiledRule {
+    let ifaces = cx.ifaces;
+    let mut iface_set = |m: &'g IfaceMatch| -> IntervalSet {
+        sets.entry(m)
+            .or_insert_with(|| iface_indices(m, ifaces))
+            .clone()
+    };
     let mut cube = Cube::full(ifaces.len());
     let mut unknown = false;
     let mut has_ports = false;
@@ -1274,8 +1300,8 @@ fn compile_rule(
                 has_ports = true;
                 cube.restrict(Field::DstPort, s)
             }
-            CondKind::InIface(m) => cube.restrict(Field::InIface, &iface_indices(m, ifaces)),
-            CondKind::OutIface(m) => cube.restrict(Field::OutIface, &iface_indices(m, ifaces)),
+            CondKind::InIface(m) => cube.restrict(Field::InIface, &iface_set(m)),
+            CondKind::OutIface(m) => cube.restrict(Field::OutIface, &iface_set(m)),
             CondKind::State(s) => cube.restrict(Field::State, s),
             CondKind::Unknown(_) => unknown = true,
         }
@@ -1283,12 +1309,12 @@ fn compile_rule(
     if has_ports {
         // A port condition only means something for protocols that carry ports; iptables,
         // ASA and pfSense all demand such a protocol before they accept one.
-        cube.restrict(Field::Proto, &port_protocols());
+        cube.restrict(Field::Proto, &cx.port_protocols);
     }
     CompiledRule {
         cube,
         unknown,
-        passive: is_passive(&rule.action, passive_chains),
+        passive: is_passive(&rule.action, cx.passive_chains),
     }
 }
 
