@@ -100,53 +100,98 @@ impl SourceFile {
 }
 
 /// Maps byte offsets to 1-based line and column numbers.
+///
+/// It keeps only how many line breaks come before each block of [`LINE_BLOCK`] bytes and
+/// counts the rest at query time, within one block. A report asks for the lines of a few
+/// hundred findings at most, and a line start per line of a 90 MB pfSense backup (2.6 M
+/// of them, in two passes over the text) took 22 ms on one core before the report could
+/// start; counting alone takes 4 ms, and the report's queries 2 ms.
 #[derive(Clone, Debug)]
 pub struct LineIndex {
-    /// Byte offset at which each line starts; always begins with 0.
-    line_starts: Vec<u32>,
+    /// Line breaks before each block; block `k` starts at byte `k * LINE_BLOCK`.
+    breaks_before: Vec<u32>,
+    /// Line breaks in the whole text.
+    breaks: u32,
 }
+
+/// Bytes per block of a [`LineIndex`].
+const LINE_BLOCK: usize = 1 << 13;
 
 impl LineIndex {
     /// Builds the index of `text`. A line ends at `\n`; a `\r` before it belongs to the line.
     pub fn new(text: &str) -> LineIndex {
-        // memchr: a byte loop over a 90 MB pfSense backup was 3% of its lint.
-        let breaks = || memchr::memchr_iter(b'\n', text.as_bytes());
-        let mut line_starts = Vec::with_capacity(breaks().count() + 1);
-        line_starts.push(0);
-        line_starts.extend(breaks().map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX)));
-        LineIndex { line_starts }
+        let mut breaks_before = Vec::with_capacity(text.len() / LINE_BLOCK + 1);
+        let mut breaks = 0u32;
+        for block in text.as_bytes().chunks(LINE_BLOCK) {
+            breaks_before.push(breaks);
+            breaks = breaks.saturating_add(count_breaks(block));
+        }
+        LineIndex {
+            breaks_before,
+            breaks,
+        }
     }
 
     /// 1-based (line, column) of a byte offset; the column counts characters, not bytes,
     /// so editors and SARIF viewers land on the right token in non-ASCII lines.
     pub fn line_col(&self, text: &str, offset: u32) -> (usize, usize) {
-        let line = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
-        };
-        let start = self.line_starts.get(line).copied().unwrap_or(0) as usize;
         let end = (offset as usize).min(text.len());
+        let block = end / LINE_BLOCK;
+        let block_start = block * LINE_BLOCK;
+        let before = self
+            .breaks_before
+            .get(block)
+            .copied()
+            .unwrap_or(self.breaks);
+        let in_block = text
+            .as_bytes()
+            .get(block_start..end)
+            .map_or(0, count_breaks);
+        let line = before.saturating_add(in_block) as usize;
+        let start = self.line_start(text, line).unwrap_or(0).min(end);
         let column = text
             .get(start..end)
             .map(|s| s.chars().count())
-            .unwrap_or(end.saturating_sub(start));
+            .unwrap_or(end - start);
         (line + 1, column + 1)
     }
 
     /// The byte range of the 1-based line `line`, without its line break.
     pub fn line_range(&self, text: &str, line: usize) -> Option<(usize, usize)> {
-        let start = *self.line_starts.get(line.checked_sub(1)?)? as usize;
-        let mut end = self
-            .line_starts
-            .get(line)
-            .map(|&s| s as usize)
-            .unwrap_or(text.len());
+        let start = self.line_start(text, line.checked_sub(1)?)?;
+        let mut end = self.line_start(text, line).unwrap_or(text.len());
         let bytes = text.as_bytes();
         while end > start && matches!(bytes.get(end - 1), Some(b'\n' | b'\r')) {
             end -= 1;
         }
         Some((start, end))
     }
+
+    /// Where the 0-based line `line` starts: after the `line`-th line break.
+    fn line_start(&self, text: &str, line: usize) -> Option<usize> {
+        if line == 0 {
+            return Some(0);
+        }
+        let nth = u32::try_from(line - 1).ok()?;
+        if nth >= self.breaks {
+            return None;
+        }
+        // The last block with at most `nth` breaks before it holds break `nth`.
+        let block = self
+            .breaks_before
+            .partition_point(|&b| b <= nth)
+            .checked_sub(1)?;
+        let block_start = block * LINE_BLOCK;
+        let skip = (nth - self.breaks_before.get(block)?) as usize;
+        let bytes = text.as_bytes().get(block_start..)?;
+        let at = memchr::memchr_iter(b'\n', bytes).nth(skip)?;
+        Some(block_start + at + 1)
+    }
+}
+
+/// Line breaks in `bytes`.
+fn count_breaks(bytes: &[u8]) -> u32 {
+    u32::try_from(memchr::memchr_iter(b'\n', bytes).count()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -162,6 +207,72 @@ mod tests {
         assert_eq!(idx.line_col(text, 3), (2, 1));
         assert_eq!(idx.line_col(text, 7), (3, 1));
         assert_eq!(idx.line_range(text, 2), Some((3, 5)));
+    }
+
+    /// Line and column as the obvious definition has them.
+    fn naive_line_col(text: &str, offset: usize) -> (usize, usize) {
+        let end = offset.min(text.len());
+        let before = &text.as_bytes()[..end];
+        let line = before.iter().filter(|&&b| b == b'\n').count();
+        let start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = text
+            .get(start..end)
+            .map_or(end - start, |s| s.chars().count());
+        (line + 1, column + 1)
+    }
+
+    #[test]
+    fn blocks_answer_as_a_full_line_index_would() {
+        // Lines of every length, some longer than a block, a break that ends the first
+        // block, CRLF and non-ASCII text.
+        let mut text = String::new();
+        let mut seed = 7u64;
+        while text.len() < 5 * LINE_BLOCK {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = match seed >> 60 {
+                0 => LINE_BLOCK + 17,
+                1..=3 => 0,
+                _ => (seed >> 20) as usize % 200,
+            };
+            text.push_str(&"é".repeat(len % 3));
+            text.push_str(&"x".repeat(len));
+            text.push(if seed & 1 == 0 { '\n' } else { '\r' });
+            if seed & 1 == 1 {
+                text.push('\n');
+            }
+        }
+        text.replace_range(LINE_BLOCK - 1..LINE_BLOCK, "\n");
+        text.push_str("no break at the end");
+        let idx = LineIndex::new(&text);
+        let mut offsets: Vec<usize> = (0..text.len()).step_by(997).collect();
+        for k in 1..=5 {
+            offsets.extend((k * LINE_BLOCK).saturating_sub(3)..k * LINE_BLOCK + 3);
+        }
+        offsets.extend([text.len(), text.len() + 10]);
+        for &o in &offsets {
+            assert_eq!(
+                idx.line_col(&text, o as u32),
+                naive_line_col(&text, o),
+                "offset {o}"
+            );
+        }
+        let lines: Vec<&str> = text.split('\n').collect();
+        for (i, want) in lines.iter().enumerate() {
+            let (start, end) = idx.line_range(&text, i + 1).expect("a line");
+            assert_eq!(
+                &text[start..end],
+                want.trim_end_matches('\r'),
+                "line {}",
+                i + 1
+            );
+        }
+        assert_eq!(idx.line_range(&text, lines.len() + 1), None);
+        assert_eq!(idx.line_range(&text, 0), None);
     }
 
     #[test]
