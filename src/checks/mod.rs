@@ -137,7 +137,7 @@ pub struct CheckCx<'a> {
     pub host: bool,
     /// The chain-local reachability of the rules, computed on first use and shared by
     /// `shadowed-rule` and `redundant-rule`.
-    reach: std::cell::OnceCell<Vec<reach::RuleResult<'a>>>,
+    reach: std::cell::OnceCell<Vec<Vec<reach::RuleResult<'a>>>>,
 }
 
 impl<'a> CheckCx<'a> {
@@ -184,8 +184,8 @@ impl<'a> CheckCx<'a> {
         cx
     }
 
-    /// Every reportable rule's reachability and redundancy (see [`reach`]).
-    pub fn reach(&self) -> &[reach::RuleResult<'a>] {
+    /// Every reportable rule's reachability and redundancy, per chain (see [`reach`]).
+    pub fn reach(&self) -> &[Vec<reach::RuleResult<'a>>] {
         self.reach.get_or_init(|| reach::analyse(self.model, true))
     }
 

@@ -46,8 +46,8 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
 /// Results in source order, the rules of one line in chain order: cut them into one
 /// group per line with `chunk_by` on the span. One sorted vector instead of a map of
 /// vectors: a big file has a hundred thousand lines.
-pub fn by_span<'a, 'g>(results: &'a [RuleResult<'g>]) -> Vec<&'a RuleResult<'g>> {
-    let mut sorted: Vec<&RuleResult> = results.iter().collect();
+pub fn by_span<'a, 'g>(results: &'a [Vec<RuleResult<'g>>]) -> Vec<&'a RuleResult<'g>> {
+    let mut sorted: Vec<&RuleResult> = results.iter().flatten().collect();
     sorted.sort_by_key(|r| r.span);
     sorted
 }
