@@ -109,12 +109,10 @@ pub fn inline_names_any(graph: &RuleGraph, kinds: &[&str]) -> bool {
 /// Applies the inline directives of `graph`'s rule comments to `findings`, adding
 /// findings for malformed and unused directives.
 pub fn apply_inline(findings: &mut Vec<Finding>, graph: &RuleGraph) {
-    let comments = || {
-        graph
-            .rules()
-            .filter_map(|(_, _, rule)| rule.comment.as_deref())
-    };
-    if !comments().any(|c| after_marker(c).is_some()) {
+    let mut comments = graph
+        .rules()
+        .filter_map(|(_, _, rule)| rule.comment.as_deref());
+    if !comments.any(|c| after_marker(c).is_some()) {
         // Nearly every file: no directive, nothing to apply or report.
         return;
     }

@@ -201,7 +201,7 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// Bounds that overlap nothing: a rule the walk passes by.
+    /// Bounds that overlap nothing: those of an empty cube.
     pub const NONE: Bounds = Bounds {
         dst: (1, 0),
         service: ServiceBounds::NONE,

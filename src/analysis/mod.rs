@@ -111,8 +111,8 @@ pub struct Model<'g> {
     /// is [`OTHER_IFACE`], standing for every interface the config does not name.
     pub ifaces: Vec<String>,
     rules: Vec<Vec<CompiledRule>>,
-    /// Each chain's rules' [`Bounds`], in rule order; a passive rule's are
-    /// [`Bounds::NONE`]. The walk's scan for the next rule reads these first.
+    /// Each chain's rules' [`Bounds`], in rule order. The walk's scan for the next rule
+    /// reads these first.
     bounds: Vec<Vec<Bounds>>,
     /// Walk steps left before the analysis gives up on exactness (see [`STEP_BUDGET`]).
     /// Atomic and locked below only so that a model can be shared with a thread that
@@ -311,7 +311,10 @@ impl<'g> Model<'g> {
                     .collect()
             })
             .collect();
-        let bounds = rules.iter().map(|chain| chain_bounds(chain)).collect();
+        let bounds = rules
+            .iter()
+            .map(|chain| chain.iter().map(|r| Bounds::of(&r.cube)).collect())
+            .collect();
         Model {
             graph,
             ifaces,
@@ -1316,20 +1319,6 @@ fn compile_rule<'g>(
         unknown,
         passive: is_passive(&rule.action, cx.passive_chains),
     }
-}
-
-/// The bounds of a chain's compiled rules, passive ones bounding nothing.
-fn chain_bounds(rules: &[CompiledRule]) -> Vec<Bounds> {
-    rules
-        .iter()
-        .map(|r| {
-            if r.passive {
-                Bounds::NONE
-            } else {
-                Bounds::of(&r.cube)
-            }
-        })
-        .collect()
 }
 
 /// The protocols whose packets carry ports.

@@ -305,32 +305,31 @@ fn analyse_chain<'g>(
     // Pass 2: redundancy against the later rules. A dead rule matches no packet, so
     // the later rules that matter are the live ones — plus the dead ones that only
     // this rule's line helps to kill, which its removal would bring back.
-    if pass_2_runs.is_some() {
-        for (k, r) in rules.iter().enumerate() {
-            match reach.get(k) {
-                Some(Some((Reach::Dead(by), _))) => {
-                    for &u in by {
-                        if let Some(x) = rules.get(u) {
-                            cx.revivable.entry(x.span).or_default().push(k);
+    let verdicts = match pass_2_runs {
+        Some(runs) => {
+            for (k, r) in rules.iter().enumerate() {
+                match reach.get(k) {
+                    Some(Some((Reach::Dead(by), _))) => {
+                        for &u in by {
+                            if let Some(x) = rules.get(u) {
+                                cx.revivable.entry(x.span).or_default().push(k);
+                            }
                         }
                     }
+                    Some(Some((Reach::Empty, _))) => {}
+                    _ => cx.all.insert(r.cube, k),
                 }
-                Some(Some((Reach::Empty, _))) => {}
-                _ => cx.all.insert(r.cube, k),
             }
+            let probes: Vec<(usize, &Point)> = reach
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| Some((i, r.as_ref()?.1.as_ref()?)))
+                .collect();
+            redundancies(&cx, scratch, &probes, runs)
         }
-    }
-    let probes: Vec<(usize, &Point)> = match pass_2_runs {
-        Some(_) => reach
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| Some((i, r.as_ref()?.1.as_ref()?)))
-            .collect(),
         None => Vec::new(),
     };
-    let verdicts = redundancies(&cx, scratch, &probes, pass_2_runs.unwrap_or(1));
-    let live: Vec<usize> = probes.into_iter().map(|(i, _)| i).collect();
-    let mut verdicts = live.into_iter().zip(verdicts).peekable();
+    let mut verdicts = verdicts.into_iter().peekable();
     let mut out = Vec::with_capacity(rules.len());
     for (i, (r, reach)) in rules.iter().zip(reach).enumerate() {
         let Some((reach, _)) = reach else {
@@ -354,7 +353,7 @@ fn analyse_chain<'g>(
 }
 
 /// The redundancy of each live rule of `probes` (with a packet that reaches it), in
-/// order. The indexes are finished, so the rules are shared out among the cores in up
+/// order, with the rule's index. The indexes are finished, so the rules are shared out among the cores in up
 /// to `runs` contiguous runs. Each run starts with empty memos, which cost a scan of
 /// the chain's services to fill again, so there are few runs, none short, and the
 /// first takes over pass 1's `scratch`. The answers do not depend on the runs.
@@ -363,7 +362,7 @@ fn redundancies<'g>(
     scratch: Scratch,
     probes: &[(usize, &Point)],
     runs: usize,
-) -> Vec<Redundancy<'g>> {
+) -> Vec<(usize, Redundancy<'g>)> {
     let len = probes.len().div_ceil(runs.max(1)).max(PASS_2_MIN_RUN);
     let mut first = Some(scratch);
     let runs: Vec<(&[(usize, &Point)], Scratch)> = probes
@@ -373,7 +372,7 @@ fn redundancies<'g>(
     runs.into_par_iter()
         .flat_map_iter(|(run, mut scratch)| {
             run.iter()
-                .map(|(i, p)| cx.with(&mut scratch).redundancy(*i, p))
+                .map(|&(i, p)| (i, cx.with(&mut scratch).redundancy(i, p)))
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -1152,9 +1151,8 @@ impl RuleIndex {
     fn groups_meeting(
         &self,
         first: usize,
-        service: &ServiceBounds,
+        service: ServiceBounds,
     ) -> impl Iterator<Item = (usize, &Group)> + '_ {
-        let service = *service;
         self.group_bounds
             .iter()
             .zip(&self.groups)
@@ -1169,7 +1167,7 @@ impl RuleIndex {
         let (proto, port) = (p[Field::Proto as usize], p[Field::DstPort as usize]);
         let memo = memo.points.entry((proto, port)).or_default();
         let point = ServiceBounds::point(proto, port);
-        for (g, group) in self.groups_meeting(memo.0, &point) {
+        for (g, group) in self.groups_meeting(memo.0, point) {
             if group.proto.contains(proto) && group.dport.contains(port) {
                 memo.1.push(g);
             }
@@ -1214,7 +1212,7 @@ impl RuleIndex {
             return out;
         };
         let service = ServiceBounds::of(proto, dport);
-        for (g, group) in self.groups_meeting(memo.tested, &service) {
+        for (g, group) in self.groups_meeting(memo.tested, service) {
             if group.proto.intersects(proto) && group.dport.intersects(dport) {
                 memo.groups.push(g);
             }

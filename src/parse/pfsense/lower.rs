@@ -28,9 +28,10 @@ use std::net::{IpAddr, Ipv4Addr};
 /// Lowers a parsed config into a graph plus the findings lowering produced.
 pub fn lower(cfg: &Config<'_>, file: FileId) -> (RuleGraph, Vec<Finding>) {
     let rules = ordered_rules(cfg);
-    let runs = match rules.len() >= PARALLEL_FROM_RULES {
-        true => rayon::current_num_threads() * RUNS_PER_CORE,
-        false => 1,
+    let runs = if rules.len() >= PARALLEL_FROM_RULES {
+        rayon::current_num_threads() * RUNS_PER_CORE
+    } else {
+        1
     };
     lower_in_runs(cfg, file, rules, runs)
 }
@@ -134,13 +135,12 @@ fn lower_rules<'a>(
     rules: &[&'a FilterRule<'a>],
     runs: usize,
 ) -> Vec<Lowered> {
-    let run_len = rules.len().div_ceil(runs.max(1));
-    if runs <= 1 || !lw.aliases.expand_all_acyclic() {
+    if runs <= 1 || rules.is_empty() || !lw.aliases.expand_all_acyclic() {
         return rules.iter().filter_map(|r| lw.lower_rule(r)).collect();
     }
     let template = &*lw;
     let runs: Vec<(Vec<Lowered>, Lowerer<'a>)> = rules
-        .par_chunks(run_len.max(1))
+        .par_chunks(rules.len().div_ceil(runs))
         .map(|run| {
             let mut local = template.fresh_copy();
             let out = run.iter().filter_map(|r| local.lower_rule(r)).collect();
