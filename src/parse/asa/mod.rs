@@ -27,6 +27,12 @@ use std::borrow::Cow;
 
 /// Parses an ASA running-config.
 pub fn parse(file: &SourceFile) -> Parsed {
+    parse_reading_ahead_from(file, PARALLEL_FROM_BLOCKS)
+}
+
+/// [`parse`], reading the access-list lines ahead on every core when the config has
+/// at least `parallel_from` blocks (tests compare both ways on small files).
+fn parse_reading_ahead_from(file: &SourceFile, parallel_from: usize) -> Parsed {
     let text = file.text.as_str();
     let lines = cut_lines(text);
     let cx0 = Cx::new(file.id, text);
@@ -52,9 +58,12 @@ pub fn parse(file: &SourceFile) -> Parsed {
         skipped_lines: 0,
         skipped_words: Vec::new(),
         pending_remarks: Vec::new(),
+        pre_read: pre_read_access_lists(&cx, &blocks, parallel_from)
+            .into_iter()
+            .peekable(),
     };
-    for block in &blocks {
-        reader.read_block(block);
+    for (i, block) in blocks.iter().enumerate() {
+        reader.read_block(i, block);
     }
     let Reader {
         cfg,
@@ -170,6 +179,61 @@ fn prescan_groups<'a>(blocks: &[Block<'a>], cx: &mut Cx<'a>) {
     }
 }
 
+/// Blocks from which the access-list lines are read on every core: below it, handing
+/// the work out costs more than it saves.
+const PARALLEL_FROM_BLOCKS: usize = 4096;
+
+/// An access-list line read by the grammar ahead of the reader, with the block it
+/// came from and the text the grammar saw.
+struct PreRead<'a> {
+    block: usize,
+    line: &'a str,
+    read: grammar::Res<'a, AclLine<'a>>,
+}
+
+/// Reads a big config's access-list lines on every core. They are most of its lines,
+/// and each reads alone: what the reader does with them in order (remarks, findings)
+/// stays with the reader. Empty below `parallel_from` blocks: the reader then reads
+/// each line as it goes.
+fn pre_read_access_lists<'a>(
+    cx: &Cx<'a>,
+    blocks: &[Block<'a>],
+    parallel_from: usize,
+) -> Vec<PreRead<'a>> {
+    use rayon::prelude::*;
+    if blocks.len() < parallel_from {
+        return Vec::new();
+    }
+    blocks
+        .par_iter()
+        .enumerate()
+        .filter(|(_, b)| is_access_list(b.head))
+        .map(|(block, b)| {
+            let line = access_list_text(b.head);
+            PreRead {
+                block,
+                line,
+                read: grammar::access_list(cx, line),
+            }
+        })
+        .collect()
+}
+
+/// True for a block whose command is `access-list`, as [`Reader::read_block`] tells.
+fn is_access_list(head: &str) -> bool {
+    first_word(strip_comment(head)) == "access-list"
+}
+
+/// The text of an access-list line the grammar reads: remarks keep their text whole,
+/// `!` included; other lines lose an inline comment.
+fn access_list_text(raw: &str) -> &str {
+    let is_remark = after_first_word(raw)
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|w| w.eq_ignore_ascii_case("remark"));
+    if is_remark { raw } else { strip_comment(raw) }
+}
+
 /// Cuts an inline `! comment` off a command line (Batfish's test configs write them).
 fn strip_comment(line: &str) -> &str {
     let bytes = line.as_bytes();
@@ -221,6 +285,8 @@ struct Reader<'c, 'a> {
     skipped_lines: usize,
     skipped_words: Vec<String>,
     pending_remarks: Vec<(&'a str, &'a str)>,
+    /// Access-list lines already read on every core, in block order.
+    pre_read: std::iter::Peekable<std::vec::IntoIter<PreRead<'a>>>,
 }
 
 impl<'a> Reader<'_, 'a> {
@@ -268,7 +334,8 @@ impl<'a> Reader<'_, 'a> {
         );
     }
 
-    fn read_block(&mut self, b: &Block<'a>) {
+    /// Reads block number `index` of the file.
+    fn read_block(&mut self, index: usize, b: &Block<'a>) {
         let head = strip_comment(b.head);
         let word = first_word(head);
         match &*word {
@@ -295,7 +362,16 @@ impl<'a> Reader<'_, 'a> {
             },
             "object" => self.read_object(head, &b.children),
             "object-group" => self.read_group(head, &b.children),
-            "access-list" => self.read_access_list(b.head),
+            "access-list" => {
+                let (line, read) = match self.pre_read.next_if(|p| p.block == index) {
+                    Some(p) => (p.line, p.read),
+                    None => {
+                        let line = access_list_text(b.head);
+                        (line, grammar::access_list(self.cx, line))
+                    }
+                };
+                self.read_access_list(line, read);
+            }
             "access-group" => match grammar::access_group(self.cx, head) {
                 Ok((_, ag)) => self.cfg.access_groups.push(ag),
                 Err(e) => self.report(head, e),
@@ -544,14 +620,9 @@ impl<'a> Reader<'_, 'a> {
         self.cfg.groups.insert(name, group);
     }
 
-    fn read_access_list(&mut self, raw: &'a str) {
-        // Remarks keep their text whole, `!` included.
-        let is_remark = after_first_word(raw)
-            .split_whitespace()
-            .nth(1)
-            .is_some_and(|w| w.eq_ignore_ascii_case("remark"));
-        let line = if is_remark { raw } else { strip_comment(raw) };
-        match grammar::access_list(self.cx, line) {
+    /// Takes in what the grammar read of the access-list line `line`.
+    fn read_access_list(&mut self, line: &'a str, read: grammar::Res<'a, AclLine<'a>>) {
+        match read {
             Ok((_, AclLine::Remark { acl, text })) => {
                 self.pending_remarks.push((acl, text));
                 self.cfg.acl_lines.push(AclLine::Remark { acl, text });
@@ -612,6 +683,85 @@ mod tests {
             blocks.first().map(|b| b.children.clone()),
             Some(vec!["nameif inside"])
         );
+    }
+
+    /// Access-list lines of every kind the reader treats apart: remarks of interleaved
+    /// ACLs, inline comments, standard and skipped lines, malformed entries, capitals.
+    fn varied_access_lists(count: usize) -> String {
+        let mut text = String::from(
+            "interface G0\n nameif outside\n security-level 0\n\
+             object-group service WEB tcp\n port-object eq www\n",
+        );
+        for i in 0..count {
+            let acl = ["OUT", "IN", "DMZ"][i % 3];
+            let line = match i % 9 {
+                0 => format!("access-list {acl} remark entry {i} ! kept whole"),
+                1 => format!(
+                    "access-list {acl} extended permit tcp any host 10.0.{}.{} eq {} ! why",
+                    i / 250 % 250,
+                    i % 250,
+                    1 + i % 9000
+                ),
+                2 => format!(
+                    "access-list {acl} extended deny udp any any range {} {}",
+                    i % 100,
+                    100 + i % 100
+                ),
+                3 => format!("ACCESS-LIST {acl} extended permit tcp any any object-group WEB"),
+                4 => format!("access-list {acl} extended permit tcp any any eq nosuchport{i}"),
+                5 => format!("access-list {acl} webtype permit url http://x/{i}"),
+                6 => format!(
+                    "access-list STD{} standard permit host 10.1.0.{}",
+                    i % 4,
+                    i % 250
+                ),
+                7 => format!(
+                    "access-list {acl} extended permit tcp object-group NOPE{} any",
+                    i % 5
+                ),
+                _ => format!("access-list {acl} extended permit ip any4 any6"),
+            };
+            text.push_str(&line);
+            text.push('\n');
+            if i % 500 == 0 {
+                text.push_str("logging enable\n");
+            }
+        }
+        text.push_str("access-group OUT in interface outside\n");
+        text
+    }
+
+    #[test]
+    fn reading_ahead_matches_reading_in_order() {
+        let mut files = vec![SourceFile::new(
+            crate::source::FileId(0),
+            "varied.cfg",
+            varied_access_lists(400),
+        )];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in [root.join("fixtures/asa"), root.join("../shared/corpus/asa")] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    files.push(SourceFile::new(crate::source::FileId(1), &path, text));
+                }
+            }
+        }
+        assert!(files.len() > 10, "{} files", files.len());
+        let varied = format!("{:?}", parse_reading_ahead_from(&files[0], usize::MAX));
+        for needle in ["entry 396", "parse-error", "access-list webtype", "NOPE4"] {
+            assert!(varied.contains(needle), "{needle} missing");
+        }
+        for file in &files {
+            assert_eq!(
+                format!("{:?}", parse_reading_ahead_from(file, 0)),
+                format!("{:?}", parse_reading_ahead_from(file, usize::MAX)),
+                "{}",
+                file.path.display()
+            );
+        }
     }
 
     #[test]
