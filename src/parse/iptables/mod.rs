@@ -24,7 +24,14 @@ use std::borrow::Cow;
 
 /// Parses an iptables-save dump into a rule graph and findings.
 pub fn parse(file: &SourceFile) -> Parsed {
+    parse_reading_ahead_from(file, READ_AHEAD_FROM_LINES)
+}
+
+/// [`parse`], reading runs of at least `from` rule lines ahead on every core (tests
+/// compare both ways on small files).
+fn parse_reading_ahead_from(file: &SourceFile, from: usize) -> Parsed {
     let mut reader = Reader::new(file.id, &file.text);
+    reader.read_ahead_from = from;
     reader.read_all();
     let Reader {
         dump,
@@ -173,6 +180,90 @@ struct Reader<'a> {
     tokens: Vec<Token<'a>>,
     events: Vec<NoteEvent<'a>>,
     scratch: grammar::Scratch<'a>,
+    /// Runs of rule lines at least this long are read ahead on every core.
+    read_ahead_from: usize,
+}
+
+/// Rule lines in a row from which they are read ahead on every core: below it, handing
+/// the work out costs more than it saves.
+const READ_AHEAD_FROM_LINES: usize = 2048;
+
+/// Rule lines read ahead at a time: bounds the read rules waiting to be stored.
+const READ_AHEAD_CHUNK: usize = 16_384;
+
+/// A content line: its text without blanks around it, and its offset in the file.
+type ContentLine<'a> = (&'a str, usize);
+
+/// An `-A CHAIN …` line read ahead, against the chains its table had declared when
+/// the run of rule lines began.
+struct ReadAhead<'a> {
+    /// The chain's index in its table.
+    chain: usize,
+    rule: Result<RuleAst, LineError>,
+    events: Vec<NoteEvent<'a>>,
+}
+
+/// Reads an `-A` line to a declared chain as [`Reader::command_rule`] would, without
+/// touching the dump; `None` for any other line, which the reader then reads itself.
+fn read_ahead<'a>(
+    cx: &RuleContext<'_>,
+    text: &'a str,
+    (line, base): ContentLine<'a>,
+    (tokens, scratch): &mut (Vec<Token<'a>>, grammar::Scratch<'a>),
+) -> Option<ReadAhead<'a>> {
+    let (rest, rest_base) = match line.strip_prefix('[') {
+        Some(_) => {
+            let (r, _) = grammar::counters(line).ok()?;
+            (r, base + line.len() - r.len())
+        }
+        None => (line, base),
+    };
+    tokens.clear();
+    grammar::tokenize_into(cx.file, rest, rest_base, tokens).ok()?;
+    if !matches!(tokens.first().map(|t| &*t.value), Some("-A" | "--append")) {
+        return None;
+    }
+    let name = tokens.get(1).filter(|t| !t.value.is_empty())?;
+    let chain = *cx.chains.get(&*name.value)?;
+    let span = Span::new(cx.file, base, base + line.len());
+    let mut events = Vec::new();
+    let options = tokens.get(2..).unwrap_or(&[]);
+    let rule = grammar::rule_options(cx, text, options, span, &mut events, scratch);
+    Some(ReadAhead {
+        chain,
+        rule,
+        events,
+    })
+}
+
+/// The non-blank lines of `text`, trimmed, with their offsets (a BOM is skipped).
+fn content_lines(text: &str) -> Vec<ContentLine<'_>> {
+    let mut out = Vec::with_capacity(text.len() / 64 + 16);
+    let mut offset = 0usize;
+    for raw in text.split('\n') {
+        let start = offset;
+        offset += raw.len() + 1;
+        let mut line = raw.strip_suffix('\r').unwrap_or(raw);
+        let mut base = start;
+        if start == 0
+            && let Some(rest) = line.strip_prefix('\u{feff}')
+        {
+            base += line.len() - rest.len();
+            line = rest;
+        }
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        base += line.len() - trimmed.len();
+        let content = trimmed.trim_end_matches([' ', '\t', '\r']);
+        if !content.is_empty() {
+            out.push((content, base));
+        }
+    }
+    out
+}
+
+/// True for a line that is a command (`-A …`, `[0:0] -A …`), which may be a rule.
+fn is_command(line: &str) -> bool {
+    matches!(line.as_bytes().first(), Some(b'-' | b'['))
 }
 
 impl<'a> Reader<'a> {
@@ -188,6 +279,7 @@ impl<'a> Reader<'a> {
             tokens: Vec::new(),
             events: Vec::new(),
             scratch: grammar::Scratch::default(),
+            read_ahead_from: usize::MAX,
         }
     }
 
@@ -201,27 +293,87 @@ impl<'a> Reader<'a> {
     }
 
     fn read_all(&mut self) {
-        let text = self.text;
-        let mut offset = 0usize;
-        for raw in text.split('\n') {
-            let start = offset;
-            offset += raw.len() + 1;
-            let mut line = raw.strip_suffix('\r').unwrap_or(raw);
-            let mut base = start;
-            if start == 0
-                && let Some(rest) = line.strip_prefix('\u{feff}')
-            {
-                base += line.len() - rest.len();
-                line = rest;
+        let lines = content_lines(self.text);
+        let mut at = 0;
+        while at < lines.len() {
+            let rest = lines.get(at..).unwrap_or(&[]);
+            let run = rest
+                .iter()
+                .take_while(|(l, _)| is_command(l))
+                .count()
+                .max(1);
+            let lines = rest.get(..run).unwrap_or(&[]);
+            if run >= self.read_ahead_from {
+                for chunk in lines.chunks(READ_AHEAD_CHUNK) {
+                    self.read_commands_ahead(chunk);
+                }
+            } else {
+                for &(line, base) in lines {
+                    self.read_line(line, base);
+                }
             }
-            let trimmed = line.trim_start_matches([' ', '\t']);
-            base += line.len() - trimmed.len();
-            let content = trimmed.trim_end_matches([' ', '\t', '\r']);
-            if !content.is_empty() {
-                self.read_line(content, base);
-            }
+            at += run;
         }
         self.close_table_at_eof();
+    }
+
+    /// Reads a run of command lines: the `-A` lines to declared chains are read on
+    /// every core against the chains declared now, then all are taken in order. Should
+    /// a line of the run declare a chain (`-N`, or a built-in chain's first use), the
+    /// rest are read one by one again, since their jumps may name it.
+    fn read_commands_ahead(&mut self, lines: &[ContentLine<'a>]) {
+        use rayon::prelude::*;
+        let table = match self.open {
+            Some(i) if !self.dead => self.dump.tables.get(i),
+            _ => None,
+        };
+        let Some(table) = table else {
+            for &(line, base) in lines {
+                self.read_line(line, base);
+            }
+            return;
+        };
+        let cx = RuleContext {
+            file: self.file,
+            table: table.name,
+            chains: &table.index,
+        };
+        let text = self.text;
+        let ahead: Vec<Option<ReadAhead<'a>>> = lines
+            .par_iter()
+            .map_init(
+                || (Vec::new(), grammar::Scratch::default()),
+                |scratch, &line| read_ahead(&cx, text, line, scratch),
+            )
+            .collect();
+        let declared = table.index.len();
+        for (&(line, base), read) in lines.iter().zip(ahead) {
+            let unchanged = self.open_table().is_some_and(|t| t.index.len() == declared);
+            match read {
+                Some(read) if unchanged => self.take_rule(read, line, base),
+                _ => self.read_line(line, base),
+            }
+        }
+    }
+
+    /// Stores a rule read ahead as [`Reader::command_rule`] stores an appended one.
+    fn take_rule(&mut self, read: ReadAhead<'a>, line: &str, base: usize) {
+        let span = Span::new(self.file, base, base + line.len());
+        let (rule, failure) = match read.rule {
+            Ok(r) => (r, None),
+            Err(e) => (RuleAst::unparsed(span), Some(e)),
+        };
+        if let Some(table) = self.open_table() {
+            table.put_rule(read.chain, None, rule);
+        }
+        match failure {
+            Some(e) => self.line_error(e),
+            None => {
+                for ev in read.events {
+                    self.notes.add(ev.kind, &ev.name, ev.span);
+                }
+            }
+        }
     }
 
     fn read_line(&mut self, line: &'a str, base: usize) {
@@ -719,6 +871,98 @@ mod tests {
 
     fn v4net(s: &str, len: u8) -> IntervalSet {
         addr::cidr(s.parse().expect("literal"), len).expect("valid prefix")
+    }
+
+    /// Command lines of every kind the reader treats apart, in runs long enough to be
+    /// read ahead: counters, undeclared and built-in chains springing into being, a
+    /// chain declared mid-run and jumped to, inserts, flushes, malformed lines and
+    /// notes of unmodelled modules.
+    fn varied_commands(count: usize) -> String {
+        let mut text =
+            String::from("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:WEB - [0:0]\n");
+        for i in 0..count {
+            let line = match i % 13 {
+                0 => format!("-A INPUT -p tcp --dport {} -j ACCEPT", 1 + i % 60000),
+                1 => format!("[{i}:{}] -A FORWARD -s 10.0.{}.0/24 -j WEB", i * 7, i % 250),
+                2 => format!("-A WEB -m comment --comment \"rule {i}\" -p udp --dport 53 -j DROP"),
+                3 => format!("-A NOPE{} -j ACCEPT", i % 3),
+                4 => "-A INPUT -m nosuchmodule --x 1 -j ACCEPT".to_string(),
+                5 => format!("-A INPUT -p tcp --bogus {i} -j ACCEPT"),
+                6 => format!("-A INPUT -m comment --comment \"open {i}"),
+                7 if i == 7 + 13 * 3 => "-A OUTPUT -j ACCEPT".to_string(),
+                7 => format!("-I INPUT {} -p icmp -j ACCEPT", 1 + i % 5),
+                8 if i == 8 + 13 * 20 => "-N LATE".to_string(),
+                8 => format!("-A FORWARD -j {}", ["LATE", "LATE1"][i % 2]),
+                9 => format!(
+                    "-A WEB -j {} -p tcp --dport {i}",
+                    ["INPUT", "OUTPUT"][i % 2]
+                ),
+                10 if i == 10 + 13 * 30 => "-F WEB".to_string(),
+                10 => format!(
+                    "--append WEB -p tcp -m multiport --dports 80,{} -j ACCEPT",
+                    1 + i % 9000
+                ),
+                11 => format!("[x:{i}] -A INPUT -j ACCEPT"),
+                _ => format!("-A LATE -d 192.0.2.{} -j RETURN", i % 250),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text.push_str("COMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n");
+        for i in 0..count / 4 {
+            text.push_str(&format!(
+                "-A PREROUTING -p tcp --dport {} -j DNAT --to-destination 10.9.0.{}\n",
+                1 + i,
+                i % 250
+            ));
+        }
+        text.push_str("COMMIT\n");
+        text
+    }
+
+    #[test]
+    fn reading_ahead_matches_reading_in_order() {
+        let mut files = vec![SourceFile::new(
+            FileId(0),
+            "varied.rules",
+            varied_commands(800),
+        )];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in [
+            root.join("fixtures/iptables"),
+            root.join("../shared/corpus/iptables"),
+            root.join("../shared/corpus/iptables-extension-tests"),
+        ] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for path in entries.flatten().map(|e| e.path()) {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    files.push(SourceFile::new(FileId(1), &path, text));
+                }
+            }
+        }
+        assert!(files.len() > 100, "{} files", files.len());
+        let varied = format!("{:?}", parse_reading_ahead_from(&files[0], usize::MAX));
+        for needle in [
+            "NOPE2",
+            "nosuchmodule",
+            "--bogus",
+            "LATE1",
+            "cannot jump to built-in",
+        ] {
+            assert!(varied.contains(needle), "{needle} missing");
+        }
+        for file in &files {
+            for from in [0, 1, 5] {
+                assert_eq!(
+                    format!("{:?}", parse_reading_ahead_from(file, from)),
+                    format!("{:?}", parse_reading_ahead_from(file, usize::MAX)),
+                    "{} reading ahead from {from}",
+                    file.path.display()
+                );
+            }
+        }
     }
 
     #[test]
