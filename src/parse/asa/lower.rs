@@ -30,10 +30,22 @@ use crate::source::Span;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-/// Lowers a parsed config to the rule graph, adding reference findings. The config's
-/// access-list entries are consumed as they are lowered, so the AST of a big ACL and
-/// its rules are not both held in full.
-pub fn lower<'a>(cx: &Cx<'a>, mut cfg: Config<'a>, findings: &mut Vec<Finding>) -> RuleGraph {
+/// Entries from which the access-lists are lowered on every core.
+const PARALLEL_FROM_ENTRIES: usize = 4096;
+
+/// Runs of entries per core: a little more than one evens out runs of unequal work.
+const RUNS_PER_CORE: usize = 2;
+
+/// Lowers a parsed config to the rule graph, adding reference findings. The access-list
+/// entries are lowered in `runs` runs (`None`: one on a small config, [`RUNS_PER_CORE`]
+/// per core from [`PARALLEL_FROM_ENTRIES`] entries) and consumed as they are, so the
+/// AST of a big ACL and its rules are not both held in full.
+pub fn lower<'a>(
+    cx: &Cx<'a>,
+    mut cfg: Config<'a>,
+    findings: &mut Vec<Finding>,
+    runs: Option<usize>,
+) -> RuleGraph {
     let acl_lines = std::mem::take(&mut cfg.acl_lines);
     let cfg = &cfg;
     let mut graph = RuleGraph::new(Dialect::Asa, cx.file, Family::Both);
@@ -60,22 +72,18 @@ pub fn lower<'a>(cx: &Cx<'a>, mut cfg: Config<'a>, findings: &mut Vec<Finding>) 
     // Lower every ACL, bound or not: unbound ones (crypto maps, NAT, VPN filters) are
     // not traffic filters, but their undefined references are still errors. Their
     // unmodelled constructs are not noted: they filter no traffic.
-    let mut lowered = LoweredAcls::default();
-    for acl in &mut acls {
-        lw.noting = bindings.binds(acl.name);
-        let aces = std::mem::take(&mut acl.aces);
-        // Most entries lower to one rule; the chain adds a tail rule (and maybe one
-        // for a standard ACL), so the vector is not regrown for those.
-        let total = aces.len();
-        let mut rules: Vec<Rule> = Vec::with_capacity(total + 2);
-        for (done, mut ace) in aces.into_iter().enumerate() {
-            if ace.inactive {
-                continue;
-            }
-            lw.rules_left = total.saturating_sub(done) * rules.len().max(done) / done.max(1);
-            let remark = ace.remark.take();
-            lw.lower_ace(&ace, remark, &mut rules);
+    let noting: Vec<bool> = acls.iter().map(|a| bindings.binds(a.name)).collect();
+    let runs = runs.unwrap_or_else(|| {
+        let entries: usize = acls.iter().map(|a| a.aces.len()).sum();
+        if entries >= PARALLEL_FROM_ENTRIES {
+            rayon::current_num_threads() * RUNS_PER_CORE
+        } else {
+            1
         }
+    });
+    let mut lowered = LoweredAcls::default();
+    let rules = lw.lower_acls(&mut acls, &noting, runs);
+    for (acl, rules) in acls.iter().zip(rules) {
         lowered.rules.insert(acl.name, rules);
     }
 
@@ -717,6 +725,41 @@ impl Notes {
         }
     }
 
+    /// Takes in the notes of the entries after this one's (of a later run): a note of
+    /// both keeps this one's first use and adds up the entries.
+    fn absorb(&mut self, later: Notes) {
+        for note in later.notes {
+            let mine = match &note.subject {
+                NoteSubject::IcmpTypes(_) => self.icmp,
+                NoteSubject::Text(t) => self.index.get(t).copied(),
+            };
+            match mine.and_then(|i| self.notes.get_mut(i)) {
+                Some(mine) => {
+                    mine.entries += note.entries;
+                    if let (NoteSubject::IcmpTypes(names), NoteSubject::IcmpTypes(more)) =
+                        (&mut mine.subject, note.subject)
+                    {
+                        for t in more {
+                            if !names.contains(&t) {
+                                names.push(t);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    match &note.subject {
+                        NoteSubject::IcmpTypes(_) => self.icmp = Some(self.notes.len()),
+                        NoteSubject::Text(t) => {
+                            self.index.insert(t.clone(), self.notes.len());
+                        }
+                    }
+                    self.notes.push(note);
+                }
+            }
+        }
+        self.entry += later.entry;
+    }
+
     fn into_findings(self) -> impl Iterator<Item = Finding> {
         self.notes.into_iter().map(|n| {
             Finding::new(UNKNOWN_SYNTAX, Severity::Note, n.span, n.message())
@@ -758,6 +801,9 @@ impl Note {
     }
 }
 
+/// A run's lowerer after its entries, and each of its ACL pieces' rules.
+type LoweredRun<'c, 'a> = (Lowerer<'c, 'a>, Vec<(usize, Vec<Rule>)>);
+
 struct Lowerer<'c, 'a> {
     cfg: &'c Config<'a>,
     findings: Vec<Finding>,
@@ -790,6 +836,130 @@ struct Lowerer<'c, 'a> {
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
+    /// A lowerer for a run of entries: the same config and interfaces, nothing
+    /// reported, noted or flattened yet.
+    fn fresh_copy(&self) -> Lowerer<'c, 'a> {
+        Lowerer {
+            cfg: self.cfg,
+            findings: Vec::new(),
+            reported: HashSet::new(),
+            own: self.own.clone(),
+            literals: Vec::new(),
+            literal_spans: HashSet::new(),
+            net_groups: HashMap::new(),
+            port_groups: HashMap::new(),
+            proto_groups: HashMap::new(),
+            notes: Notes::default(),
+            noting: self.noting,
+            rules_left: 0,
+        }
+    }
+
+    /// Takes in what a copy found lowering the entries after all this one lowered:
+    /// findings and port names not yet reported, in order, and its notes. Its
+    /// flattened groups are dropped: nothing after the entries reads them.
+    fn absorb(&mut self, later: Lowerer<'c, 'a>) {
+        for f in later.findings {
+            let span = f.primary.span;
+            if self
+                .reported
+                .insert((span.start, span.end, f.message.clone()))
+            {
+                self.findings.push(f);
+            }
+        }
+        for l in later.literals {
+            if self.literal_spans.insert(l.span) {
+                self.literals.push(l);
+            }
+        }
+        self.notes.absorb(later.notes);
+    }
+
+    /// Lowers every ACL's entries, each ACL's rules in entry order; `noting` says which
+    /// ACLs' unmodelled constructs are noted. In more than one run, the entries are cut
+    /// into `runs` runs of about equal length (a run may hold the end of one ACL and
+    /// the start of the next), each lowered by a copy on any core and taken in after
+    /// the runs before it, so findings, notes and port names come out as from one run.
+    fn lower_acls(&mut self, acls: &mut [Acl<'a>], noting: &[bool], runs: usize) -> Vec<Vec<Rule>> {
+        use rayon::prelude::*;
+        if runs <= 1 {
+            let mut out = Vec::with_capacity(acls.len());
+            for (acl, &noting) in acls.iter_mut().zip(noting) {
+                out.push(self.lower_entries(std::mem::take(&mut acl.aces), noting));
+            }
+            return out;
+        }
+        let entries: usize = acls.iter().map(|a| a.aces.len()).sum();
+        let per_run = entries.div_ceil(runs).max(1);
+        let mut cut: Vec<Vec<(usize, Vec<Box<Ace<'a>>>)>> = vec![Vec::new()];
+        let mut room = per_run;
+        for (i, acl) in acls.iter_mut().enumerate() {
+            let mut aces = std::mem::take(&mut acl.aces).into_iter();
+            while aces.len() > 0 {
+                if room == 0 {
+                    cut.push(Vec::new());
+                    room = per_run;
+                }
+                let piece: Vec<Box<Ace<'a>>> = aces.by_ref().take(room).collect();
+                room -= piece.len();
+                if let Some(run) = cut.last_mut() {
+                    run.push((i, piece));
+                }
+            }
+        }
+        let copies: Vec<Lowerer<'c, 'a>> = cut.iter().map(|_| self.fresh_copy()).collect();
+        let done: Vec<LoweredRun<'c, 'a>> = cut
+            .into_par_iter()
+            .zip(copies)
+            .map(|(run, mut lw)| {
+                let rules = run
+                    .into_iter()
+                    .map(|(i, aces)| {
+                        let noting = noting.get(i).copied().unwrap_or(false);
+                        (i, lw.lower_entries(aces, noting))
+                    })
+                    .collect();
+                (lw, rules)
+            })
+            .collect();
+        let mut out: Vec<Vec<Rule>> = acls.iter().map(|_| Vec::new()).collect();
+        for (lw, pieces) in done {
+            self.absorb(lw);
+            for (i, mut rules) in pieces {
+                if let Some(acl) = out.get_mut(i) {
+                    if acl.is_empty() {
+                        *acl = rules;
+                    } else {
+                        // Room for this piece and the chain's tail rules, not double.
+                        acl.reserve_exact(rules.len() + 2);
+                        acl.append(&mut rules);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Lowers a run of one ACL's entries, freeing each once lowered.
+    #[allow(clippy::vec_box)] // The AST's boxes, moved rather than copied (see `Acl`).
+    fn lower_entries(&mut self, aces: Vec<Box<Ace<'a>>>, noting: bool) -> Vec<Rule> {
+        self.noting = noting;
+        // Most entries lower to one rule; the chain adds a tail rule (and maybe one
+        // for a standard ACL), so the vector is not regrown for those.
+        let total = aces.len();
+        let mut rules: Vec<Rule> = Vec::with_capacity(total + 2);
+        for (done, mut ace) in aces.into_iter().enumerate() {
+            if ace.inactive {
+                continue;
+            }
+            self.rules_left = total.saturating_sub(done) * rules.len().max(done) / done.max(1);
+            let remark = ace.remark.take();
+            self.lower_ace(&ace, remark, &mut rules);
+        }
+        rules
+    }
+
     fn undefined(&mut self, span: Span, message: String) {
         if self
             .reported

@@ -27,12 +27,13 @@ use std::borrow::Cow;
 
 /// Parses an ASA running-config.
 pub fn parse(file: &SourceFile) -> Parsed {
-    parse_reading_ahead_from(file, PARALLEL_FROM_BLOCKS)
+    parse_with(file, PARALLEL_FROM_BLOCKS, None)
 }
 
 /// [`parse`], reading the access-list lines ahead on every core when the config has
-/// at least `parallel_from` blocks (tests compare both ways on small files).
-fn parse_reading_ahead_from(file: &SourceFile, parallel_from: usize) -> Parsed {
+/// at least `parallel_from` blocks, and lowering the entries in `lowering_runs` runs
+/// (`None`: as many as the config's size calls for). Tests pin both.
+fn parse_with(file: &SourceFile, parallel_from: usize, lowering_runs: Option<usize>) -> Parsed {
     let text = file.text.as_str();
     let lines = cut_lines(text);
     let cx0 = Cx::new(file.id, text);
@@ -72,7 +73,7 @@ fn parse_reading_ahead_from(file: &SourceFile, parallel_from: usize) -> Parsed {
         skipped_words,
         ..
     } = reader;
-    let graph = lower::lower(&cx, cfg, &mut findings);
+    let graph = lower::lower(&cx, cfg, &mut findings, lowering_runs);
     let start = Span::new(file.id, 0, 0);
     if skipped_lines > 0 {
         findings.push(Finding::new(
@@ -690,11 +691,47 @@ mod tests {
     fn varied_access_lists(count: usize) -> String {
         let mut text = String::from(
             "interface G0\n nameif outside\n security-level 0\n\
-             object-group service WEB tcp\n port-object eq www\n",
+             interface G1\n nameif inside\n security-level 100\n\
+             object-group service WEB tcp\n port-object eq www\n\
+             object-group service KRB tcp-udp\n port-object eq kerberos\n port-object eq 88\n\
+             object network F\n fqdn www.example.com\n\
+             object-group network MIX\n network-object object F\n network-object host 10.2.0.1\n\
+             object-group network GHOSTS\n network-object host ghost-host\n",
         );
         for i in 0..count {
-            let acl = ["OUT", "IN", "DMZ"][i % 3];
-            let line = match i % 9 {
+            let acl = ["OUT", "IN", "DMZ"][(i + i / 15) % 3];
+            let line = match i % 15 {
+                9 => format!(
+                    "access-list {acl} extended permit icmp any any {}",
+                    [
+                        "echo",
+                        "echo-reply",
+                        "unreachable",
+                        "time-exceeded",
+                        "traceroute",
+                        "mask-request",
+                        "redirect"
+                    ][i % 7]
+                ),
+                10 => format!(
+                    "access-list {acl} extended permit udp any any object-group KRB time-range WORK{}",
+                    i % 2
+                ),
+                11 => format!(
+                    "access-list {acl} extended permit tcp object-group MIX any eq {} inactive",
+                    1 + i % 100
+                ),
+                12 => format!(
+                    "access-list {acl} extended permit tcp object-group MIX object-group GHOSTS eq ldap"
+                ),
+                13 => format!(
+                    "access-list {acl} extended deny tcp object NOOBJ{} any",
+                    i % 4
+                ),
+                14 => format!(
+                    "access-list UNBOUND extended permit icmp any any echo time-range T{}",
+                    i % 3
+                ),
                 0 => format!("access-list {acl} remark entry {i} ! kept whole"),
                 1 => format!(
                     "access-list {acl} extended permit tcp any host 10.0.{}.{} eq {} ! why",
@@ -717,7 +754,7 @@ mod tests {
                 ),
                 7 => format!(
                     "access-list {acl} extended permit tcp object-group NOPE{} any",
-                    i % 5
+                    i / 15 % 5
                 ),
                 _ => format!("access-list {acl} extended permit ip any4 any6"),
             };
@@ -727,16 +764,18 @@ mod tests {
                 text.push_str("logging enable\n");
             }
         }
-        text.push_str("access-group OUT in interface outside\n");
+        text.push_str(
+            "access-group OUT in interface outside\naccess-group IN in interface inside\n",
+        );
         text
     }
 
-    #[test]
-    fn reading_ahead_matches_reading_in_order() {
+    /// The synthetic config, every fixture and every corpus ASA file.
+    fn asa_files() -> Vec<SourceFile> {
         let mut files = vec![SourceFile::new(
             crate::source::FileId(0),
             "varied.cfg",
-            varied_access_lists(400),
+            varied_access_lists(600),
         )];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         for dir in [root.join("fixtures/asa"), root.join("../shared/corpus/asa")] {
@@ -750,14 +789,47 @@ mod tests {
             }
         }
         assert!(files.len() > 10, "{} files", files.len());
-        let varied = format!("{:?}", parse_reading_ahead_from(&files[0], usize::MAX));
-        for needle in ["entry 396", "parse-error", "access-list webtype", "NOPE4"] {
+        files
+    }
+
+    #[test]
+    fn lowering_in_runs_matches_one_run() {
+        let files = asa_files();
+        let one = format!("{:?}", parse_with(&files[0], usize::MAX, Some(1)));
+        for needle in [
+            "icmp types (`time-exceeded`, `redirect`",
+            "time-range `WORK1`",
+            "kerberos",
+            "NOOBJ3",
+            "name `ghost-host` is not defined",
+            "fqdn",
+        ] {
+            assert!(one.contains(needle), "{needle} missing");
+        }
+        for file in &files {
+            let one = format!("{:?}", parse_with(file, usize::MAX, Some(1)));
+            for runs in [2, 3, 7, 1000] {
+                assert_eq!(
+                    format!("{:?}", parse_with(file, usize::MAX, Some(runs))),
+                    one,
+                    "{} in {runs} runs",
+                    file.path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reading_ahead_matches_reading_in_order() {
+        let files = asa_files();
+        let varied = format!("{:?}", parse_with(&files[0], usize::MAX, Some(1)));
+        for needle in ["entry 585", "parse-error", "access-list webtype", "NOPE4"] {
             assert!(varied.contains(needle), "{needle} missing");
         }
         for file in &files {
             assert_eq!(
-                format!("{:?}", parse_reading_ahead_from(file, 0)),
-                format!("{:?}", parse_reading_ahead_from(file, usize::MAX)),
+                format!("{:?}", parse_with(file, 0, Some(1))),
+                format!("{:?}", parse_with(file, usize::MAX, Some(1))),
                 "{}",
                 file.path.display()
             );
