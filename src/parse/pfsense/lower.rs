@@ -164,13 +164,12 @@ pub(super) fn ordered_rules<'a>(cfg: &'a Config<'a>) -> Vec<&'a FilterRule<'a>> 
             .as_ref()
             .is_some_and(|i| groups.contains(&*i.value))
     };
-    let mut automation: Vec<&FilterRule> = cfg
-        .rules
-        .iter()
+    let rules = || cfg.rules.iter().map(|r| &**r);
+    let mut automation: Vec<&FilterRule> = rules()
         .filter(|r| r.origin == Origin::Automation)
         .collect();
     automation.sort_by_key(|r| r.sequence.unwrap_or(u64::MAX));
-    let legacy = || cfg.rules.iter().filter(|r| r.origin == Origin::Legacy);
+    let legacy = || rules().filter(|r| r.origin == Origin::Legacy);
     let mut out = automation;
     out.extend(legacy().filter(|r| r.floating));
     out.extend(legacy().filter(|r| !r.floating && on_group(r)));

@@ -144,7 +144,7 @@ fn read_in_parts<'i>(
         match part {
             Part::Section(read) => cfg.absorb(read),
             Part::Filter(span) => cfg.filter_span = Some(span),
-            Part::Rule(rule) => cfg.rules.push(*rule),
+            Part::Rule(rule) => cfg.rules.push(rule),
             Part::Checked => {}
         }
     }
@@ -411,7 +411,7 @@ fn read_aliases<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
 fn read_filter<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     cfg.filter_span = Some(start_tag(at, section));
     for node in children_named(section, "rule") {
-        cfg.rules.push(read_rule(at, node));
+        cfg.rules.push(Box::new(read_rule(at, node)));
     }
 }
 
@@ -506,7 +506,7 @@ fn read_opnsense<'i>(at: At, section: Node<'_, 'i>, cfg: &mut Config<'i>) {
     }
     if let Some(rules) = child(firewall, "Filter").and_then(|f| child(f, "rules")) {
         for node in children_named(rules, "rule") {
-            cfg.rules.push(read_automation_rule(at, node));
+            cfg.rules.push(Box::new(read_automation_rule(at, node)));
         }
     }
 }
