@@ -165,9 +165,8 @@ pub(super) fn ordered_rules<'a>(cfg: &'a Config<'a>) -> Vec<&'a FilterRule<'a>> 
             .is_some_and(|i| groups.contains(&*i.value))
     };
     let rules = || cfg.rules.iter().map(|r| &**r);
-    let mut automation: Vec<&FilterRule> = rules()
-        .filter(|r| r.origin == Origin::Automation)
-        .collect();
+    let mut automation: Vec<&FilterRule> =
+        rules().filter(|r| r.origin == Origin::Automation).collect();
     automation.sort_by_key(|r| r.sequence.unwrap_or(u64::MAX));
     let legacy = || rules().filter(|r| r.origin == Origin::Legacy);
     let mut out = automation;
