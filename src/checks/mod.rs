@@ -544,6 +544,10 @@ pub fn run_above_notes(cx: &CheckCx) -> Vec<Finding> {
 
 /// Runs every check.
 pub fn run_all(cx: &CheckCx) -> Vec<Finding> {
+    // The chain analysis `shadowed-rule` and `redundant-rule` read runs on every core
+    // itself. Made first (unless the context already holds it), so that no check waits
+    // for it while holding a core the analysis could use.
+    cx.reach();
     run_checks(cx, |_| true)
 }
 
