@@ -103,7 +103,7 @@ fn graph_of(file: &SourceFile, dialect: Dialect) -> RuleGraph {
         .expect("generated input gives a graph")
 }
 
-/// Interface names the zone map adds to the model, as `check_graph` computes them.
+/// Interface names the zone map adds to the model, as `check_graph_scoped` computes them.
 fn mapped_ifaces(config: &Config) -> Vec<String> {
     config
         .zones

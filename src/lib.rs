@@ -267,16 +267,7 @@ pub struct Cost {
     pub hit_limit: bool,
 }
 
-/// Runs the checks on one parsed file, and says what that cost.
-pub fn check_graph(
-    file: &SourceFile,
-    graph: &graph::RuleGraph,
-    fc: &FileConfig,
-) -> (Vec<Finding>, Cost) {
-    check_graph_scoped(file, graph, fc, checks::Scope::All)
-}
-
-/// Like [`check_graph`], running the checks of `scope` only.
+/// Runs the checks of `scope` on one parsed file, and says what that cost.
 pub fn check_graph_scoped(
     file: &SourceFile,
     graph: &graph::RuleGraph,

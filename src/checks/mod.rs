@@ -564,22 +564,15 @@ fn touches_step_budget(meta: &CheckMeta) -> bool {
 /// 100,000-rule file they take 20-50 ms together).
 fn run_checks(cx: &CheckCx, wanted: impl Fn(&CheckMeta) -> bool) -> Vec<Finding> {
     use rayon::prelude::*;
-    let checks: Vec<&(CheckMeta, CheckFn)> = CHECKS.iter().filter(|(m, _)| wanted(m)).collect();
-    let run = |i: usize| checks.get(i).map_or_else(Vec::new, |(_, run)| run(cx));
+    let (budget, rest): (Vec<_>, Vec<_>) = CHECKS
+        .iter()
+        .filter(|(m, _)| wanted(m))
+        .enumerate()
+        .partition(|(_, (m, _))| touches_step_budget(m));
+    let run = |(i, (_, check)): (usize, &(CheckMeta, CheckFn))| (i, check(cx));
     let (in_order, beside) = rayon::join(
-        || {
-            (0..checks.len())
-                .filter(|&i| checks.get(i).is_some_and(|(m, _)| touches_step_budget(m)))
-                .map(|i| (i, run(i)))
-                .collect::<Vec<_>>()
-        },
-        || {
-            (0..checks.len())
-                .into_par_iter()
-                .filter(|&i| checks.get(i).is_some_and(|(m, _)| !touches_step_budget(m)))
-                .map(|i| (i, run(i)))
-                .collect::<Vec<_>>()
-        },
+        || budget.into_iter().map(run).collect::<Vec<_>>(),
+        || rest.into_par_iter().map(run).collect::<Vec<_>>(),
     );
     let mut found: Vec<(usize, Vec<Finding>)> = in_order.into_iter().chain(beside).collect();
     found.sort_by_key(|(i, _)| *i);

@@ -128,6 +128,26 @@ pub fn sniff(text: &str) -> Option<Dialect> {
     (asa_score >= 2).then_some(Dialect::Asa)
 }
 
+/// Every readable file in these directories, relative to the crate (a missing one is
+/// skipped): the fixtures and `../shared/corpus` configs the parsers' tests run every
+/// path on.
+#[cfg(test)]
+pub(crate) fn files_in(dirs: &[&str]) -> Vec<SourceFile> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                files.push(SourceFile::new(crate::source::FileId(1), &path, text));
+            }
+        }
+    }
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

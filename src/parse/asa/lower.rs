@@ -49,20 +49,7 @@ pub fn lower<'a>(
     let acl_lines = std::mem::take(&mut cfg.acl_lines);
     let cfg = &cfg;
     let mut graph = RuleGraph::new(Dialect::Asa, cx.file, Family::Both);
-    let mut lw = Lowerer {
-        cfg,
-        findings: Vec::new(),
-        reported: HashSet::new(),
-        own: HashMap::new(),
-        literals: Vec::new(),
-        literal_spans: HashSet::new(),
-        net_groups: HashMap::new(),
-        port_groups: HashMap::new(),
-        proto_groups: HashMap::new(),
-        notes: Notes::default(),
-        noting: true,
-        rules_left: 0,
-    };
+    let mut lw = Lowerer::new(cfg);
     let levels = lw.lower_interfaces(&mut graph);
     lw.check_groups();
     let mut acls = collect_acls(acl_lines);
@@ -801,6 +788,33 @@ impl Note {
     }
 }
 
+/// Pieces of ACLs: an ACL's index and a run of its entries.
+type Pieces<'a> = Vec<(usize, Vec<Box<Ace<'a>>>)>;
+
+/// Takes every ACL's entries and cuts them, in order, into `runs` runs of about equal
+/// length; a run may hold the end of one ACL and the start of the next.
+fn cut_into_runs<'a>(acls: &mut [Acl<'a>], runs: usize) -> Vec<Pieces<'a>> {
+    let entries: usize = acls.iter().map(|a| a.aces.len()).sum();
+    let per_run = entries.div_ceil(runs.max(1)).max(1);
+    let mut cut: Vec<Pieces<'a>> = vec![Vec::new()];
+    let mut room = per_run;
+    for (i, acl) in acls.iter_mut().enumerate() {
+        let mut aces = std::mem::take(&mut acl.aces).into_iter();
+        while aces.len() > 0 {
+            if room == 0 {
+                cut.push(Vec::new());
+                room = per_run;
+            }
+            let piece: Vec<Box<Ace<'a>>> = aces.by_ref().take(room).collect();
+            room -= piece.len();
+            if let Some(run) = cut.last_mut() {
+                run.push((i, piece));
+            }
+        }
+    }
+    cut
+}
+
 /// A run's lowerer after its entries, and each of its ACL pieces' rules.
 type LoweredRun<'c, 'a> = (Lowerer<'c, 'a>, Vec<(usize, Vec<Rule>)>);
 
@@ -836,22 +850,30 @@ struct Lowerer<'c, 'a> {
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {
-    /// A lowerer for a run of entries: the same config and interfaces, nothing
-    /// reported, noted or flattened yet.
-    fn fresh_copy(&self) -> Lowerer<'c, 'a> {
+    /// A lowerer of `cfg` that has lowered nothing yet.
+    fn new(cfg: &'c Config<'a>) -> Lowerer<'c, 'a> {
         Lowerer {
-            cfg: self.cfg,
+            cfg,
             findings: Vec::new(),
             reported: HashSet::new(),
-            own: self.own.clone(),
+            own: HashMap::new(),
             literals: Vec::new(),
             literal_spans: HashSet::new(),
             net_groups: HashMap::new(),
             port_groups: HashMap::new(),
             proto_groups: HashMap::new(),
             notes: Notes::default(),
-            noting: self.noting,
+            noting: true,
             rules_left: 0,
+        }
+    }
+
+    /// A lowerer for a run of entries: the same config and interfaces, nothing
+    /// reported, noted or flattened yet.
+    fn fresh_copy(&self) -> Lowerer<'c, 'a> {
+        Lowerer {
+            own: self.own.clone(),
+            ..Lowerer::new(self.cfg)
         }
     }
 
@@ -890,24 +912,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             }
             return out;
         }
-        let entries: usize = acls.iter().map(|a| a.aces.len()).sum();
-        let per_run = entries.div_ceil(runs).max(1);
-        let mut cut: Vec<Vec<(usize, Vec<Box<Ace<'a>>>)>> = vec![Vec::new()];
-        let mut room = per_run;
-        for (i, acl) in acls.iter_mut().enumerate() {
-            let mut aces = std::mem::take(&mut acl.aces).into_iter();
-            while aces.len() > 0 {
-                if room == 0 {
-                    cut.push(Vec::new());
-                    room = per_run;
-                }
-                let piece: Vec<Box<Ace<'a>>> = aces.by_ref().take(room).collect();
-                room -= piece.len();
-                if let Some(run) = cut.last_mut() {
-                    run.push((i, piece));
-                }
-            }
-        }
+        let cut = cut_into_runs(acls, runs);
         let copies: Vec<Lowerer<'c, 'a>> = cut.iter().map(|_| self.fresh_copy()).collect();
         let done: Vec<LoweredRun<'c, 'a>> = cut
             .into_par_iter()

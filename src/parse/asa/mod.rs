@@ -777,17 +777,10 @@ mod tests {
             "varied.cfg",
             varied_access_lists(600),
         )];
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for dir in [root.join("fixtures/asa"), root.join("../shared/corpus/asa")] {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for path in entries.flatten().map(|e| e.path()) {
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    files.push(SourceFile::new(crate::source::FileId(1), &path, text));
-                }
-            }
-        }
+        files.extend(crate::parse::files_in(&[
+            "fixtures/asa",
+            "../shared/corpus/asa",
+        ]));
         assert!(files.len() > 10, "{} files", files.len());
         files
     }

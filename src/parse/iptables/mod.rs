@@ -211,13 +211,7 @@ fn read_ahead<'a>(
     (line, base): ContentLine<'a>,
     (tokens, scratch): &mut (Vec<Token<'a>>, grammar::Scratch<'a>),
 ) -> Option<ReadAhead<'a>> {
-    let (rest, rest_base) = match line.strip_prefix('[') {
-        Some(_) => {
-            let (r, _) = grammar::counters(line).ok()?;
-            (r, base + line.len() - r.len())
-        }
-        None => (line, base),
-    };
+    let (rest, rest_base) = after_counters(line, base)?;
     tokens.clear();
     grammar::tokenize_into(cx.file, rest, rest_base, tokens).ok()?;
     if !matches!(tokens.first().map(|t| &*t.value), Some("-A" | "--append")) {
@@ -234,6 +228,16 @@ fn read_ahead<'a>(
         rule,
         events,
     })
+}
+
+/// A command line after the `[packets:bytes]` counters `iptables-save -c` writes ahead
+/// of it, with that text's offset; `None` if the counters are malformed.
+fn after_counters(line: &str, base: usize) -> Option<(&str, usize)> {
+    if !line.starts_with('[') {
+        return Some((line, base));
+    }
+    let (rest, _) = grammar::counters(line).ok()?;
+    Some((rest, base + line.len() - rest.len()))
 }
 
 /// The non-blank lines of `text`, trimmed, with their offsets (a BOM is skipped).
@@ -357,19 +361,33 @@ impl<'a> Reader<'a> {
     }
 
     /// Stores a rule read ahead as [`Reader::command_rule`] stores an appended one.
-    fn take_rule(&mut self, read: ReadAhead<'a>, line: &str, base: usize) {
+    fn take_rule(&mut self, mut read: ReadAhead<'a>, line: &str, base: usize) {
         let span = Span::new(self.file, base, base + line.len());
-        let (rule, failure) = match read.rule {
+        self.store_rule(read.chain, None, read.rule, span, &mut read.events);
+    }
+
+    /// Stores a rule of the open table's chain `chain` at `position` (appended if
+    /// `None`), or for a line that failed the unparsed stand-in and its error; a line
+    /// that read cleanly has its `events` counted as notes.
+    fn store_rule(
+        &mut self,
+        chain: usize,
+        position: Option<usize>,
+        read: Result<RuleAst, LineError>,
+        span: Span,
+        events: &mut Vec<NoteEvent<'a>>,
+    ) {
+        let (rule, failure) = match read {
             Ok(r) => (r, None),
             Err(e) => (RuleAst::unparsed(span), Some(e)),
         };
         if let Some(table) = self.open_table() {
-            table.put_rule(read.chain, None, rule);
+            table.put_rule(chain, position, rule);
         }
         match failure {
             Some(e) => self.line_error(e),
             None => {
-                for ev in read.events {
+                for ev in events.drain(..) {
                     self.notes.add(ev.kind, &ev.name, ev.span);
                 }
             }
@@ -527,24 +545,14 @@ impl<'a> Reader<'a> {
         if self.dead {
             return;
         }
-        let mut rest = line;
-        let mut rest_base = base;
-        if line.starts_with('[') {
-            match grammar::counters(line) {
-                Ok((r, _)) => {
-                    rest_base += line.len() - r.len();
-                    rest = r;
-                }
-                Err(_) => {
-                    let end = line.find(']').map_or(line.len(), |i| i + 1);
-                    self.error(
-                        Span::new(self.file, base, base + end),
-                        "expected counters `[packets:bytes]`",
-                    );
-                    return;
-                }
-            }
-        }
+        let Some((rest, rest_base)) = after_counters(line, base) else {
+            let end = line.find(']').map_or(line.len(), |i| i + 1);
+            self.error(
+                Span::new(self.file, base, base + end),
+                "expected counters `[packets:bytes]`",
+            );
+            return;
+        };
         let mut tokens = std::mem::take(&mut self.tokens);
         match grammar::tokenize_into(self.file, rest, rest_base, &mut tokens) {
             Ok(()) => self.run_command(&tokens, span),
@@ -701,39 +709,26 @@ impl<'a> Reader<'a> {
             Some(c) => (c.rules.len(), c.name.as_str()),
             None => return,
         };
-        let mut failure = None;
-        let rule = match rule {
-            Ok(r) => r,
-            Err(e) => {
-                failure = Some(e);
-                RuleAst::unparsed(span)
+        // An insert past the end fails, with the line's own error if it has one.
+        let (rule, position) = match (rule, position) {
+            (Ok(_), Some(p)) if p > len => {
+                let too_far = LineError {
+                    span: tokens
+                        .get(2)
+                        .map_or(span, |t| Span::new(file, t.start, t.end)),
+                    message: format!(
+                        "cannot insert at position {} in chain `{chain_name}`, which has {len} rules",
+                        p + 1
+                    ),
+                };
+                (Err(too_far), None)
             }
+            (Err(e), Some(p)) if p > len => (Err(e), None),
+            read => read,
         };
-        match position {
-            Some(p) if p > len => {
-                if failure.is_none() {
-                    failure = Some(LineError {
-                        span: tokens
-                            .get(2)
-                            .map_or(span, |t| Span::new(file, t.start, t.end)),
-                        message: format!(
-                            "cannot insert at position {} in chain `{chain_name}`, which has {len} rules",
-                            p + 1
-                        ),
-                    });
-                }
-                table.put_rule(ci, None, RuleAst::unparsed(span));
-            }
-            _ => table.put_rule(ci, position, rule),
-        }
-        match failure {
-            Some(e) => self.line_error(e),
-            None => {
-                for ev in self.events.drain(..) {
-                    self.notes.add(ev.kind, &ev.name, ev.span);
-                }
-            }
-        }
+        let mut events = std::mem::take(&mut self.events);
+        self.store_rule(ci, position, rule, span, &mut events);
+        self.events = events;
     }
 
     fn command_new_chain(&mut self, tokens: &[Token<'a>], span: Span) {
@@ -927,21 +922,11 @@ mod tests {
             "varied.rules",
             varied_commands(800),
         )];
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for dir in [
-            root.join("fixtures/iptables"),
-            root.join("../shared/corpus/iptables"),
-            root.join("../shared/corpus/iptables-extension-tests"),
-        ] {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for path in entries.flatten().map(|e| e.path()) {
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    files.push(SourceFile::new(FileId(1), &path, text));
-                }
-            }
-        }
+        files.extend(crate::parse::files_in(&[
+            "fixtures/iptables",
+            "../shared/corpus/iptables",
+            "../shared/corpus/iptables-extension-tests",
+        ]));
         assert!(files.len() > 100, "{} files", files.len());
         let varied = format!("{:?}", parse_reading_ahead_from(&files[0], usize::MAX));
         for needle in [

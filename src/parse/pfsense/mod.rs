@@ -1392,21 +1392,10 @@ mod tests {
                     + &rule("<interface>lan</interface><source><address>B</address></source>")),
             ),
         ];
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        for dir in [
-            root.join("fixtures/pfsense"),
-            root.join("../shared/corpus/pfsense"),
-        ] {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for path in entries.flatten().map(|e| e.path()) {
-                if path.extension().is_some_and(|x| x == "xml") {
-                    let text = std::fs::read_to_string(&path).expect("readable");
-                    files.push(SourceFile::new(FileId(3), &path, text));
-                }
-            }
-        }
+        let xml = crate::parse::files_in(&["fixtures/pfsense", "../shared/corpus/pfsense"])
+            .into_iter()
+            .filter(|f| f.path.extension().is_some_and(|x| x == "xml"));
+        files.extend(xml);
         assert!(files.len() > 20, "{} files", files.len());
         let one = lowered_in_runs(&files[0], 1);
         for (what, needle) in [
