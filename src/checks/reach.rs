@@ -31,7 +31,7 @@ use smallvec::{SmallVec, smallvec};
 use std::cmp::Reverse;
 // Point queries hash their keys several times per rule: foldhash, not SipHash.
 use foldhash::{HashMap, HashMapExt};
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
 
 /// Later rules the redundancy walk may meet before the rule is given up on.
 const MAX_CANDIDATES: usize = 4096;
@@ -1050,11 +1050,30 @@ fn cidr_blocks(mut lo: u128, hi: u128, out: &mut impl Extend<(u8, u128)>) {
     }
 }
 
-/// Narrow address ranges by their low end and rule: `(lo, rule) → hi`. One tree entry
-/// per range, not a list per low end: most low ends have one rule, and a list each would
-/// be an allocation per indexed range.
+/// Narrow address ranges by the block of [`NARROW`] addresses their low end lies in. A
+/// narrow range that meets a query starts in one of the query's blocks or in the block
+/// before, so a point query reads two short lists. Hashed lists, not a tree ordered by
+/// address: a big chain indexes hundreds of thousands of ranges, and a push costs a
+/// fraction of a tree insert.
 #[derive(Default)]
-struct AddrMap(BTreeMap<(u128, u32), u128>);
+struct AddrMap {
+    blocks: HashMap<u128, Vec<NarrowRange>>,
+}
+
+/// A narrow range inside its block: where it starts there and how many addresses
+/// follow, so an entry is eight bytes.
+#[derive(Clone, Copy)]
+struct NarrowRange {
+    offset: u16,
+    extra: u16,
+    id: u32,
+}
+
+/// The bits of an address below its block.
+const BLOCK_BITS: u32 = NARROW.trailing_zeros();
+
+// A narrow range's offset in its block and its length less one fit in 16 bits each.
+const _: () = assert!(NARROW == 1 << 16);
 
 impl AddrMap {
     /// Adds every range of `set` if all are narrow and few; false otherwise.
@@ -1064,14 +1083,19 @@ impl AddrMap {
             return false;
         }
         for &(lo, hi) in ranges {
-            self.0.insert((lo, id), hi);
+            let entry = NarrowRange {
+                offset: (lo % NARROW) as u16,
+                extra: (hi - lo) as u16,
+                id,
+            };
+            self.blocks.entry(lo >> BLOCK_BITS).or_default().push(entry);
         }
         true
     }
 
     /// Rules with a range overlapping `set` (its hull, when it has many ranges).
     fn overlapping(&self, set: &IntervalSet, out: &mut Vec<u32>) {
-        if self.0.is_empty() {
+        if self.blocks.is_empty() {
             return;
         }
         let r = set.ranges();
@@ -1087,16 +1111,35 @@ impl AddrMap {
         }
     }
 
-    /// Rules with a range overlapping `lo..=hi`: a narrow range that does starts at
-    /// most `NARROW` below `lo`.
+    /// Rules with a range overlapping `lo..=hi`, in no particular order.
     fn overlapping_range(&self, lo: u128, hi: u128, out: &mut Vec<u32>) {
-        let from = (lo.saturating_sub(NARROW - 1), 0);
-        out.extend(
-            self.0
-                .range(from..=(hi, u32::MAX))
-                .filter(|(_, end)| **end >= lo)
-                .map(|((_, id), _)| *id),
-        );
+        let first = lo.saturating_sub(NARROW - 1) >> BLOCK_BITS;
+        let last = hi >> BLOCK_BITS;
+        let meets = |block: u128, list: &[NarrowRange], out: &mut Vec<u32>| {
+            let base = block << BLOCK_BITS;
+            out.extend(
+                list.iter()
+                    .filter(|r| {
+                        let start = base + u128::from(r.offset);
+                        start <= hi && start + u128::from(r.extra) >= lo
+                    })
+                    .map(|r| r.id),
+            );
+        };
+        // A wide query reads every block the map has rather than every block it spans.
+        if last - first >= self.blocks.len() as u128 {
+            for (&block, list) in &self.blocks {
+                if (first..=last).contains(&block) {
+                    meets(block, list, out);
+                }
+            }
+            return;
+        }
+        for block in first..=last {
+            if let Some(list) = self.blocks.get(&block) {
+                meets(block, list, out);
+            }
+        }
     }
 }
 
@@ -1539,6 +1582,58 @@ mod tests {
     /// Strictly increasing: chain order, no repeats.
     fn assert_in_chain_order(ids: &[usize]) {
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
+
+    #[test]
+    fn address_map_finds_exactly_the_ranges_that_meet_a_query() {
+        // Ranges up to a block wide, many across a block's end, some at the top of the
+        // address space; queries from one address to far more blocks than the map has.
+        let mut x: u64 = 11;
+        let mut next = |m: u128| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            u128::from(x >> 33) % m
+        };
+        let around = |k: u128| (k << BLOCK_BITS) - 300;
+        let mut ranges = Vec::new();
+        for id in 0..3000u32 {
+            let lo = match next(3) {
+                0 => around(1 + next(40)) + next(600),
+                1 => next(40 << BLOCK_BITS),
+                _ => u128::MAX - next(3 * NARROW),
+            };
+            let hi = lo.saturating_add(match next(3) {
+                0 => 0,
+                1 => next(512),
+                _ => next(NARROW),
+            });
+            ranges.push((lo, hi, id));
+        }
+        let mut map = AddrMap::default();
+        for &(lo, hi, id) in &ranges {
+            assert!(map.try_insert(&IntervalSet::range(lo, hi), id));
+        }
+        let mut queries = vec![(0, u128::MAX), (u128::MAX, u128::MAX)];
+        for _ in 0..400 {
+            let lo = match next(2) {
+                0 => around(1 + next(40)) + next(600),
+                _ => u128::MAX - next(4 * NARROW),
+            };
+            let width = [0, 1, 700, NARROW, 5 * NARROW, 100 * NARROW][next(6) as usize];
+            queries.push((lo, lo.saturating_add(width)));
+        }
+        for (qlo, qhi) in queries {
+            let mut found = Vec::new();
+            map.overlapping_range(qlo, qhi, &mut found);
+            found.sort_unstable();
+            let expected: Vec<u32> = ranges
+                .iter()
+                .filter(|&&(lo, hi, _)| lo <= qhi && hi >= qlo)
+                .map(|&(_, _, id)| id)
+                .collect();
+            assert_eq!(found, expected, "query {qlo}..={qhi}");
+        }
     }
 
     #[test]
