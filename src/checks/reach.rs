@@ -808,7 +808,17 @@ struct RuleIndex {
     group_bounds: Vec<ServiceBounds>,
     /// Service hash → the groups with that hash.
     by_service: HashMap<u64, Vec<usize>>,
+    /// Groups by each (protocol, port) their service holds, for services of at most
+    /// [`MAX_SERVICE_POINTS`] of them; each list in group order. A point query finds
+    /// most of its groups with one lookup: reading every group's bounds instead cost
+    /// each run of pass 2 a scan of the 13,000 services per distinct probe.
+    by_point: HashMap<(u128, u128), Vec<usize>>,
+    /// The groups of wider services, in group order.
+    wide_services: Vec<usize>,
 }
+
+/// (protocol, port) pairs of a service beyond which its group is scanned, not looked up.
+const MAX_SERVICE_POINTS: u128 = 16;
 
 /// What a core remembers of its queries to one [`RuleIndex`]: the groups a query
 /// service meets, so that the next query of the same service tests only the groups
@@ -1156,6 +1166,8 @@ impl RuleIndex {
             groups: Vec::new(),
             group_bounds: Vec::new(),
             by_service: HashMap::new(),
+            by_point: HashMap::new(),
+            wide_services: Vec::new(),
         }
     }
 
@@ -1172,14 +1184,22 @@ impl RuleIndex {
         let g = match found {
             Some(g) => g,
             None => {
+                let g = self.groups.len();
                 self.group_bounds.push(ServiceBounds::of(proto, dport));
                 self.groups.push(Group {
                     proto: proto.clone(),
                     dport: dport.clone(),
                     subs: HashMap::new(),
                 });
-                slot.push(self.groups.len() - 1);
-                self.groups.len() - 1
+                slot.push(g);
+                if proto.count().saturating_mul(dport.count()) <= MAX_SERVICE_POINTS {
+                    for point in values(proto).flat_map(|p| values(dport).map(move |q| (p, q))) {
+                        self.by_point.entry(point).or_default().push(g);
+                    }
+                } else {
+                    self.wide_services.push(g);
+                }
+                g
             }
         };
         let Some(group) = self.groups.get_mut(g) else {
@@ -1209,9 +1229,20 @@ impl RuleIndex {
     fn candidates_at(&self, memo: &mut IndexMemo, p: &Point, extra: Vec<u32>) -> Candidates<'_> {
         let (proto, port) = (p[Field::Proto as usize], p[Field::DstPort as usize]);
         let memo = memo.points.entry((proto, port)).or_default();
+        // The groups made since this service's last query.
+        let tested = memo.0;
+        let untested = |list: &'_ [usize]| -> usize { list.partition_point(|&g| g < tested) };
+        if let Some(list) = self.by_point.get(&(proto, port)) {
+            memo.1.extend_from_slice(&list[untested(list)..]);
+        }
         let point = ServiceBounds::point(proto, port);
-        for (g, group) in self.groups_meeting(memo.0, point) {
-            if group.proto.contains(proto) && group.dport.contains(port) {
+        for &g in &self.wide_services[untested(&self.wide_services)..] {
+            let holds = self.group_bounds.get(g).is_some_and(|b| b.overlaps(&point))
+                && self
+                    .groups
+                    .get(g)
+                    .is_some_and(|x| x.proto.contains(proto) && x.dport.contains(port));
+            if holds {
                 memo.1.push(g);
             }
         }
@@ -1646,7 +1677,72 @@ mod tests {
     }
 
     fn index_finds_every_overlap(services: u64, rules: usize) {
-        // A deterministic mix of narrow, multi-range and wide rules.
+        let cubes = mixed_cubes(services, rules);
+        let mut index = RuleIndex::new(3);
+        for (i, c) in cubes.iter().enumerate() {
+            index.insert(c, i);
+        }
+        for q in &cubes {
+            let ids: Vec<usize> = index
+                .candidates(&mut IndexMemo::default(), q, Vec::new())
+                .from(0)
+                .collect();
+            assert_in_chain_order(&ids);
+            for (j, c) in cubes.iter().enumerate() {
+                if c.intersects(q) {
+                    assert!(ids.contains(&j), "rule {j} missed");
+                }
+            }
+            for p in [low_point(q), high_point(q)].into_iter().flatten() {
+                let ids: Vec<usize> = index
+                    .candidates_at(&mut IndexMemo::default(), &p, Vec::new())
+                    .from(0)
+                    .collect();
+                assert_in_chain_order(&ids);
+                for (j, c) in cubes.iter().enumerate() {
+                    if contains(c, &p) {
+                        assert!(ids.contains(&j), "rule {j} missed at a point");
+                    }
+                }
+                // From a rule on: exactly the candidates at or after it.
+                let half = rules / 2;
+                let after: Vec<usize> = index
+                    .candidates_at(&mut IndexMemo::default(), &p, Vec::new())
+                    .from(half)
+                    .collect();
+                let expected: Vec<usize> = ids.iter().copied().filter(|&j| j >= half).collect();
+                assert_eq!(after, expected);
+            }
+        }
+    }
+
+    #[test]
+    fn point_queries_with_one_memo_see_the_services_added_since() {
+        // As pass 1 asks: the index grows between the queries of one memo, and a
+        // service first seen after a point's last query must still be found.
+        let cubes = mixed_cubes(40, 600);
+        let mut index = RuleIndex::new(3);
+        let mut memo = IndexMemo::default();
+        for (i, c) in cubes.iter().enumerate() {
+            index.insert(c, i);
+            for q in cubes.iter().skip(i.saturating_sub(8)).take(16) {
+                let Some(p) = low_point(q) else { continue };
+                let ids: Vec<usize> = index
+                    .candidates_at(&mut memo, &p, Vec::new())
+                    .from(0)
+                    .collect();
+                for (j, c) in cubes.iter().enumerate().take(i + 1) {
+                    if contains(c, &p) {
+                        assert!(ids.contains(&j), "rule {j} missed after {i} inserts");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A deterministic mix of narrow, multi-range and wide rules over `services`
+    /// ports, some of them port ranges.
+    fn mixed_cubes(services: u64, rules: usize) -> Vec<Cube> {
         let mut cubes = Vec::new();
         let mut x: u64 = 7;
         let mut next = |m: u64| {
@@ -1657,10 +1753,12 @@ mod tests {
         };
         for _ in 0..rules {
             let mut c = Cube::full(3);
-            c.restrict(
-                Field::Proto,
-                &IntervalSet::single([6, 17, 1][next(services.min(3)) as usize]),
-            );
+            // One protocol, or TCP and UDP as a pfSense `tcp/udp` rule has them.
+            let proto = match next(services.min(4)) {
+                3 => IntervalSet::from_ranges([(6, 6), (17, 17)]),
+                k => IntervalSet::single([6, 17, 1][k as usize]),
+            };
+            c.restrict(Field::Proto, &proto);
             let iface = next(3) as u128;
             match next(4) {
                 0 | 1 => c.restrict(Field::InIface, &IntervalSet::single(iface)),
@@ -1703,41 +1801,6 @@ mod tests {
             }
             cubes.push(c);
         }
-        let mut index = RuleIndex::new(3);
-        for (i, c) in cubes.iter().enumerate() {
-            index.insert(c, i);
-        }
-        for q in &cubes {
-            let ids: Vec<usize> = index
-                .candidates(&mut IndexMemo::default(), q, Vec::new())
-                .from(0)
-                .collect();
-            assert_in_chain_order(&ids);
-            for (j, c) in cubes.iter().enumerate() {
-                if c.intersects(q) {
-                    assert!(ids.contains(&j), "rule {j} missed");
-                }
-            }
-            for p in [low_point(q), high_point(q)].into_iter().flatten() {
-                let ids: Vec<usize> = index
-                    .candidates_at(&mut IndexMemo::default(), &p, Vec::new())
-                    .from(0)
-                    .collect();
-                assert_in_chain_order(&ids);
-                for (j, c) in cubes.iter().enumerate() {
-                    if contains(c, &p) {
-                        assert!(ids.contains(&j), "rule {j} missed at a point");
-                    }
-                }
-                // From a rule on: exactly the candidates at or after it.
-                let half = rules / 2;
-                let after: Vec<usize> = index
-                    .candidates_at(&mut IndexMemo::default(), &p, Vec::new())
-                    .from(half)
-                    .collect();
-                let expected: Vec<usize> = ids.iter().copied().filter(|&j| j >= half).collect();
-                assert_eq!(after, expected);
-            }
-        }
+        cubes
     }
 }
