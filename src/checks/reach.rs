@@ -813,12 +813,21 @@ struct RuleIndex {
     /// most of its groups with one lookup: reading every group's bounds instead cost
     /// each run of pass 2 a scan of the 13,000 services per distinct probe.
     by_point: HashMap<(u128, u128), Vec<usize>>,
-    /// The groups of wider services, in group order.
-    wide_services: Vec<usize>,
+    /// The groups of wider services by each block of [`PORT_BLOCK`] ports their port
+    /// sets touch, for sets that touch at most [`MAX_PORT_BLOCKS`]; each list in group
+    /// order. A point reads the groups of its own block.
+    by_port_block: HashMap<u128, Vec<usize>>,
+    /// The groups of the widest services (any port, most of the port range), in group
+    /// order: every point query reads them.
+    broad_services: Vec<usize>,
 }
 
-/// (protocol, port) pairs of a service beyond which its group is scanned, not looked up.
+/// (protocol, port) pairs of a service beyond which its group is filed by port blocks.
 const MAX_SERVICE_POINTS: u128 = 16;
+/// Ports in one block of [`RuleIndex::by_port_block`].
+const PORT_BLOCK: u128 = 256;
+/// Port blocks a service's group is filed under before it counts as broad.
+const MAX_PORT_BLOCKS: u128 = 16;
 
 /// What a core remembers of its queries to one [`RuleIndex`]: the groups a query
 /// service meets, so that the next query of the same service tests only the groups
@@ -1167,7 +1176,8 @@ impl RuleIndex {
             group_bounds: Vec::new(),
             by_service: HashMap::new(),
             by_point: HashMap::new(),
-            wide_services: Vec::new(),
+            by_port_block: HashMap::new(),
+            broad_services: Vec::new(),
         }
     }
 
@@ -1192,13 +1202,7 @@ impl RuleIndex {
                     subs: HashMap::new(),
                 });
                 slot.push(g);
-                if proto.count().saturating_mul(dport.count()) <= MAX_SERVICE_POINTS {
-                    for point in values(proto).flat_map(|p| values(dport).map(move |q| (p, q))) {
-                        self.by_point.entry(point).or_default().push(g);
-                    }
-                } else {
-                    self.wide_services.push(g);
-                }
+                self.file_service(g, proto, dport);
                 g
             }
         };
@@ -1207,6 +1211,34 @@ impl RuleIndex {
         };
         for key in SubKey::of(cube, self.ifaces) {
             group.subs.entry(key).or_default().insert(cube, id as u32);
+        }
+    }
+
+    /// Lists new group `g` where point queries look for the service `proto`, `dport`.
+    fn file_service(&mut self, g: usize, proto: &IntervalSet, dport: &IntervalSet) {
+        if proto.count().saturating_mul(dport.count()) <= MAX_SERVICE_POINTS {
+            for point in values(proto).flat_map(|p| values(dport).map(move |q| (p, q))) {
+                self.by_point.entry(point).or_default().push(g);
+            }
+            return;
+        }
+        let blocks = |&(lo, hi): &(u128, u128)| (lo / PORT_BLOCK)..=(hi / PORT_BLOCK);
+        let touched: u128 = dport
+            .ranges()
+            .iter()
+            .map(|r| blocks(r).count() as u128)
+            .sum();
+        if touched > MAX_PORT_BLOCKS {
+            self.broad_services.push(g);
+            return;
+        }
+        let mut last = None;
+        for block in dport.ranges().iter().flat_map(blocks) {
+            // Two ranges of one set can share a block: file the group there once.
+            if last != Some(block) {
+                self.by_port_block.entry(block).or_default().push(g);
+            }
+            last = Some(block);
         }
     }
 
@@ -1236,14 +1268,20 @@ impl RuleIndex {
             memo.1.extend_from_slice(&list[untested(list)..]);
         }
         let point = ServiceBounds::point(proto, port);
-        for &g in &self.wide_services[untested(&self.wide_services)..] {
-            let holds = self.group_bounds.get(g).is_some_and(|b| b.overlaps(&point))
-                && self
-                    .groups
-                    .get(g)
-                    .is_some_and(|x| x.proto.contains(proto) && x.dport.contains(port));
-            if holds {
-                memo.1.push(g);
+        let wider = [
+            self.by_port_block.get(&(port / PORT_BLOCK)),
+            Some(&self.broad_services),
+        ];
+        for list in wider.into_iter().flatten() {
+            for &g in &list[untested(list)..] {
+                let holds = self.group_bounds.get(g).is_some_and(|b| b.overlaps(&point))
+                    && self
+                        .groups
+                        .get(g)
+                        .is_some_and(|x| x.proto.contains(proto) && x.dport.contains(port));
+                if holds {
+                    memo.1.push(g);
+                }
             }
         }
         memo.0 = self.groups.len();
@@ -1766,11 +1804,16 @@ mod tests {
                 2 => c.restrict(Field::InIface, &IntervalSet::from_ranges([(0, 0), (2, 2)])),
                 _ => c.restrict(Field::OutIface, &IntervalSet::single(iface)),
             }
-            let p = next(services) as u128;
-            c.restrict(
-                Field::DstPort,
-                &IntervalSet::range(p, p + next(3) as u128 * 50),
-            );
+            // Ports spread over the port blocks: single ports, short ranges, ranges
+            // across blocks, two ranges, and ranges too wide to file by block.
+            let p = (next(services) * 977 % 60_000) as u128;
+            let dport = match next(6) {
+                0 => IntervalSet::range(p, p + 700),
+                1 => IntervalSet::range(p, p + 5000),
+                2 => IntervalSet::from_ranges([(p, p + 20), (p + 3000, p + 3010)]),
+                k => IntervalSet::range(p, p + (k as u128 - 3) * 50),
+            };
+            c.restrict(Field::DstPort, &dport);
             let base = crate::graph::sets::addr::V4_BASE + (10 << 24);
             let a = base + next(1 << 20) as u128;
             match next(7) {
