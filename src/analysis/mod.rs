@@ -676,17 +676,24 @@ impl<'g> Model<'g> {
             chain: ChainId(w.chain),
             rule: Some(index),
         };
-        for rest in w.cube.subtract(&rule.cube) {
-            work.push(Walker {
-                cube: rest,
-                chain: w.chain,
-                next: index + 1,
-                stack: w.stack.clone(),
-                depth: w.depth,
-                may: w.may,
-            });
-        }
-        let matched = w.cube.intersect(&rule.cube);
+        // A piece inside the rule matches it whole: nothing splits off, and the piece
+        // goes on as it is instead of as a copy cut to the rule. Most steps through a
+        // Kubernetes node's service and endpoint chains are of this kind.
+        let matched = if w.cube.is_subset(&rule.cube) {
+            None
+        } else {
+            for rest in w.cube.subtract(&rule.cube) {
+                work.push(Walker {
+                    cube: rest,
+                    chain: w.chain,
+                    next: index + 1,
+                    stack: w.stack.clone(),
+                    depth: w.depth,
+                    may: w.may,
+                });
+            }
+            Some(w.cube.intersect(&rule.cube))
+        };
         let mut may = w.may;
         let action = &self.graph.chains[w.chain].rules[index].action;
         // A rule that only logs or marks leads both worlds to the same next rule: no fork.
@@ -695,7 +702,7 @@ impl<'g> Model<'g> {
             may = may.or(Some(decider));
             // The world where the unmodelled condition does not match.
             work.resume(Walker {
-                cube: matched.clone(),
+                cube: matched.as_ref().unwrap_or(&w.cube).clone(),
                 chain: w.chain,
                 next: index + 1,
                 stack: w.stack.clone(),
@@ -703,10 +710,9 @@ impl<'g> Model<'g> {
                 may,
             });
         }
-        let here = Walker {
-            cube: matched,
-            may,
-            ..w
+        let here = match matched {
+            Some(cube) => Walker { cube, may, ..w },
+            None => Walker { may, ..w },
         };
         self.apply(entry, action, decider, here, index, work, out);
     }
