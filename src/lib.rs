@@ -293,27 +293,19 @@ fn check_graph_freeing(
     let model = Model::new(graph, &fc.mapped_interfaces());
     let mut flows = fc.policy.active(&fc.settings);
     flows.extend(allowed_flows(fc.allow));
-    let findings = match scope {
-        checks::Scope::All => {
-            let cx = CheckCx::with_chain_analysis(
-                file,
-                &model,
-                &zoning,
-                &fc.settings,
-                &fc.hosts,
-                &flows,
-            );
-            let findings = checks::run_all(&cx);
-            free.release(cx);
-            findings
-        }
-        checks::Scope::WarningsAndErrors => {
-            let cx = CheckCx::new(file, &model, &zoning, &fc.settings, &fc.hosts, &flows);
-            let findings = checks::run_above_notes(&cx);
-            free.release(cx);
-            findings
-        }
+    let (settings, hosts) = (&fc.settings, &fc.hosts);
+    let (cx, run): (CheckCx, fn(&CheckCx) -> Vec<Finding>) = match scope {
+        checks::Scope::All => (
+            CheckCx::with_chain_analysis(file, &model, &zoning, settings, hosts, &flows),
+            checks::run_all,
+        ),
+        checks::Scope::WarningsAndErrors => (
+            CheckCx::new(file, &model, &zoning, settings, hosts, &flows),
+            checks::run_above_notes,
+        ),
     };
+    let findings = run(&cx);
+    free.release(cx);
     let cost = Cost {
         units: graph.rules().count() + model.steps_taken(),
         hit_limit: model.exhausted(),

@@ -802,9 +802,9 @@ struct RuleIndex {
     /// How many interfaces the model has: a rule naming all of them names none.
     ifaces: u128,
     groups: Vec<Group>,
-    /// The groups' services' bounds, in group order: a query's first look at the
-    /// groups reads these, not their sets (a big pfSense chain has 13,000 services and
-    /// its queries 1,500 distinct probes).
+    /// The groups' services' bounds, in group order: a cube query's first look at the
+    /// groups, and a point query's at those it must scan, reads these, not their sets
+    /// (a big pfSense chain has 13,000 services and its queries 1,500 distinct probes).
     group_bounds: Vec<ServiceBounds>,
     /// Service hash → the groups with that hash.
     by_service: HashMap<u64, Vec<usize>>,

@@ -148,6 +148,16 @@ pub(crate) fn files_in(dirs: &[&str]) -> Vec<SourceFile> {
     files
 }
 
+/// Asserts that `text` (a parse's debug output) mentions every one of `needles`: the
+/// synthetic inputs the parsers' tests compare ways of reading really hold the hard
+/// cases.
+#[cfg(test)]
+pub(crate) fn assert_mentions(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -684,16 +684,10 @@ impl Notes {
         let entry = self.entry;
         let Some(note) = found.and_then(|i| self.notes.get_mut(i)) else {
             let subject = match icmp_type {
-                Some(t) => {
-                    self.icmp = Some(self.notes.len());
-                    NoteSubject::IcmpTypes(vec![t.to_string()])
-                }
-                None => {
-                    self.index.insert(text.to_string(), self.notes.len());
-                    NoteSubject::Text(text.to_string())
-                }
+                Some(t) => NoteSubject::IcmpTypes(vec![t.to_string()]),
+                None => NoteSubject::Text(text.to_string()),
             };
-            self.notes.push(Note {
+            self.register(Note {
                 subject,
                 span,
                 entries: 1,
@@ -733,18 +727,21 @@ impl Notes {
                         }
                     }
                 }
-                None => {
-                    match &note.subject {
-                        NoteSubject::IcmpTypes(_) => self.icmp = Some(self.notes.len()),
-                        NoteSubject::Text(t) => {
-                            self.index.insert(t.clone(), self.notes.len());
-                        }
-                    }
-                    self.notes.push(note);
-                }
+                None => self.register(note),
             }
         }
         self.entry += later.entry;
+    }
+
+    /// Adds a note of a subject not noted before, and finds it by its subject from now.
+    fn register(&mut self, note: Note) {
+        match &note.subject {
+            NoteSubject::IcmpTypes(_) => self.icmp = Some(self.notes.len()),
+            NoteSubject::Text(t) => {
+                self.index.insert(t.clone(), self.notes.len());
+            }
+        }
+        self.notes.push(note);
     }
 
     fn into_findings(self) -> impl Iterator<Item = Finding> {
