@@ -83,6 +83,8 @@ proptest! {
         }
         prop_assert_eq!(one.intersects(&many), r & m != 0);
         prop_assert_eq!(many.intersects(&one), r & m != 0);
+        prop_assert_eq!(one.is_subset(&many), r & !m == 0);
+        prop_assert_eq!(many.is_subset(&one), m & !r == 0);
     }
 }
 

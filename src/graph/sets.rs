@@ -218,6 +218,10 @@ impl IntervalSet {
 
     /// Values in both sets.
     pub fn intersect(&self, other: &IntervalSet) -> IntervalSet {
+        if let (Ranges::One(a), Ranges::One(b)) = (&self.ranges, &other.ranges) {
+            // Most fields of most pieces and rules are one range: no merge pass.
+            return IntervalSet::range(a.0.max(b.0), a.1.min(b.1));
+        }
         let (a, b) = (self.ranges(), other.ranges());
         let (mut i, mut j) = (0, 0);
         let mut out = Buf::new();
@@ -257,7 +261,32 @@ impl IntervalSet {
 
     /// True if every value of `self` is in `other`.
     pub fn is_subset(&self, other: &IntervalSet) -> bool {
-        self.subtract(other).is_empty()
+        // The sweep of `subtract`, stopping at the first value it would keep: the walks
+        // ask this of every field of a piece at every step, and building the difference
+        // only to see it empty was 3 % of a run.
+        let b = other.ranges();
+        let mut j = 0;
+        for &(lo, hi) in self.ranges() {
+            let mut cur = lo;
+            loop {
+                let Some(&(b_lo, b_hi)) = b.get(j) else {
+                    return false;
+                };
+                if b_hi < cur {
+                    j += 1;
+                    continue;
+                }
+                if b_lo > cur {
+                    return false;
+                }
+                if b_hi >= hi {
+                    break;
+                }
+                cur = b_hi + 1;
+                j += 1;
+            }
+        }
+        true
     }
 
     /// Values in `self` but not in `other`.
