@@ -132,15 +132,8 @@ proptest! {
     fn cube_bounds_overlap_whenever_the_cubes_meet(
         masks in proptest::array::uniform6(any::<u64>()),
     ) {
-        let cube = |proto: u64, port: u64, dst: u64| {
-            let mut c = Cube::full(2);
-            c.restrict(Field::Proto, &set_of(proto));
-            c.restrict(Field::DstPort, &set_of(port));
-            c.restrict(Field::DstAddr, &set_of(dst));
-            c
-        };
         let [pa, da, aa, pb, db, ab] = masks;
-        let (a, b) = (cube(pa, da, aa), cube(pb, db, ab));
+        let (a, b) = (small_cube(pa, da, aa), small_cube(pb, db, ab));
         let overlap = Bounds::of(&a).overlaps(&Bounds::of(&b));
         prop_assert_eq!(
             overlap,
@@ -150,4 +143,49 @@ proptest! {
             prop_assert!(overlap);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// A walk step sends on what `split` leaves inside a rule as the packets the rule
+    /// matches, and walks what it cuts off on past the rule: the first must be the
+    /// intersection, and the pieces must be disjoint, outside the rule, and with it
+    /// make up the whole cube.
+    #[test]
+    fn split_leaves_the_intersection_and_cuts_the_rest_into_disjoint_pieces(
+        masks in proptest::array::uniform6(any::<u64>()),
+    ) {
+        let [pa, da, aa, pb, db, ab] = masks;
+        let (a, b) = (small_cube(pa, da, aa), small_cube(pb, db, ab));
+        let (outside, inside) = a.split(&b);
+        if a.intersects(&b) {
+            prop_assert_eq!(&inside, &a.intersect(&b));
+        } else {
+            prop_assert!(inside.is_empty());
+        }
+        prop_assert_eq!(&outside, &a.subtract(&b));
+        for (i, piece) in outside.iter().enumerate() {
+            prop_assert!(piece.is_subset(&a) && !piece.intersects(&b));
+            prop_assert!(outside[i + 1..].iter().all(|other| !other.intersects(piece)));
+        }
+        let packets = |c: &Cube| {
+            [Field::Proto, Field::DstPort, Field::DstAddr]
+                .iter()
+                .map(|&f| c.get(f).count())
+                .product::<u128>()
+        };
+        let cut: u128 = outside.iter().map(packets).sum();
+        prop_assert_eq!(cut + if inside.is_empty() { 0 } else { packets(&inside) }, packets(&a));
+    }
+}
+
+/// A cube of every packet but the protocols, destination ports and destinations in the
+/// masks.
+fn small_cube(proto: u64, port: u64, dst: u64) -> Cube {
+    let mut c = Cube::full(2);
+    c.restrict(Field::Proto, &set_of(proto));
+    c.restrict(Field::DstPort, &set_of(port));
+    c.restrict(Field::DstAddr, &set_of(dst));
+    c
 }

@@ -88,11 +88,9 @@ impl Cube {
 
     /// Packets in both cubes.
     pub fn intersect(&self, other: &Cube) -> Cube {
-        let mut out = self.clone();
-        for (slot, b) in out.fields.iter_mut().zip(&other.fields) {
-            *slot = slot.intersect(b);
+        Cube {
+            fields: std::array::from_fn(|f| self.fields[f].intersect(&other.fields[f])),
         }
-        out
     }
 
     /// The smallest cube holding both: the union of each field.
@@ -115,6 +113,13 @@ impl Cube {
     /// Packets of `self` not in `other`, as disjoint cubes: piece `i` agrees with `other` on
     /// the fields before `i` and lies outside it on field `i`. At most one piece per field.
     pub fn subtract(&self, other: &Cube) -> Vec<Cube> {
+        self.split(other).0
+    }
+
+    /// [`Cube::subtract`], and the packets of `self` in `other` (an empty cube if none):
+    /// the last field's cut leaves exactly them, so a walk step that needs both gets the
+    /// intersection without cutting all eight fields again.
+    pub fn split(&self, other: &Cube) -> (Vec<Cube>, Cube) {
         let mut pieces = Vec::new();
         let mut inside = self.clone();
         for f in 0..FIELDS {
@@ -129,7 +134,7 @@ impl Cube {
                 break;
             }
         }
-        pieces
+        (pieces, inside)
     }
 }
 

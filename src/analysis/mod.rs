@@ -682,7 +682,8 @@ impl<'g> Model<'g> {
         let matched = if w.cube.is_subset(&rule.cube) {
             None
         } else {
-            for rest in w.cube.subtract(&rule.cube) {
+            let (outside, inside) = w.cube.split(&rule.cube);
+            for rest in outside {
                 work.push(Walker {
                     cube: rest,
                     chain: w.chain,
@@ -692,7 +693,7 @@ impl<'g> Model<'g> {
                     may: w.may,
                 });
             }
-            Some(w.cube.intersect(&rule.cube))
+            Some(inside)
         };
         let mut may = w.may;
         let action = &self.graph.chains[w.chain].rules[index].action;
