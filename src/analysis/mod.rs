@@ -296,25 +296,31 @@ impl<'g> Model<'g> {
             ifaces: &ifaces,
             port_protocols: port_protocols(),
         };
-        // Each rule compiles on its own: a big chain is shared out among the cores.
-        let rules: Vec<Vec<CompiledRule>> = graph
+        // Each rule compiles on its own: a big chain is shared out among the cores, and
+        // so are the small ones (a Kubernetes node has 28,000 chains of a few rules,
+        // three quarters of its rules).
+        let (rules, bounds): (Vec<Vec<CompiledRule>>, Vec<Vec<Bounds>>) = graph
             .chains
-            .iter()
-            .map(|chain| {
-                chain
-                    .rules
-                    .par_iter()
-                    .with_min_len(COMPILE_BATCH)
-                    .map_init(IfaceSets::default, |sets, rule| {
-                        compile_rule(rule, &cx, sets)
-                    })
-                    .collect()
+            .par_iter()
+            .with_min_len(COMPILE_BATCH)
+            .map_init(IfaceSets::default, |sets, chain| {
+                let compiled: Vec<CompiledRule> = if chain.rules.len() > COMPILE_BATCH {
+                    chain
+                        .rules
+                        .par_iter()
+                        .with_min_len(COMPILE_BATCH)
+                        .map_init(IfaceSets::default, |sets, rule| {
+                            compile_rule(rule, &cx, sets)
+                        })
+                        .collect()
+                } else {
+                    let compile = |rule| compile_rule(rule, &cx, sets);
+                    chain.rules.iter().map(compile).collect()
+                };
+                let bounds = compiled.iter().map(|r| Bounds::of(&r.cube)).collect();
+                (compiled, bounds)
             })
-            .collect();
-        let bounds = rules
-            .iter()
-            .map(|chain| chain.iter().map(|r| Bounds::of(&r.cube)).collect())
-            .collect();
+            .unzip();
         Model {
             graph,
             ifaces,
