@@ -12,9 +12,9 @@
 //! an error with the exact ports; this note adds only the diagnosis "this is an any-any
 //! rule". Making it a warning would gate CI twice on one line.
 
-use super::{CheckCx, CheckMeta, MIS_PAIRS, pair_query};
+use super::{CheckCx, CheckMeta, MIS_PAIRS};
 use crate::analysis::cube::FIELDS;
-use crate::analysis::{Cube, Decider, Field, Verdict};
+use crate::analysis::{Cube, Decider, Verdict};
 use crate::graph::{IntervalSet, Zone};
 use crate::report::finding::{Finding, Severity};
 use crate::source::Span;
@@ -35,11 +35,11 @@ const MAX_PIECES: usize = 4096;
 pub fn run(cx: &CheckCx) -> Vec<Finding> {
     let mut out = Vec::new();
     for (from, to) in MIS_PAIRS {
-        let Some(outcomes) = cx.pairs.get(&(from, to)) else {
+        let (Some(outcomes), Some(query)) =
+            (cx.pairs.get(&(from, to)), cx.pair_traffic.get(&(from, to)))
+        else {
             continue;
         };
-        let (mut query, delivered) = pair_query(cx.model, cx.zoning, cx.hosts, from, to);
-        query.restrict(Field::DstAddr, &delivered);
         if query.is_empty() {
             continue;
         }
@@ -53,8 +53,8 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
             g.2 |= o.may.is_some();
         }
         for (span, (decider, cubes, may)) in groups {
-            if covers(&query, &cubes) {
-                out.push(finding(cx, span, decider, from, to, may, &query));
+            if covers(query, &cubes) {
+                out.push(finding(cx, span, decider, from, to, may, query));
             }
         }
     }
@@ -143,6 +143,7 @@ fn finding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::Field;
     use crate::analysis::Model;
     use crate::analysis::zones::{ZoneMapping, Zoning};
     use crate::config::site::Hosts;
@@ -217,5 +218,43 @@ mod tests {
                 .is_empty()
         );
         assert!(lint("-A FORWARD -i eth1 -o eth2 -p tcp -j ACCEPT\n").is_empty());
+    }
+
+    #[test]
+    fn traffic_sent_to_a_nat_address_counts_where_it_is_delivered() {
+        // The public side reaches the MIS host at its own address and through the
+        // firewall's public one; the pair's traffic is what arrives at the MIS host, and
+        // the accept lets all of it through.
+        let text = "*nat\n:PREROUTING ACCEPT [0:0]\n\
+            -A PREROUTING -i eth0 -d 203.0.113.1 -j DNAT --to-destination 10.0.1.5\n\
+            COMMIT\n*filter\n:FORWARD DROP [0:0]\n\
+            -A FORWARD -i eth0 -o eth1 -j ACCEPT\nCOMMIT\n";
+        let file = SourceFile::new(FileId(0), "t", text.to_string());
+        let g = crate::parse::parse(&file, Dialect::Iptables)
+            .graph
+            .expect("parses");
+        let zones: Vec<ZoneMapping> = ["eth0=public", "eth1=perimeter"]
+            .iter()
+            .map(|z| ZoneMapping::parse(z).expect("valid mapping"))
+            .collect();
+        let model = Model::new(&g, &["eth0".to_string(), "eth1".to_string()]);
+        let zoning = Zoning::assign(&g, &zones);
+        let settings = Settings::default();
+        let hosts = Hosts {
+            mis: crate::analysis::zones::parse_network("10.0.1.5").expect("an address"),
+            ..Hosts::default()
+        };
+        let cx = CheckCx::new(&file, &model, &zoning, &settings, &hosts, &[]);
+        let found: Vec<(&str, Option<Zone>)> = run(&cx)
+            .iter()
+            .map(|f| (file.slice(f.primary.span), f.to_zone))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(
+                "-A FORWARD -i eth0 -o eth1 -j ACCEPT",
+                Some(Zone::Perimeter)
+            )]
+        );
     }
 }

@@ -117,6 +117,9 @@ pub const MIS_PAIRS: [(Zone, Zone); 4] = [
     (Zone::Public, Zone::Perimeter),
 ];
 
+/// Something for each zone pair.
+pub type PerPair<T> = BTreeMap<(Zone, Zone), T>;
+
 /// Everything a check may read.
 pub struct CheckCx<'a> {
     /// The file.
@@ -132,7 +135,10 @@ pub struct CheckCx<'a> {
     /// The flows the active scenarios require or allow.
     pub flows: &'a [ActiveFlow],
     /// The evaluated traffic of each MIS zone pair the firewall stands on.
-    pub pairs: BTreeMap<(Zone, Zone), Vec<Outcome>>,
+    pub pairs: PerPair<Vec<Outcome>>,
+    /// The traffic each pair's outcomes cover: its query cut to the destinations that
+    /// count as delivered (see [`pair_query`]).
+    pub pair_traffic: PerPair<Cube>,
     /// True when the config is the MIS host's own firewall (see `host_firewall`).
     pub host: bool,
     /// The chain-local reachability of the rules, computed on first use and shared by
@@ -152,6 +158,7 @@ impl<'a> CheckCx<'a> {
         flows: &'a [ActiveFlow],
     ) -> CheckCx<'a> {
         let host = model.graph.is_host_firewall();
+        let (pairs, pair_traffic) = evaluate_pairs(model, zoning, hosts, host);
         CheckCx {
             file,
             model,
@@ -159,7 +166,8 @@ impl<'a> CheckCx<'a> {
             settings,
             hosts,
             flows,
-            pairs: evaluate_pairs(model, zoning, hosts, host),
+            pairs,
+            pair_traffic,
             host,
             reach: std::sync::OnceLock::new(),
         }
@@ -197,13 +205,13 @@ impl<'a> CheckCx<'a> {
 }
 
 /// The traffic of every MIS zone pair the firewall stands on, split into permitted and
-/// denied parts.
+/// denied parts, and the traffic of each pair as a whole.
 fn evaluate_pairs(
     model: &Model,
     zoning: &Zoning,
     hosts: &Hosts,
     host: bool,
-) -> BTreeMap<(Zone, Zone), Vec<Outcome>> {
+) -> (PerPair<Vec<Outcome>>, PerPair<Cube>) {
     let queries: Vec<(Zone, Zone, Cube, IntervalSet)> = MIS_PAIRS
         .into_iter()
         .filter(|&(from, to)| zoning.has_zone(from) && zoning.has_zone(to))
@@ -218,8 +226,8 @@ fn evaluate_pairs(
         .map(|(from, to, query, _)| (query, stages_for(model, host, *from, *to)))
         .collect();
     let evaluated = model.evaluate_each(&walks);
-    let mut pairs = BTreeMap::new();
-    for ((from, to, _, delivered), outcomes) in queries.iter().zip(evaluated) {
+    let (mut pairs, mut traffic) = (BTreeMap::new(), BTreeMap::new());
+    for ((from, to, query, delivered), outcomes) in queries.iter().zip(evaluated) {
         let outcomes = outcomes
             .into_iter()
             .filter_map(|mut o| {
@@ -228,8 +236,11 @@ fn evaluate_pairs(
             })
             .collect();
         pairs.insert((*from, *to), outcomes);
+        let mut whole = query.clone();
+        whole.restrict(Field::DstAddr, delivered);
+        traffic.insert((*from, *to), whole);
     }
-    pairs
+    (pairs, traffic)
 }
 
 /// Walks the stages that several pairs' queries share once for all of them (see
