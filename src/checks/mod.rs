@@ -362,9 +362,11 @@ pub fn excess_permits(cx: &CheckCx, from: Zone, to: Zone, wanted: &[Cube]) -> Ve
         return Vec::new();
     };
     let mut groups: BTreeMap<(u32, u32), Excess> = BTreeMap::new();
+    let mut seen = foldhash::HashSet::default();
     for o in outcomes.iter().filter(|o| o.verdict == Verdict::Permit) {
+        // Most permitted pieces meet none of the wanted flows: no cutting, no copies.
         let mut pieces = vec![o.cube.clone()];
-        for w in wanted {
+        for w in wanted.iter().filter(|w| o.cube.intersects(w)) {
             pieces = pieces
                 .into_iter()
                 .flat_map(|p| {
@@ -396,6 +398,15 @@ pub fn excess_permits(cx: &CheckCx, from: Zone, to: Zone, wanted: &[Cube]) -> Ve
             }
             g.only_may &= o.may.is_some();
             g.may_rule = g.may_rule.or(o.may);
+            // Thousands of a rule's pieces differ only in addresses or interfaces; each
+            // protocol and port combination is spread over the protocols once.
+            let service = (
+                piece.get(Field::Proto).clone(),
+                piece.get(Field::DstPort).clone(),
+            );
+            if !seen.insert(((span.start, span.end), service)) {
+                continue;
+            }
             for &(lo, hi) in piece.get(Field::Proto).ranges() {
                 for p in lo..=hi {
                     let ports = g.protocols.entry(p as u8).or_default();
@@ -595,6 +606,71 @@ mod tests {
     use super::*;
     use crate::graph::Dialect;
     use crate::source::{FileId, SourceFile};
+
+    /// A protocol and its port ranges.
+    type PortsOf = (u8, Vec<(u128, u128)>);
+
+    /// The excess of each permitting rule from perimeter (eth1) to internal (eth2) of a
+    /// FORWARD chain of `rules`, by rule line: its protocols and their ports.
+    fn excess_by_line(rules: &str) -> Vec<(String, Vec<PortsOf>)> {
+        let text = format!("*filter\n:FORWARD DROP [0:0]\n{rules}COMMIT\n");
+        let file = SourceFile::new(FileId(0), "t", text);
+        let graph = crate::parse::parse(&file, Dialect::Iptables)
+            .graph
+            .expect("parses");
+        let zones: Vec<crate::analysis::zones::ZoneMapping> = ["eth1=perimeter", "eth2=internal"]
+            .iter()
+            .map(|z| crate::analysis::zones::ZoneMapping::parse(z).expect("a mapping"))
+            .collect();
+        let zoning = Zoning::assign(&graph, &zones);
+        let model = Model::new(&graph, &["eth1".into(), "eth2".into()]);
+        let (settings, hosts) = (Settings::default(), Hosts::default());
+        let cx = CheckCx::new(&file, &model, &zoning, &settings, &hosts, &[]);
+        let mut wanted = model.new_packets();
+        wanted.restrict(Field::Proto, &IntervalSet::single(u128::from(proto::TCP)));
+        wanted.restrict(Field::DstPort, &IntervalSet::single(25));
+        excess_permits(&cx, Zone::Perimeter, Zone::Internal, &[wanted])
+            .into_iter()
+            .map(|e| {
+                let protocols = e
+                    .protocols
+                    .iter()
+                    .map(|(&p, ports)| (p, ports.ranges().to_vec()))
+                    .collect();
+                (file.slice(model.span_of(e.decider)).to_string(), protocols)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn excess_is_gathered_per_rule_when_rules_and_pieces_share_a_service() {
+        // Two rules open the same service to different hosts; the third opens two
+        // services, and an earlier drop cuts its destinations in two pieces of each.
+        let found = excess_by_line(
+            "-A FORWARD -i eth1 -o eth2 -d 10.0.0.1 -p tcp --dport 8080 -j ACCEPT\n\
+             -A FORWARD -i eth1 -o eth2 -d 10.0.0.2 -p tcp --dport 8080 -j ACCEPT\n\
+             -A FORWARD -i eth1 -o eth2 -d 10.0.1.5 -j DROP\n\
+             -A FORWARD -i eth1 -o eth2 -d 10.0.1.0/24 -p tcp -m multiport --dports 25,8080 -j ACCEPT\n\
+             -A FORWARD -i eth1 -o eth2 -d 10.0.1.0/24 -p udp --dport 53 -j ACCEPT\n",
+        );
+        let tcp_8080 = vec![(proto::TCP, vec![(8080, 8080)])];
+        let line = |i: usize| found[i].0.split(" -d ").nth(1).unwrap_or("").to_string();
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(
+            line(0).starts_with("10.0.0.1 ") && found[0].1 == tcp_8080,
+            "{found:?}"
+        );
+        assert!(
+            line(1).starts_with("10.0.0.2 ") && found[1].1 == tcp_8080,
+            "{found:?}"
+        );
+        // tcp/25 is wanted: only 8080 is left of the multiport rule.
+        assert!(
+            line(2).contains("--dports") && found[2].1 == tcp_8080,
+            "{found:?}"
+        );
+        assert_eq!(found[3].1, vec![(proto::UDP, vec![(53, 53)])]);
+    }
 
     #[test]
     fn checks_run_side_by_side_report_in_check_order() {
