@@ -2,10 +2,11 @@
 
 use super::{CheckCx, CheckMeta, describe_ports, flow_cube, port_ranges, proto_name};
 use crate::analysis::{Decider, Field, Outcome, Verdict};
-use crate::graph::IntervalSet;
 use crate::graph::sets::PORT_MAX;
+use crate::graph::{IntervalSet, Zone};
 use crate::policy::{ActiveFlow, Level};
 use crate::report::finding::{Finding, Severity};
+use foldhash::HashMap;
 use std::collections::BTreeMap;
 
 /// Metadata.
@@ -18,12 +19,18 @@ pub const META: CheckMeta = CheckMeta {
 
 /// Reports each required flow some of whose ports no packet of the zone pair may use.
 pub fn run(cx: &CheckCx) -> Vec<Finding> {
+    let mut permitted = PermittedPorts::default();
     cx.flows
         .iter()
         .filter(|f| f.level == Level::Required)
-        .flat_map(|flow| check_flow(cx, flow))
+        .flat_map(|flow| check_flow(cx, flow, &mut permitted))
         .collect()
 }
+
+/// [`permitted_ports`] of each zone pair, protocol and portedness asked so far: a
+/// scenario requires a dozen tcp ports of one pair, and each answer reads all of the
+/// pair's outcomes.
+type PermittedPorts = HashMap<(Zone, Zone, u8, bool), (IntervalSet, IntervalSet)>;
 
 /// The ports of `flow` that some packet of the pair gets through, definitely and maybe.
 /// A protocol without ports counts as port 0..=65535 at once: any permitted packet will do.
@@ -41,7 +48,7 @@ fn permitted_ports(outcomes: &[Outcome], flow: &ActiveFlow) -> (IntervalSet, Int
     (union(definite), union(maybe))
 }
 
-fn check_flow(cx: &CheckCx, flow: &ActiveFlow) -> Vec<Finding> {
+fn check_flow(cx: &CheckCx, flow: &ActiveFlow, permitted: &mut PermittedPorts) -> Vec<Finding> {
     let Some(outcomes) = cx.pairs.get(&(flow.from, flow.to)) else {
         return Vec::new();
     };
@@ -49,15 +56,18 @@ fn check_flow(cx: &CheckCx, flow: &ActiveFlow) -> Vec<Finding> {
         .ports
         .clone()
         .unwrap_or_else(|| IntervalSet::range(0, PORT_MAX));
-    let (definite, maybe) = permitted_ports(outcomes, flow);
-    let missing = wanted.subtract(&definite);
+    let key = (flow.from, flow.to, flow.protocol, flow.ports.is_some());
+    let (definite, maybe) = permitted
+        .entry(key)
+        .or_insert_with(|| permitted_ports(outcomes, flow));
+    let missing = wanted.subtract(definite);
     if missing.is_empty() {
         return Vec::new();
     }
     blame(cx, outcomes, flow, &missing)
         .into_iter()
         .map(|(decider, ports)| {
-            let may_ports = ports.intersect(&maybe);
+            let may_ports = ports.intersect(maybe);
             build_finding(cx, outcomes, flow, decider, &ports, !may_ports.is_empty())
         })
         .collect()
@@ -72,9 +82,12 @@ fn blame(
     missing: &IntervalSet,
 ) -> BTreeMap<Decider, IntervalSet> {
     let p = u128::from(flow.protocol);
+    // Only outcomes holding a missing port can be blamed for one: on a Kubernetes node
+    // that leaves a handful of the thousands to sort.
     let mut denies: Vec<&Outcome> = outcomes
         .iter()
         .filter(|o| o.cube.get(Field::Proto).contains(p))
+        .filter(|o| flow.ports.is_none() || o.cube.get(Field::DstPort).intersects(missing))
         .collect();
     denies.sort_by_key(|o| {
         let d = blamed(o);
