@@ -30,8 +30,9 @@ use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
 use std::cmp::Reverse;
 // Point queries hash their keys several times per rule: foldhash, not SipHash.
+use foldhash::HashSet;
 use foldhash::{HashMap, HashMapExt};
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 
 /// Later rules the redundancy walk may meet before the rule is given up on.
 const MAX_CANDIDATES: usize = 4096;

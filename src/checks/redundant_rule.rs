@@ -14,7 +14,7 @@ use crate::graph::IntervalSet;
 use crate::graph::sets::{PORT_MAX, PROTO_MAX};
 use crate::report::finding::{Finding, Severity};
 use crate::source::Span;
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 /// Metadata.
 pub const META: CheckMeta = CheckMeta {
