@@ -4,7 +4,8 @@
 On a noisy VM, runs of one binary drift by 10-30 % over a minute; hyperfine runs each
 command's rounds back to back, so drift can land on one binary only. Here every round
 runs the floor, the base and the new binary, in alternating order, and the table gives
-medians, minimums and ratios to the floor of the same rounds. Not run in CI.
+medians, minimums and ratios to the floor of the same rounds, and the median user CPU
+time of each binary. Not run in CI.
 
     .ci/side_by_side.py BASE NEW FILE ROUNDS [extra mislint flags...]
     .ci/side_by_side.py /tmp/old/mislint target/release/mislint \\
@@ -36,20 +37,29 @@ def main() -> None:
         "new": [new, *args],
     }
     times = {name: [] for name in commands}
+    # User CPU time as well: on this VM wall time swings with other guests, while the
+    # CPU a run spends moves far less, so small changes show there first.
+    user = {name: [] for name in commands}
     for i in range(rounds):
         order = list(commands) if i % 2 == 0 else list(reversed(commands))
         for name in order:
             start = time.perf_counter()
-            subprocess.run(commands[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            child = subprocess.Popen(
+                commands[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            _, _, usage = os.wait4(child.pid, 0)
             times[name].append((time.perf_counter() - start) * 1000)
+            user[name].append(usage.ru_utime * 1000)
     med = {k: statistics.median(v) for k, v in times.items()}
     low = {k: min(v) for k, v in times.items()}
+    cpu = {k: statistics.median(v) for k, v in user.items()}
     print(
         f"{os.path.basename(path):22} {' '.join(extra) or 'default':12}"
         f" floor {med['floor']:7.1f}"
         f" | base {med['base']:7.1f} ms ({med['base'] / med['floor']:.2f}x)"
         f" | new {med['new']:7.1f} ms ({med['new'] / med['floor']:.2f}x)"
         f" | minimums {low['floor']:.1f} / {low['base']:.1f} / {low['new']:.1f} ms"
+        f" | user CPU base {cpu['base']:.1f} / new {cpu['new']:.1f} ms"
     )
 
 
