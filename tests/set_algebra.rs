@@ -143,10 +143,6 @@ proptest! {
             prop_assert!(overlap);
         }
     }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
 
     /// A walk step sends on what `split` leaves inside a rule as the packets the rule
     /// matches, and walks what it cuts off on past the rule: the first must be the
@@ -156,8 +152,7 @@ proptest! {
     fn split_leaves_the_intersection_and_cuts_the_rest_into_disjoint_pieces(
         masks in proptest::array::uniform6(any::<u64>()),
     ) {
-        let [pa, da, aa, pb, db, ab] = masks;
-        let (a, b) = (small_cube(pa, da, aa), small_cube(pb, db, ab));
+        let (a, b) = (small_cube(masks[0], masks[1], masks[2]), small_cube(masks[3], masks[4], masks[5]));
         let (outside, inside) = a.split(&b);
         if a.intersects(&b) {
             prop_assert_eq!(&inside, &a.intersect(&b));

@@ -30,8 +30,7 @@ use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
 use std::cmp::Reverse;
 // Point queries hash their keys several times per rule: foldhash, not SipHash.
-use foldhash::HashSet;
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::collections::BinaryHeap;
 
 /// Later rules the redundancy walk may meet before the rule is given up on.
