@@ -24,6 +24,7 @@ use crate::checks::{
 use crate::config::FileConfig;
 use crate::graph::sets::{PORT_MAX, addr, proto};
 use crate::graph::{Dialect, IntervalSet, RuleGraph, Zone};
+use crate::parse::Memo;
 use crate::report::finding::{Edit, Finding, Fix, Severity};
 use crate::source::{FileId, LineIndex, SourceFile, Span};
 use rayon::prelude::*;
@@ -120,9 +121,14 @@ pub fn suggest(
         Dialect::Pfsense if work_left > 0 => pfsense::document(&file.text),
         _ => None,
     };
+    let memo = match work_left {
+        0 => Memo::Nothing,
+        _ => Memo::of(file, dialect),
+    };
     let cx = FixCx {
         file,
         dialect,
+        memo: &memo,
         pf_doc: pf_doc.as_ref(),
         graph,
         zoning: &zoning,
@@ -200,6 +206,7 @@ fn explain_no_fix(f: &mut Finding, why_not: &[String]) {
 struct FixCx<'a> {
     file: &'a SourceFile,
     dialect: Dialect,
+    memo: &'a Memo<'a>,
     pf_doc: Option<&'a roxmltree::Document<'a>>,
     graph: &'a RuleGraph,
     zoning: &'a Zoning,
@@ -221,6 +228,7 @@ impl FixCx<'_> {
                     let (verdict, cost) = verify(
                         self.file,
                         self.dialect,
+                        self.memo,
                         self.fc,
                         self.baseline,
                         &target,
@@ -466,6 +474,7 @@ impl Key {
 fn verify(
     file: &SourceFile,
     dialect: Dialect,
+    memo: &Memo,
     fc: &FileConfig,
     baseline: &[Key],
     target: &Key,
@@ -475,7 +484,7 @@ fn verify(
         return (Err("its edits overlap".into()), 0);
     };
     let edited = SourceFile::new(file.id, file.path.clone(), text);
-    let parsed = crate::parse::parse(&edited, dialect);
+    let parsed = crate::parse::parse_edited(&edited, dialect, memo);
     let Some(graph) = &parsed.graph else {
         return (Err("the edited file does not parse".into()), 0);
     };

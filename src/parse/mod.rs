@@ -34,10 +34,36 @@ pub const REFERENCE_CYCLE: &str = "reference-cycle";
 
 /// Parses a file in the given dialect.
 pub fn parse(file: &SourceFile, dialect: Dialect) -> Parsed {
-    let mut parsed = match dialect {
-        Dialect::Iptables => iptables::parse(file),
-        Dialect::Asa => asa::parse(file),
-        Dialect::Pfsense => pfsense::parse(file),
+    parse_edited(file, dialect, &Memo::Nothing)
+}
+
+/// What a dialect keeps of a file's parts for parsing edited copies of it (fix
+/// verification parses one per candidate): the answer is the one [`parse`] gives, only
+/// cheaper.
+pub enum Memo<'o> {
+    /// Nothing kept: every copy is parsed from scratch.
+    Nothing,
+    /// A `config.xml`'s sections and rules.
+    Pfsense(pfsense::Memo<'o>),
+}
+
+impl<'o> Memo<'o> {
+    /// What the dialect can keep of `file`.
+    pub fn of(file: &'o SourceFile, dialect: Dialect) -> Memo<'o> {
+        match dialect {
+            Dialect::Pfsense => pfsense::Memo::of(file).map_or(Memo::Nothing, Memo::Pfsense),
+            Dialect::Iptables | Dialect::Asa => Memo::Nothing,
+        }
+    }
+}
+
+/// Parses `file`, an edited copy of the file `memo` was made of, as [`parse`] would.
+pub fn parse_edited<'i>(file: &'i SourceFile, dialect: Dialect, memo: &Memo<'i>) -> Parsed {
+    let mut parsed = match (dialect, memo) {
+        (Dialect::Iptables, _) => iptables::parse(file),
+        (Dialect::Asa, _) => asa::parse(file),
+        (Dialect::Pfsense, Memo::Pfsense(memo)) => pfsense::reparse(file, memo),
+        (Dialect::Pfsense, Memo::Nothing) => pfsense::parse(file),
     };
     for f in &mut parsed.findings {
         f.message = shorten_quoted(&f.message);

@@ -259,3 +259,198 @@ pub struct PortForward<'i> {
     /// `<disabled>` present.
     pub disabled: bool,
 }
+
+/// Moves every span of a value by `delta` bytes. A part of the file read once is reused
+/// where the same text stands elsewhere in an edited copy of the file (see
+/// [`super::Memo`]); its spans then point `delta` bytes further on. Each impl names
+/// every field, so a span added to the AST cannot be left behind unmoved.
+pub trait MoveSpans {
+    /// Adds `delta` to every offset.
+    fn move_spans(&mut self, delta: i64);
+}
+
+impl MoveSpans for Span {
+    fn move_spans(&mut self, delta: i64) {
+        // Offsets stay in `u32` as `Span::new` keeps them; only a part's dummy span
+        // (0..0, never shown) could leave the range, and it is clamped like any other.
+        let moved = |at: u32| (i64::from(at) + delta).clamp(0, i64::from(u32::MAX)) as u32;
+        self.start = moved(self.start);
+        self.end = moved(self.end);
+    }
+}
+
+impl<T: MoveSpans> MoveSpans for Option<T> {
+    fn move_spans(&mut self, delta: i64) {
+        if let Some(value) = self {
+            value.move_spans(delta);
+        }
+    }
+}
+
+impl<T: MoveSpans> MoveSpans for Vec<T> {
+    fn move_spans(&mut self, delta: i64) {
+        for value in self {
+            value.move_spans(delta);
+        }
+    }
+}
+
+impl<T: MoveSpans> MoveSpans for Box<T> {
+    fn move_spans(&mut self, delta: i64) {
+        (**self).move_spans(delta);
+    }
+}
+
+impl MoveSpans for Text<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let Text { value: _, span } = self;
+        span.move_spans(delta);
+    }
+}
+
+impl MoveSpans for Config<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let Config {
+            flavor: _,
+            root_span,
+            filter_span,
+            interfaces,
+            ifgroups,
+            aliases,
+            rules,
+            port_forwards,
+            one_to_one,
+        } = self;
+        root_span.move_spans(delta);
+        filter_span.move_spans(delta);
+        interfaces.move_spans(delta);
+        ifgroups.move_spans(delta);
+        aliases.move_spans(delta);
+        rules.move_spans(delta);
+        port_forwards.move_spans(delta);
+        one_to_one.move_spans(delta);
+    }
+}
+
+impl MoveSpans for IfaceDecl<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let IfaceDecl {
+            name: _,
+            span,
+            descr: _,
+            ipaddr,
+            subnet,
+            ipaddrv6,
+            subnetv6,
+            blockpriv,
+            blockbogons,
+        } = self;
+        span.move_spans(delta);
+        ipaddr.move_spans(delta);
+        subnet.move_spans(delta);
+        ipaddrv6.move_spans(delta);
+        subnetv6.move_spans(delta);
+        blockpriv.move_spans(delta);
+        blockbogons.move_spans(delta);
+    }
+}
+
+impl MoveSpans for IfGroup<'_> {
+    fn move_spans(&mut self, _delta: i64) {
+        let IfGroup {
+            name: _,
+            members: _,
+        } = self;
+    }
+}
+
+impl MoveSpans for Alias<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let Alias {
+            name: _,
+            kind: _,
+            members: _,
+            span,
+            enabled: _,
+        } = self;
+        span.move_spans(delta);
+    }
+}
+
+impl MoveSpans for Endpoint<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let Endpoint {
+            span,
+            network,
+            address,
+            port,
+            not: _,
+        } = self;
+        span.move_spans(delta);
+        network.move_spans(delta);
+        address.move_spans(delta);
+        port.move_spans(delta);
+    }
+}
+
+impl MoveSpans for FilterRule<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let FilterRule {
+            origin: _,
+            span,
+            action,
+            interface,
+            interface_not: _,
+            ipprotocol,
+            protocol,
+            icmptype,
+            source,
+            destination,
+            disabled: _,
+            floating: _,
+            quick,
+            direction,
+            descr: _,
+            tracker: _,
+            unmodelled,
+            sequence: _,
+        } = self;
+        span.move_spans(delta);
+        action.move_spans(delta);
+        interface.move_spans(delta);
+        ipprotocol.move_spans(delta);
+        protocol.move_spans(delta);
+        icmptype.move_spans(delta);
+        source.move_spans(delta);
+        destination.move_spans(delta);
+        quick.move_spans(delta);
+        direction.move_spans(delta);
+        unmodelled.move_spans(delta);
+    }
+}
+
+impl MoveSpans for Unmodelled<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let Unmodelled { element: _, value } = self;
+        value.move_spans(delta);
+    }
+}
+
+impl MoveSpans for PortForward<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let PortForward {
+            span,
+            interface: _,
+            protocol: _,
+            source,
+            destination,
+            target: _,
+            local_port: _,
+            associated_rule_id: _,
+            disabled: _,
+        } = self;
+        span.move_spans(delta);
+        source.move_spans(delta);
+        destination.move_spans(delta);
+    }
+}

@@ -17,8 +17,8 @@ use super::{PARSE_ERROR, Parsed};
 use crate::report::finding::{Finding, Severity};
 use crate::source::{FileId, LineIndex, SourceFile, Span};
 use ast::{
-    Alias, Config, Endpoint, FilterRule, Flavor, IfGroup, IfaceDecl, Origin, PortForward, Str,
-    Text, Unmodelled,
+    Alias, Config, Endpoint, FilterRule, Flavor, IfGroup, IfaceDecl, MoveSpans, Origin,
+    PortForward, Str, Text, Unmodelled,
 };
 use rayon::prelude::*;
 use roxmltree::{Document, Node, ParsingOptions, StringStorage};
@@ -26,9 +26,62 @@ use std::borrow::Cow;
 
 /// Parses a pfSense or OPNsense `config.xml`.
 pub fn parse(file: &SourceFile) -> Parsed {
-    match split::layout(&file.text).and_then(|l| read_in_parts(file, &l)) {
+    parse_remembering(file, None)
+}
+
+/// Parses an edited copy of a file whose parts `memo` holds: the same answer as
+/// [`parse`], with only the parts the edit touched read again.
+pub fn reparse<'i>(file: &'i SourceFile, memo: &Memo<'i>) -> Parsed {
+    parse_remembering(file, Some(memo))
+}
+
+fn parse_remembering<'i>(file: &'i SourceFile, memo: Option<&Memo<'i>>) -> Parsed {
+    match split::layout(&file.text).and_then(|l| read_in_parts(file, &l, memo)) {
         Some(read) => lowered(file, read),
         None => parse_whole(file),
+    }
+}
+
+/// The parts of a file as [`parse`] reads them, by their text. Every fix candidate is
+/// verified by parsing the whole file with the fix applied; the edit touches one or two
+/// parts, and the rest are taken from here, their spans moved to where they now stand,
+/// instead of being parsed by roxmltree again.
+pub struct Memo<'o> {
+    parts: foldhash::HashMap<(JobKind, &'o str), (usize, Part<'o>)>,
+}
+
+impl<'o> Memo<'o> {
+    /// The parts of `file` that read on their own; `None` if it cannot be split.
+    pub fn of(file: &'o SourceFile) -> Option<Memo<'o>> {
+        let text = file.text.as_str();
+        let layout = split::layout(text)?;
+        let read: Vec<_> = jobs(text, &layout)
+            .par_iter()
+            .filter_map(|&job| {
+                let (kind, e) = job.remembered()?;
+                let part = read_part(file.id, text, job)?;
+                Some(((kind, &text[e.range.clone()]), (e.range.start, part)))
+            })
+            .collect();
+        let mut parts = foldhash::HashMap::default();
+        for (key, part) in read {
+            // The same text twice reads the same but for where it stands: one will do.
+            parts.entry(key).or_insert(part);
+        }
+        Some(Memo { parts })
+    }
+
+    /// What `job` reads in `text`, if the memo holds a part of the same text read the
+    /// same way.
+    fn recall<'i>(&self, text: &'i str, job: Job) -> Option<Part<'i>>
+    where
+        'o: 'i,
+    {
+        let (kind, e) = job.remembered()?;
+        let (base, part) = self.parts.get(&(kind, &text[e.range.clone()]))?;
+        let mut part = part.clone();
+        part.move_spans(e.range.start as i64 - *base as i64);
+        Some(part)
     }
 }
 
@@ -86,6 +139,7 @@ impl At {
 }
 
 /// One part of a split document (see [`split`]), read on its own.
+#[derive(Clone)]
 enum Part<'i> {
     /// A section other than `<filter>`, read as [`read_config`] reads it.
     Section(Config<'i>),
@@ -97,6 +151,17 @@ enum Part<'i> {
     Checked,
 }
 
+impl MoveSpans for Part<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            Part::Section(read) => read.move_spans(delta),
+            Part::Filter(span) => span.move_spans(delta),
+            Part::Rule(rule) => rule.move_spans(delta),
+            Part::Checked => {}
+        }
+    }
+}
+
 /// What to do with one element of a split document.
 #[derive(Clone, Copy)]
 enum Job<'l> {
@@ -106,23 +171,30 @@ enum Job<'l> {
     Check(&'l split::Element),
 }
 
-/// Reads the AST from the parts of the document side by side, on every core. `None`
-/// if the root is not one this reader knows or a part is not well-formed on its own:
-/// the whole-document parse then reports it as it always has.
-fn read_in_parts<'i>(
-    file: &'i SourceFile,
-    layout: &split::Layout,
-) -> Option<Result<Config<'i>, Box<Finding>>> {
-    let text = file.text.as_str();
-    let root = &layout.root;
-    let root_name = &text[root.name.clone()];
-    let flavor = match root_name {
-        "pfsense" => Flavor::PfSense,
-        "opnsense" => Flavor::OpnSense,
-        _ => return None,
-    };
-    // The prolog and the root's start tag belong to no part: checked on their own.
-    parse_xml(&start_tag_alone(text, 0, root)).ok()?;
+/// How a [`Memo`] tells apart parts of the same text read different ways (a `<rule>`
+/// child of the root is a section that adds nothing, one of `<filter>` a rule).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum JobKind {
+    Section,
+    Rule,
+    Check,
+}
+
+impl<'l> Job<'l> {
+    /// The element a [`Memo`] keeps this job's part under, and how it was read. A
+    /// `<filter>`'s start tag is not kept: reading it is checking a few bytes.
+    fn remembered(self) -> Option<(JobKind, &'l split::Element)> {
+        match self {
+            Job::Section(e) => Some((JobKind::Section, e)),
+            Job::Rule(e) => Some((JobKind::Rule, e)),
+            Job::Check(e) => Some((JobKind::Check, e)),
+            Job::Filter(_) => None,
+        }
+    }
+}
+
+/// The parts of a split document in file order, each with how to read it.
+fn jobs<'l>(text: &str, layout: &'l split::Layout) -> Vec<Job<'l>> {
     let jobs = layout.sections.iter().flat_map(|(section, children)| {
         let filter = &text[section.name.clone()] == "filter";
         let head = match filter {
@@ -134,10 +206,34 @@ fn read_in_parts<'i>(
             _ => Job::Check(c),
         }))
     });
-    let jobs: Vec<Job> = jobs.collect();
-    let parts: Vec<Part<'i>> = jobs
+    jobs.collect()
+}
+
+/// Reads the AST from the parts of the document side by side, on every core, taking
+/// what it can from `memo`. `None` if the root is not one this reader knows or a part
+/// is not well-formed on its own: the whole-document parse then reports it as it always
+/// has.
+fn read_in_parts<'i>(
+    file: &'i SourceFile,
+    layout: &split::Layout,
+    memo: Option<&Memo<'i>>,
+) -> Option<Result<Config<'i>, Box<Finding>>> {
+    let text = file.text.as_str();
+    let root = &layout.root;
+    let root_name = &text[root.name.clone()];
+    let flavor = match root_name {
+        "pfsense" => Flavor::PfSense,
+        "opnsense" => Flavor::OpnSense,
+        _ => return None,
+    };
+    // The prolog and the root's start tag belong to no part: checked on their own.
+    parse_xml(&start_tag_alone(text, 0, root)).ok()?;
+    let parts: Vec<Part<'i>> = jobs(text, layout)
         .par_iter()
-        .map(|&job| read_part(file.id, text, job))
+        .map(|&job| match memo.and_then(|m| m.recall(text, job)) {
+            Some(part) => Some(part),
+            None => read_part(file.id, text, job),
+        })
         .collect::<Option<_>>()?;
     let mut cfg = Config::empty(flavor, element_start(file.id, text, root));
     for part in parts {
@@ -1323,6 +1419,84 @@ mod tests {
         assert!(split >= 20, "{split} files split, {whole} read whole");
     }
 
+    /// `edited` parsed with the memo of `original` and parsed afresh, as text: the
+    /// AST read in parts (spans the lowering drops count too), the graph and findings.
+    fn reparsed_and_parsed(original: &SourceFile, edited: String) -> (String, String) {
+        let memo = Memo::of(original).expect("the original splits");
+        let edited = SourceFile::new(original.id, &original.path, edited);
+        let layout = split::layout(&edited.text);
+        let show = |memo: Option<&Memo>| {
+            let read = layout.as_ref().map(|l| read_in_parts(&edited, l, memo));
+            let p = parse_remembering(&edited, memo);
+            format!("{read:?}\n{:?}\n{:?}", p.graph, p.findings)
+        };
+        (show(Some(&memo)), show(None))
+    }
+
+    /// Edits of the kinds fix candidates make, and one in every other section: every
+    /// file at hand, edited, reads the same with the memo of the original as afresh.
+    /// Each edit moves the parts after it, so a span the memo left unmoved shows.
+    #[test]
+    fn an_edited_file_reads_the_same_with_the_memo_of_the_original() {
+        let mut files = crate::parse::files_in(&["fixtures/pfsense", "../shared/corpus/pfsense"]);
+        // Rules with every child the reader keeps (ICMP types, schedules, floating).
+        files.push(config(VARIED_ALIASES, &varied_rules(40)));
+        let mut edited_files = 0;
+        for file in files.iter().filter(|f| split::layout(&f.text).is_some()) {
+            let text = file.text.as_str();
+            let layout = split::layout(text).expect("splits");
+            let rules: Vec<&split::Element> = layout
+                .sections
+                .iter()
+                .flat_map(|(_, children)| children)
+                .filter(|c| &text[c.name.clone()] == "rule")
+                .collect();
+            let (Some(first), Some(last)) = (rules.first(), rules.last()) else {
+                continue;
+            };
+            let mut edits = vec![
+                // A rule inserted before the first: every part after it moves.
+                format!(
+                    "{}{}\n{}",
+                    &text[..first.range.start],
+                    &text[last.range.clone()],
+                    &text[first.range.start..]
+                ),
+                // The first rule removed: the parts after it move back.
+                format!("{}{}", &text[..first.range.start], &text[first.range.end..]),
+                // A rule's port rewritten in place, as narrowing does.
+                text.replacen("<port>", "<port>1-", 1),
+                // A rule that no longer reads on its own.
+                format!(
+                    "{}<rule>&</rule>{}",
+                    &text[..first.range.start],
+                    &text[first.range.start..]
+                ),
+            ];
+            // The first rule copied among the sections, where a `<rule>` is a section
+            // that adds nothing: the memo's rule of the same text must not be taken.
+            let at = layout.sections[0].0.range.start;
+            edits.push(format!(
+                "{}{}{}",
+                &text[..at],
+                &text[first.range.clone()],
+                &text[at..]
+            ));
+            // Something inserted inside each section: every section is read again
+            // once, and every one after it is moved.
+            for (section, _) in &layout.sections {
+                let at = section.tag_end;
+                edits.push(format!("{}<x/>{}", &text[..at], &text[at..]));
+            }
+            for edited in edits {
+                let (with_memo, afresh) = reparsed_and_parsed(file, edited);
+                assert_eq!(with_memo, afresh, "{}", file.path.display());
+            }
+            edited_files += 1;
+        }
+        assert!(edited_files >= 15, "{edited_files} files edited");
+    }
+
     /// The graph and findings of `file`, its rules lowered in `runs` runs.
     fn lowered_in_runs(file: &SourceFile, runs: usize) -> String {
         let doc = parse_xml(&file.text).expect("well-formed");
@@ -1475,6 +1649,33 @@ mod tests {
             let (a, b) = (parse(&file), parse_whole(&file));
             proptest::prop_assert_eq!(format!("{:?}", a.findings), format!("{:?}", b.findings));
             proptest::prop_assert_eq!(format!("{:?}", a.graph), format!("{:?}", b.graph));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// A fixture damaged at random reads the same with the memo of the undamaged
+        /// fixture as afresh: parts the damage touched are read again, the rest moved.
+        #[test]
+        fn damaged_files_read_the_same_with_the_memo_of_the_original(
+            edits in proptest::collection::vec((0.0f64..1.0, 0..MUTATIONS.len()), 1..3)
+        ) {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let original = source(
+                std::fs::read_to_string(root.join("fixtures/pfsense/shadowed-ldap.xml"))
+                    .expect("fixture"),
+            );
+            let mut text = original.text.clone();
+            for (at, insert) in edits {
+                let mut i = ((text.len() as f64) * at) as usize;
+                while !text.is_char_boundary(i) {
+                    i -= 1;
+                }
+                text.insert_str(i, MUTATIONS[insert]);
+            }
+            let (with_memo, afresh) = reparsed_and_parsed(&original, text);
+            proptest::prop_assert_eq!(with_memo, afresh);
         }
     }
 
