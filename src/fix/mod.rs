@@ -121,10 +121,10 @@ pub fn suggest(
         Dialect::Pfsense if work_left > 0 => pfsense::document(&file.text),
         _ => None,
     };
-    let memo = match work_left {
-        0 => Memo::Nothing,
-        _ => Memo::of(file, dialect),
-    };
+    let memo = pf_doc
+        .as_ref()
+        .and_then(|doc| crate::parse::pfsense::Memo::of(file.id, doc))
+        .map_or(Memo::Nothing, Memo::Pfsense);
     let cx = FixCx {
         file,
         dialect,

@@ -47,16 +47,6 @@ pub enum Memo<'o> {
     Pfsense(pfsense::Memo<'o>),
 }
 
-impl<'o> Memo<'o> {
-    /// What the dialect can keep of `file`.
-    pub fn of(file: &'o SourceFile, dialect: Dialect) -> Memo<'o> {
-        match dialect {
-            Dialect::Pfsense => pfsense::Memo::of(file).map_or(Memo::Nothing, Memo::Pfsense),
-            Dialect::Iptables | Dialect::Asa => Memo::Nothing,
-        }
-    }
-}
-
 /// Parses `file`, an edited copy of the file `memo` was made of, as [`parse`] would.
 pub fn parse_edited<'i>(file: &'i SourceFile, dialect: Dialect, memo: &Memo<'i>) -> Parsed {
     let mut parsed = match (dialect, memo) {

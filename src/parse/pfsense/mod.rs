@@ -51,22 +51,43 @@ pub struct Memo<'o> {
 }
 
 impl<'o> Memo<'o> {
-    /// The parts of `file` that read on their own; `None` if it cannot be split.
-    pub fn of(file: &'o SourceFile) -> Option<Memo<'o>> {
-        let text = file.text.as_str();
-        let layout = split::layout(text)?;
-        let read: Vec<_> = jobs(text, &layout)
-            .par_iter()
-            .filter_map(|&job| {
-                let (kind, e) = job.remembered()?;
-                let part = read_part(file.id, text, job)?;
-                Some(((kind, &text[e.range.clone()]), (e.range.start, part)))
-            })
-            .collect();
+    /// The parts of a file, read from its whole document (which fix verification has
+    /// parsed anyway, to place its edits): what reading each part on its own gives,
+    /// since a part reads the same in the document as alone (tested). `None` if the
+    /// root is not one this reader knows.
+    pub fn of(file: FileId, doc: &Document<'o>) -> Option<Memo<'o>> {
+        let root = doc.root_element();
+        if !matches!(root.tag_name().name(), "pfsense" | "opnsense") {
+            return None;
+        }
+        let text = doc.input_text();
+        let at = At::whole(file);
         let mut parts = foldhash::HashMap::default();
-        for (key, part) in read {
+        let mut remember = |kind, node: Node<'_, 'o>, part| {
+            let range = node.range();
             // The same text twice reads the same but for where it stands: one will do.
-            parts.entry(key).or_insert(part);
+            parts
+                .entry((kind, &text[range.clone()]))
+                .or_insert((range.start, part));
+        };
+        // A prefixed name is not the name the splitter files it under: not kept.
+        let plain = |node: &Node| node.is_element() && node.tag_name().namespace().is_none();
+        for section in root.children().filter(plain) {
+            if section.tag_name().name() != "filter" {
+                let mut read = Config::empty(Flavor::PfSense, Span::new(file, 0, 0));
+                read_section(at, section, &mut read);
+                remember(JobKind::Section, section, Part::Section(read));
+                continue;
+            }
+            for child in section.children().filter(plain) {
+                match child.tag_name().name() {
+                    "rule" => {
+                        let rule = Part::Rule(Box::new(read_rule(at, child)));
+                        remember(JobKind::Rule, child, rule);
+                    }
+                    _ => remember(JobKind::Check, child, Part::Checked),
+                }
+            }
         }
         Some(Memo { parts })
     }
@@ -139,7 +160,7 @@ impl At {
 }
 
 /// One part of a split document (see [`split`]), read on its own.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 enum Part<'i> {
     /// A section other than `<filter>`, read as [`read_config`] reads it.
     Section(Config<'i>),
@@ -1422,7 +1443,8 @@ mod tests {
     /// `edited` parsed with the memo of `original` and parsed afresh, as text: the
     /// AST read in parts (spans the lowering drops count too), the graph and findings.
     fn reparsed_and_parsed(original: &SourceFile, edited: String) -> (String, String) {
-        let memo = Memo::of(original).expect("the original splits");
+        let doc = parse_xml(&original.text).expect("well-formed");
+        let memo = Memo::of(original.id, &doc).expect("a config");
         let edited = SourceFile::new(original.id, &original.path, edited);
         let layout = split::layout(&edited.text);
         let show = |memo: Option<&Memo>| {
@@ -1431,6 +1453,33 @@ mod tests {
             format!("{read:?}\n{:?}\n{:?}", p.graph, p.findings)
         };
         (show(Some(&memo)), show(None))
+    }
+
+    /// The memo, read from the whole document, files each part under the text the
+    /// splitter cuts: every part of every file at hand (but a `<filter>`'s start tag)
+    /// is found in the memo of its own file, so an unedited part is never read again.
+    #[test]
+    fn the_memo_holds_every_part_of_its_file() {
+        let mut files = crate::parse::files_in(&["fixtures/pfsense", "../shared/corpus/pfsense"]);
+        files.push(config(VARIED_ALIASES, &varied_rules(40)));
+        let mut recalled = 0;
+        for file in &files {
+            let text = file.text.as_str();
+            let (Some(layout), Ok(doc)) = (split::layout(text), parse_xml(text)) else {
+                continue;
+            };
+            let memo = Memo::of(file.id, &doc).expect("a config");
+            for job in jobs(text, &layout) {
+                let fresh = read_part(file.id, text, job).map(|p| format!("{p:?}"));
+                let kept = memo.recall(text, job).map(|p| format!("{p:?}"));
+                match job {
+                    Job::Filter(_) => assert!(kept.is_none()),
+                    _ => assert_eq!(kept, fresh, "{}", file.path.display()),
+                }
+                recalled += usize::from(kept.is_some());
+            }
+        }
+        assert!(recalled > 100, "{recalled} parts recalled");
     }
 
     /// Edits of the kinds fix candidates make, and one in every other section: every
