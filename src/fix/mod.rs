@@ -115,21 +115,23 @@ pub fn suggest(
     } else {
         (lint_cost.units * VERIFY_WORK_FACTOR).max(VERIFY_WORK_FLOOR)
     };
-    // The whole document of a big config.xml (the lint read it in parts) costs more than
-    // the lint's parse: built only with work to do.
-    let pf_doc = match dialect {
-        Dialect::Pfsense if work_left > 0 => pfsense::document(&file.text),
+    // A config.xml's layout, for placing edits, and the memo of its parts, for
+    // re-parsing edited copies: built only with work to do.
+    let pf_xml = match dialect {
+        Dialect::Pfsense if work_left > 0 => pfsense::Xml::read(&file.text),
         _ => None,
     };
-    let memo = pf_doc
-        .as_ref()
-        .and_then(|doc| crate::parse::pfsense::Memo::of(file.id, doc))
-        .map_or(Memo::Nothing, Memo::Pfsense);
+    let memo = match &pf_xml {
+        Some(pfsense::Xml::Split(_, layout)) => {
+            Memo::Pfsense(crate::parse::pfsense::Memo::read(file, layout))
+        }
+        _ => Memo::Nothing,
+    };
     let cx = FixCx {
         file,
         dialect,
         memo: &memo,
-        pf_doc: pf_doc.as_ref(),
+        pf_xml: pf_xml.as_ref(),
         graph,
         zoning: &zoning,
         fc,
@@ -202,12 +204,12 @@ fn explain_no_fix(f: &mut Finding, why_not: &[String]) {
 }
 
 /// What finding fixes in one file needs: the file, its graph and zones, the settings,
-/// the findings to compare a fixed file against, and a pfSense file's parsed document.
+/// the findings to compare a fixed file against, and a pfSense file's layout.
 struct FixCx<'a> {
     file: &'a SourceFile,
     dialect: Dialect,
     memo: &'a Memo<'a>,
-    pf_doc: Option<&'a roxmltree::Document<'a>>,
+    pf_xml: Option<&'a pfsense::Xml<'a>>,
     graph: &'a RuleGraph,
     zoning: &'a Zoning,
     fc: &'a FileConfig<'a>,
@@ -250,7 +252,7 @@ impl FixCx<'_> {
         let FixCx {
             file,
             dialect,
-            pf_doc,
+            pf_xml,
             graph,
             zoning,
             fc,
@@ -265,8 +267,8 @@ impl FixCx<'_> {
                 let placed = match dialect {
                     Dialect::Iptables => iptables::insert_permit(text, file.id, at, &permit),
                     Dialect::Asa => asa::insert_permit(text, file.id, at, &permit),
-                    Dialect::Pfsense => match pf_doc {
-                        Some(doc) => pfsense::insert_permit(doc, file.id, at, &permit),
+                    Dialect::Pfsense => match pf_xml {
+                        Some(xml) => pfsense::insert_permit(xml, file.id, at, &permit),
                         None => Err("the file is not XML mislint can edit".into()),
                     },
                 };
@@ -299,7 +301,7 @@ impl FixCx<'_> {
                 Dialect::Iptables => iptables::narrow(text, file.id, at, p, &excess),
                 Dialect::Asa => asa::narrow(text, file.id, at, p, &excess),
                 Dialect::Pfsense => {
-                    pf_doc.and_then(|doc| pfsense::narrow(doc, file.id, at, p, &excess))
+                    pf_xml.and_then(|xml| pfsense::narrow(xml, file.id, at, p, &excess))
                 }
             };
             if let Some((edits, keep)) = narrowed {
@@ -315,7 +317,7 @@ impl FixCx<'_> {
         let removed = match dialect {
             Dialect::Iptables => iptables::remove(text, file.id, at),
             Dialect::Asa => asa::remove(text, file.id, at),
-            Dialect::Pfsense => pf_doc.and_then(|doc| pfsense::remove(doc, file.id, at)),
+            Dialect::Pfsense => pf_xml.and_then(|xml| pfsense::remove(xml, file.id, at)),
         };
         if let Some(edits) = removed {
             out.push(Fix {

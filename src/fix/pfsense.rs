@@ -9,13 +9,157 @@
 use super::{Net, Permit, Placement, edit, line_at, ranges_of};
 use crate::graph::IntervalSet;
 use crate::graph::sets::{PORT_MAX, proto};
+use crate::parse::pfsense::split::{self, Layout};
 use crate::report::finding::Edit;
 use crate::source::{FileId, Span};
 use roxmltree::{Document, Node, ParsingOptions};
+use std::ops::Range;
 
-/// The document, parsed the way the pfSense parser does (no DTDs). `fix::suggest` parses
-/// it once per file: every finding's candidates are found in the same document.
-pub fn document(text: &str) -> Option<Document<'_>> {
+/// A `config.xml` as fix placement reads it. A file the pfSense reader can split is
+/// read element by element: each element an edit needs is parsed on its own, where it
+/// stands, as the reader parses it. The whole document of a 10,000-rule file costs
+/// 28 ms on one core and more memory than the lint's graph. A file the reader cannot
+/// split is parsed whole.
+pub enum Xml<'t> {
+    /// The text and where its sections and `<filter>` children are.
+    Split(&'t str, Layout),
+    /// The whole document.
+    Whole(Document<'t>),
+}
+
+impl<'t> Xml<'t> {
+    /// `text` ready for placing edits: split as the reader splits it, or else parsed
+    /// whole; `None` if neither works. A rule of a split file that does not parse on its
+    /// own (the lint then read the file whole) gets no edit.
+    pub fn read(text: &'t str) -> Option<Xml<'t>> {
+        match split::layout(text) {
+            Some(layout) => Some(Xml::Split(text, layout)),
+            None => parse_xml(text).ok().map(Xml::Whole),
+        }
+    }
+
+    fn text(&self) -> &'t str {
+        match self {
+            Xml::Split(text, _) => text,
+            Xml::Whole(doc) => doc.input_text(),
+        }
+    }
+
+    /// `f` of the `<rule>` element of `<filter>` that starts at `offset`, and the
+    /// offset its node's ranges count from.
+    fn with_rule<R>(&self, offset: usize, f: impl FnOnce(Node, usize) -> R) -> Option<R> {
+        match self {
+            Xml::Split(text, layout) => {
+                let rule = filters(text, layout)
+                    .flat_map(|(_, children)| children)
+                    .find(|c| c.range.start == offset && name(text, c) == "rule")?;
+                alone(text, &rule.range, |node| f(node, rule.range.start))
+            }
+            Xml::Whole(doc) => rule_at(doc, offset).map(|n| f(n, 0)),
+        }
+    }
+
+    /// `f` of the `<rule>` element of `<nat>` that starts at `offset`, and the offset its
+    /// node's ranges count from.
+    fn with_nat_rule<R>(&self, offset: usize, f: impl FnOnce(Node, usize) -> R) -> Option<R> {
+        let is_it = |n: &Node, base: usize| {
+            n.has_tag_name("rule")
+                && n.range().start + base == offset
+                && n.parent().is_some_and(|p| p.has_tag_name("nat"))
+        };
+        match self {
+            Xml::Split(text, layout) => {
+                let (nat, _) = layout
+                    .sections
+                    .iter()
+                    .find(|(s, _)| s.range.contains(&offset) && name(text, s) == "nat")?;
+                let base = nat.range.start;
+                alone(text, &nat.range, |node| {
+                    let rule = node.descendants().find(|n| is_it(n, base))?;
+                    Some(f(rule, base))
+                })?
+            }
+            Xml::Whole(doc) => doc.descendants().find(|n| is_it(n, 0)).map(|n| f(n, 0)),
+        }
+    }
+
+    /// Where a permit goes when the default deny (the `<filter>` start tag at `offset`)
+    /// decides: after the last non-floating rule on `iface`, or before `</filter>`; and
+    /// the element whose indentation it copies, and whether the filter has no rule.
+    fn end_of_rules(&self, offset: usize, iface: &str) -> Option<(usize, usize, bool)> {
+        let on_iface = |r: Node| {
+            !is_floating(r)
+                && child_text(r, "interface")
+                    .is_some_and(|v| v.split(',').any(|x| x.trim() == iface))
+        };
+        let text = self.text();
+        // (the last rule on `iface`, the first rule, where `</filter>` starts)
+        let (last, first, close): (Option<Range<usize>>, Option<usize>, usize) = match self {
+            Xml::Split(text, layout) => {
+                let (filter, children) =
+                    filters(text, layout).find(|(f, _)| f.range.start == offset)?;
+                let rules: Vec<&split::Element> = children
+                    .iter()
+                    .filter(|c| name(text, c) == "rule")
+                    .collect();
+                // Read from the end, each rule alone, until one is on the interface.
+                let last = rules
+                    .iter()
+                    .rev()
+                    .find(|r| alone(text, &r.range, on_iface).unwrap_or(false));
+                (
+                    last.map(|r| r.range.clone()),
+                    rules.first().map(|r| r.range.start),
+                    filter.range.end.saturating_sub("</filter>".len()),
+                )
+            }
+            Xml::Whole(doc) => {
+                let filter = doc
+                    .descendants()
+                    .find(|n| n.has_tag_name("filter") && n.range().start == offset)?;
+                let mut rules = filter.children().filter(|r| r.has_tag_name("rule"));
+                let first = rules.next().map(|r| r.range().start);
+                let last = filter
+                    .children()
+                    .rfind(|r| r.has_tag_name("rule") && on_iface(*r));
+                (
+                    last.map(|r| r.range()),
+                    first,
+                    filter.range().end.saturating_sub("</filter>".len()),
+                )
+            }
+        };
+        Some(match (last, first) {
+            (Some(r), _) => (line_at(text, r.end).2, r.start, false),
+            (None, any) => (line_at(text, close).0, any.unwrap_or(close), any.is_none()),
+        })
+    }
+}
+
+/// The `<filter>` sections of a split document, with their children.
+fn filters<'l>(
+    text: &'l str,
+    layout: &'l Layout,
+) -> impl Iterator<Item = &'l (split::Element, Vec<split::Element>)> {
+    layout
+        .sections
+        .iter()
+        .filter(move |(s, _)| name(text, s) == "filter")
+}
+
+fn name<'t>(text: &'t str, e: &split::Element) -> &'t str {
+    &text[e.name.clone()]
+}
+
+/// `f` of the element at `range` of `text`, parsed on its own; `None` if it does not
+/// parse alone.
+fn alone<R>(text: &str, range: &Range<usize>, f: impl FnOnce(Node) -> R) -> Option<R> {
+    let doc = parse_xml(&text[range.clone()]).ok()?;
+    Some(f(doc.root_element()))
+}
+
+/// A document, parsed the way the pfSense parser does (no DTDs).
+fn parse_xml(text: &str) -> Result<Document<'_>, roxmltree::Error> {
     Document::parse_with_options(
         text,
         ParsingOptions {
@@ -23,11 +167,10 @@ pub fn document(text: &str) -> Option<Document<'_>> {
             ..ParsingOptions::default()
         },
     )
-    .ok()
 }
 
 /// The `<rule>` element of `<filter>` that starts at `offset`.
-fn rule_at<'a>(doc: &'a Document<'a>, offset: usize) -> Option<Node<'a, 'a>> {
+fn rule_at<'a, 'i>(doc: &'a Document<'i>, offset: usize) -> Option<Node<'a, 'i>> {
     doc.descendants().find(|n| {
         n.has_tag_name("rule")
             && n.range().start == offset
@@ -36,7 +179,7 @@ fn rule_at<'a>(doc: &'a Document<'a>, offset: usize) -> Option<Node<'a, 'a>> {
 }
 
 /// The text of child `name`, trimmed.
-fn child_text<'a>(node: Node<'a, 'a>, name: &str) -> Option<&'a str> {
+fn child_text<'a>(node: Node<'a, '_>, name: &str) -> Option<&'a str> {
     node.children()
         .find(|c| c.has_tag_name(name))
         .map(|c| c.text().unwrap_or("").trim())
@@ -62,21 +205,18 @@ fn indents(text: &str, start: usize) -> (String, String) {
 
 /// Edits that insert `p` ahead of the block at `at`: before a blocking `<rule>`, or,
 /// when the default deny (`<filter>`) decides, after the ingress interface's last rule.
-pub fn insert_permit(
-    doc: &Document,
-    file: FileId,
-    at: Span,
-    p: &Permit,
-) -> Result<Placement, String> {
-    let text = doc.input_text();
+pub fn insert_permit(xml: &Xml, file: FileId, at: Span, p: &Permit) -> Result<Placement, String> {
+    let text = xml.text();
     let iface = p
         .in_iface
         .as_deref()
         .ok_or("mislint does not know the ingress interface")?;
-    if let Some(rule) = rule_at(doc, at.start as usize) {
-        let (line_start, _, _) = line_at(text, rule.range().start);
-        let (i, j) = indents(text, rule.range().start);
-        let floating = is_floating(rule);
+    let blocking = xml.with_rule(at.start as usize, |rule, base| {
+        (rule.range().start + base, is_floating(rule))
+    });
+    if let Some((start, floating)) = blocking {
+        let (line_start, _, _) = line_at(text, start);
+        let (i, j) = indents(text, start);
         let place = if floating {
             "as a quick floating rule before the rule that blocks it"
         } else {
@@ -92,26 +232,11 @@ pub fn insert_permit(
             place.into(),
         ));
     }
-    let filter = doc
-        .descendants()
-        .find(|n| n.has_tag_name("filter") && n.range().start == at.start as usize)
+    let (offset, indent_of, no_rules) = xml
+        .end_of_rules(at.start as usize, iface)
         .ok_or("mislint cannot tell which rule list this line belongs to")?;
-    let last = filter.children().rfind(|r| {
-        r.has_tag_name("rule")
-            && !is_floating(*r)
-            && child_text(*r, "interface").is_some_and(|v| v.split(',').any(|x| x.trim() == iface))
-    });
-    let (offset, indent_of) = match last {
-        Some(r) => (line_at(text, r.range().end).2, r.range().start),
-        None => {
-            let any_rule = filter.children().find(|r| r.has_tag_name("rule"));
-            let close = filter.range().end.saturating_sub("</filter>".len());
-            let (close_line, _, _) = line_at(text, close);
-            (close_line, any_rule.map_or(close, |r| r.range().start))
-        }
-    };
     let (mut i, mut j) = indents(text, indent_of);
-    if last.is_none() && filter.children().all(|r| !r.has_tag_name("rule")) {
+    if no_rules {
         // Only the closing tag to go by: the rule sits one level inside it.
         i = j.clone();
         j = format!("{i}\t");
@@ -195,14 +320,27 @@ fn parse_port(value: &str) -> Option<IntervalSet> {
 /// Edits that drop `excess` from the rule at `at`: its destination `<port>` rewritten,
 /// or the rule repeated once per kept range.
 pub fn narrow(
-    doc: &Document,
+    xml: &Xml,
     file: FileId,
     at: Span,
     protocol: u8,
     excess: &IntervalSet,
 ) -> Option<(Vec<Edit>, IntervalSet)> {
-    let text = doc.input_text();
-    let rule = rule_at(doc, at.start as usize)?;
+    let text = xml.text();
+    xml.with_rule(at.start as usize, |rule, base| {
+        narrowed(text, file, rule, base, protocol, excess)
+    })?
+}
+
+/// [`narrow`] for the rule node `rule`, whose ranges count from `base`.
+fn narrowed(
+    text: &str,
+    file: FileId,
+    rule: Node,
+    base: usize,
+    protocol: u8,
+    excess: &IntervalSet,
+) -> Option<(Vec<Edit>, IntervalSet)> {
     if child_text(rule, "protocol").and_then(proto::by_name) != Some(protocol) {
         return None;
     }
@@ -218,11 +356,12 @@ pub fn narrow(
     }
     let ranges = ranges_of(&keep);
     let vr = value_node.range();
+    let vr = vr.start + base..vr.end + base;
     if let [(lo, hi)] = ranges.as_slice() {
         return Some((vec![edit(file, vr.start, vr.end, range(*lo, *hi))], keep));
     }
-    let (line_start, _, _) = line_at(text, rule.range().start);
-    let (_, _, next) = line_at(text, rule.range().end);
+    let (line_start, _, _) = line_at(text, rule.range().start + base);
+    let (_, _, next) = line_at(text, rule.range().end + base);
     let (before, after) = (text.get(line_start..vr.start)?, text.get(vr.end..next)?);
     let copies: String = ranges
         .iter()
@@ -233,17 +372,14 @@ pub fn narrow(
 
 /// Deletes the `<rule>` element at `at` — a filter rule, or a port forward that passes
 /// its traffic itself — with its line.
-pub fn remove(doc: &Document, file: FileId, at: Span) -> Option<Vec<Edit>> {
-    let text = doc.input_text();
-    let rule = rule_at(doc, at.start as usize).or_else(|| {
-        doc.descendants().find(|n| {
-            n.has_tag_name("rule")
-                && n.range().start == at.start as usize
-                && n.parent().is_some_and(|p| p.has_tag_name("nat"))
-        })
-    })?;
-    let (line_start, _, _) = line_at(text, rule.range().start);
-    let (_, _, next) = line_at(text, rule.range().end);
+pub fn remove(xml: &Xml, file: FileId, at: Span) -> Option<Vec<Edit>> {
+    let text = xml.text();
+    let range = |rule: Node, base: usize| rule.range().start + base..rule.range().end + base;
+    let rule = xml
+        .with_rule(at.start as usize, range)
+        .or_else(|| xml.with_nat_rule(at.start as usize, range))?;
+    let (line_start, _, _) = line_at(text, rule.start);
+    let (_, _, next) = line_at(text, rule.end);
     Some(vec![edit(file, line_start, next, "")])
 }
 
@@ -272,53 +408,107 @@ mod tests {
         }
     }
 
-    fn doc() -> Document<'static> {
-        document(TEXT).expect("XML")
+    /// `text` read both ways placement reads a file: split and as one document.
+    fn both(text: &'static str) -> [Xml<'static>; 2] {
+        let Some(split @ Xml::Split(..)) = Xml::read(text) else {
+            panic!("splits");
+        };
+        [split, Xml::Whole(parse_xml(text).expect("XML"))]
     }
 
     fn at(needle: &str) -> Span {
-        let o = TEXT.find(needle).expect("in text");
+        at_in(TEXT, needle)
+    }
+
+    fn at_in(text: &str, needle: &str) -> Span {
+        let o = text.find(needle).expect("in text");
         Span::new(FileId(0), o, o)
     }
 
     #[test]
     fn inserts_a_pass_rule_before_the_block() {
-        let (edits, _) = insert_permit(&doc(), FileId(0), at("<rule>"), &permit()).expect("placed");
-        let out = apply(TEXT, &edits).expect("applies");
-        assert!(out.starts_with("<pfsense>\n\t<filter>\n\t\t<rule>\n\t\t\t<type>pass</type>\n\t\t\t<interface>opt1</interface>\n\t\t\t<ipprotocol>inet</ipprotocol>\n\t\t\t<protocol>tcp</protocol>\n\t\t\t<source>\n\t\t\t\t<address>192.168.10.5</address>\n\t\t\t</source>\n\t\t\t<destination>\n\t\t\t\t<address>10.0.0.0/24</address>\n\t\t\t\t<port>389</port>\n\t\t\t</destination>\n"), "{out}");
-        assert!(Document::parse(&out).is_ok());
+        for xml in both(TEXT) {
+            let (edits, _) =
+                insert_permit(&xml, FileId(0), at("<rule>"), &permit()).expect("placed");
+            let out = apply(TEXT, &edits).expect("applies");
+            assert!(out.starts_with("<pfsense>\n\t<filter>\n\t\t<rule>\n\t\t\t<type>pass</type>\n\t\t\t<interface>opt1</interface>\n\t\t\t<ipprotocol>inet</ipprotocol>\n\t\t\t<protocol>tcp</protocol>\n\t\t\t<source>\n\t\t\t\t<address>192.168.10.5</address>\n\t\t\t</source>\n\t\t\t<destination>\n\t\t\t\t<address>10.0.0.0/24</address>\n\t\t\t\t<port>389</port>\n\t\t\t</destination>\n"), "{out}");
+            assert!(Document::parse(&out).is_ok());
+        }
     }
 
     #[test]
     fn appends_after_the_interface_rules_for_the_default_deny() {
-        let (edits, place) =
-            insert_permit(&doc(), FileId(0), at("<filter>"), &permit()).expect("placed");
-        assert!(place.contains("opt1"));
-        let out = apply(TEXT, &edits).expect("applies");
-        assert!(out.contains("\t\t</rule>\n\t\t<rule>\n\t\t\t<type>pass</type>"));
-        assert!(out.ends_with("\t\t</rule>\n\t</filter>\n</pfsense>\n"));
+        for xml in both(TEXT) {
+            let (edits, place) =
+                insert_permit(&xml, FileId(0), at("<filter>"), &permit()).expect("placed");
+            assert!(place.contains("opt1"));
+            let out = apply(TEXT, &edits).expect("applies");
+            assert!(out.contains("\t\t</rule>\n\t\t<rule>\n\t\t\t<type>pass</type>"));
+            assert!(out.ends_with("\t\t</rule>\n\t</filter>\n</pfsense>\n"));
+        }
+    }
+
+    /// Rules on other interfaces and floating ones are passed over, the last rule on
+    /// the interface is found from the end; with no rule at all the permit goes one
+    /// level inside `<filter>`.
+    #[test]
+    fn finds_the_interface_rules_end_or_the_filter_close() {
+        const OTHERS: &str = "<pfsense>\n  <filter>\n    <rule><interface>opt1</interface></rule>\n    <rule><interface>lan</interface></rule>\n    <rule><interface>wan,opt1</interface></rule>\n    <rule><interface>opt1</interface><floating>yes</floating></rule>\n    <rule><interface>lan</interface></rule>\n  </filter>\n</pfsense>\n";
+        const EMPTY: &str = "<pfsense>\n\t<filter>\n\t</filter>\n</pfsense>\n";
+        for xml in both(OTHERS) {
+            let (edits, _) = insert_permit(&xml, FileId(0), at_in(OTHERS, "<filter>"), &permit())
+                .expect("placed");
+            let out = apply(OTHERS, &edits).expect("applies");
+            let after =
+                "<interface>wan,opt1</interface></rule>\n    <rule>\n      <type>pass</type>";
+            assert!(out.contains(after), "{out}");
+        }
+        for xml in both(EMPTY) {
+            let (edits, _) = insert_permit(&xml, FileId(0), at_in(EMPTY, "<filter>"), &permit())
+                .expect("placed");
+            let out = apply(EMPTY, &edits).expect("applies");
+            assert!(
+                out.starts_with("<pfsense>\n\t<filter>\n\t\t<rule>\n\t\t\t<type>pass</type>"),
+                "{out}"
+            );
+        }
     }
 
     #[test]
     fn narrows_and_removes() {
-        let excess = IntervalSet::from_ranges([(1024, 1025), (1027, 65_535)]);
-        let (edits, _) =
-            narrow(&doc(), FileId(0), at("<rule>"), proto::TCP, &excess).expect("narrowed");
-        assert!(
-            apply(TEXT, &edits)
-                .expect("applies")
-                .contains("<port>1026</port>")
-        );
-        let two = IntervalSet::from_ranges([(1024, 1025), (1027, 3267), (3269, 65_535)]);
-        let (edits, _) =
-            narrow(&doc(), FileId(0), at("<rule>"), proto::TCP, &two).expect("narrowed");
-        let out = apply(TEXT, &edits).expect("applies");
-        assert_eq!(out.matches("<rule>").count(), 2);
-        assert!(out.contains("<port>3268</port>"));
-        let edits = remove(&doc(), FileId(0), at("<rule>")).expect("a rule");
-        assert_eq!(
-            apply(TEXT, &edits).expect("applies"),
-            "<pfsense>\n\t<filter>\n\t</filter>\n</pfsense>\n"
-        );
+        for xml in both(TEXT) {
+            let excess = IntervalSet::from_ranges([(1024, 1025), (1027, 65_535)]);
+            let (edits, _) =
+                narrow(&xml, FileId(0), at("<rule>"), proto::TCP, &excess).expect("narrowed");
+            assert!(
+                apply(TEXT, &edits)
+                    .expect("applies")
+                    .contains("<port>1026</port>")
+            );
+            let two = IntervalSet::from_ranges([(1024, 1025), (1027, 3267), (3269, 65_535)]);
+            let (edits, _) =
+                narrow(&xml, FileId(0), at("<rule>"), proto::TCP, &two).expect("narrowed");
+            let out = apply(TEXT, &edits).expect("applies");
+            assert_eq!(out.matches("<rule>").count(), 2);
+            assert!(out.contains("<port>3268</port>"));
+            let edits = remove(&xml, FileId(0), at("<rule>")).expect("a rule");
+            assert_eq!(
+                apply(TEXT, &edits).expect("applies"),
+                "<pfsense>\n\t<filter>\n\t</filter>\n</pfsense>\n"
+            );
+        }
+    }
+
+    #[test]
+    fn removes_a_port_forward() {
+        const NAT: &str = "<pfsense>\n\t<filter>\n\t</filter>\n\t<nat>\n\t\t<rule>\n\t\t\t<target>10.0.0.5</target>\n\t\t</rule>\n\t</nat>\n</pfsense>\n";
+        for xml in both(NAT) {
+            let edits = remove(&xml, FileId(0), at_in(NAT, "<rule>")).expect("a port forward");
+            assert_eq!(
+                apply(NAT, &edits).expect("applies"),
+                "<pfsense>\n\t<filter>\n\t</filter>\n\t<nat>\n\t</nat>\n</pfsense>\n"
+            );
+            assert!(remove(&xml, FileId(0), at_in(NAT, "<target>")).is_none());
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 pub mod ast;
 pub mod lower;
-mod split;
+pub(crate) mod split;
 
 use super::{PARSE_ERROR, Parsed};
 use crate::report::finding::{Finding, Severity};
@@ -51,45 +51,25 @@ pub struct Memo<'o> {
 }
 
 impl<'o> Memo<'o> {
-    /// The parts of a file, read from its whole document (which fix verification has
-    /// parsed anyway, to place its edits): what reading each part on its own gives,
-    /// since a part reads the same in the document as alone (tested). `None` if the
-    /// root is not one this reader knows.
-    pub fn of(file: FileId, doc: &Document<'o>) -> Option<Memo<'o>> {
-        let root = doc.root_element();
-        if !matches!(root.tag_name().name(), "pfsense" | "opnsense") {
-            return None;
-        }
-        let text = doc.input_text();
-        let at = At::whole(file);
+    /// The parts of `file`, as [`parse`] reads them from `layout` (the file's own),
+    /// on every core. A part that does not read alone is not kept.
+    pub fn read(file: &'o SourceFile, layout: &split::Layout) -> Memo<'o> {
+        let text = file.text.as_str();
+        let read: Vec<_> = jobs(text, layout)
+            .par_iter()
+            .filter_map(|&job| {
+                let (kind, e) = job.remembered()?;
+                let part = read_part(file.id, text, job)?;
+                Some(((kind, &text[e.range.clone()]), (e.range.start, part)))
+            })
+            .collect();
         let mut parts = foldhash::HashMap::default();
-        let mut remember = |kind, node: Node<'_, 'o>, part| {
-            let range = node.range();
+        parts.reserve(read.len());
+        for (key, part) in read {
             // The same text twice reads the same but for where it stands: one will do.
-            parts
-                .entry((kind, &text[range.clone()]))
-                .or_insert((range.start, part));
-        };
-        // A prefixed name is not the name the splitter files it under: not kept.
-        let plain = |node: &Node| node.is_element() && node.tag_name().namespace().is_none();
-        for section in root.children().filter(plain) {
-            if section.tag_name().name() != "filter" {
-                let mut read = Config::empty(Flavor::PfSense, Span::new(file, 0, 0));
-                read_section(at, section, &mut read);
-                remember(JobKind::Section, section, Part::Section(read));
-                continue;
-            }
-            for child in section.children().filter(plain) {
-                match child.tag_name().name() {
-                    "rule" => {
-                        let rule = Part::Rule(Box::new(read_rule(at, child)));
-                        remember(JobKind::Rule, child, rule);
-                    }
-                    _ => remember(JobKind::Check, child, Part::Checked),
-                }
-            }
+            parts.entry(key).or_insert(part);
         }
-        Some(Memo { parts })
+        Memo { parts }
     }
 
     /// What `job` reads in `text`, if the memo holds a part of the same text read the
@@ -1443,8 +1423,8 @@ mod tests {
     /// `edited` parsed with the memo of `original` and parsed afresh, as text: the
     /// AST read in parts (spans the lowering drops count too), the graph and findings.
     fn reparsed_and_parsed(original: &SourceFile, edited: String) -> (String, String) {
-        let doc = parse_xml(&original.text).expect("well-formed");
-        let memo = Memo::of(original.id, &doc).expect("a config");
+        let layout = split::layout(&original.text).expect("the original splits");
+        let memo = Memo::read(original, &layout);
         let edited = SourceFile::new(original.id, &original.path, edited);
         let layout = split::layout(&edited.text);
         let show = |memo: Option<&Memo>| {
@@ -1465,10 +1445,10 @@ mod tests {
         let mut recalled = 0;
         for file in &files {
             let text = file.text.as_str();
-            let (Some(layout), Ok(doc)) = (split::layout(text), parse_xml(text)) else {
+            let Some(layout) = split::layout(text) else {
                 continue;
             };
-            let memo = Memo::of(file.id, &doc).expect("a config");
+            let memo = Memo::read(file, &layout);
             for job in jobs(text, &layout) {
                 let fresh = read_part(file.id, text, job).map(|p| format!("{p:?}"));
                 let kept = memo.recall(text, job).map(|p| format!("{p:?}"));
