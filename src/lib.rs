@@ -235,14 +235,18 @@ fn lint_file(
     fixes: bool,
     free: Free,
 ) -> FileResult {
-    let parsed = parse::parse(file, dialect);
+    // With fixes to verify, the parse keeps what re-parsing edited copies can reuse.
+    let (parsed, memo) = match fixes {
+        true => parse::parse_keeping(file, dialect, fix::MAX_VERIFIED_RULES),
+        false => (parse::parse(file, dialect), parse::Memo::Nothing),
+    };
     let mut findings = parsed.findings;
     let mut used_suppressions = None;
     if let Some(graph) = &parsed.graph {
         let (found, cost) = check_graph_freeing(file, graph, fc, checks::Scope::All, free);
         findings.extend(found);
         if fixes {
-            fix::suggest(file, dialect, graph, fc, &mut findings, cost);
+            fix::suggest(file, dialect, graph, fc, &mut findings, cost, &memo);
         }
         suppress::apply_inline(&mut findings, graph);
     }

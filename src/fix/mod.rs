@@ -28,6 +28,7 @@ use crate::parse::Memo;
 use crate::report::finding::{Edit, Finding, Fix, Severity};
 use crate::source::{FileId, LineIndex, SourceFile, Span};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// A network in prefix form, as the inserted rules name addresses.
@@ -76,7 +77,7 @@ pub type Placement = (Vec<Edit>, String);
 /// Files of more rules than this get no verified fix. One re-check costs about as much
 /// as the lint and holds a second graph in memory: on a 100,000-rule dump even one
 /// would double the run of every commit for one suggestion.
-const MAX_VERIFIED_RULES: usize = 50_000;
+pub const MAX_VERIFIED_RULES: usize = 50_000;
 
 /// Verification may cost this many times the lint's own work (see [`crate::Cost`])...
 const VERIFY_WORK_FACTOR: usize = 2;
@@ -86,7 +87,8 @@ const VERIFY_WORK_FLOOR: usize = 20_000;
 
 /// Fills `fix` of every `missing-port`, `needless-port` and `ipsec-violation` finding in
 /// `findings` (one file's, before suppression) with a verified fix, or appends to its
-/// help why there is none.
+/// help why there is none. `memo` is what the parse kept of the file's parts
+/// ([`crate::parse::parse_keeping`]).
 pub fn suggest(
     file: &SourceFile,
     dialect: Dialect,
@@ -94,7 +96,11 @@ pub fn suggest(
     fc: &FileConfig,
     findings: &mut [Finding],
     lint_cost: crate::Cost,
+    memo: &Memo,
 ) {
+    if !findings.iter().any(wants_fix) {
+        return;
+    }
     // Compared like the edited file's findings: after inline suppression.
     let mut before = findings.to_vec();
     crate::suppress::apply_inline(&mut before, graph);
@@ -115,22 +121,19 @@ pub fn suggest(
     } else {
         (lint_cost.units * VERIFY_WORK_FACTOR).max(VERIFY_WORK_FLOOR)
     };
-    // A config.xml's layout, for placing edits, and the memo of its parts, for
-    // re-parsing edited copies: built only with work to do.
-    let pf_xml = match dialect {
-        Dialect::Pfsense if work_left > 0 => pfsense::Xml::read(&file.text),
-        _ => None,
-    };
-    let memo = match &pf_xml {
-        Some(pfsense::Xml::Split(_, layout)) => {
-            Memo::Pfsense(crate::parse::pfsense::Memo::read(file, layout))
+    // A config.xml's layout, for placing edits: the parse's, or else read again (and
+    // the whole document where it cannot be split), only with work to do.
+    let pf_xml = match (dialect, memo) {
+        (Dialect::Pfsense, Memo::Pfsense(m)) if work_left > 0 => {
+            Some(pfsense::Xml::Split(&file.text, Cow::Borrowed(&m.layout)))
         }
-        _ => Memo::Nothing,
+        (Dialect::Pfsense, _) if work_left > 0 => pfsense::Xml::read(&file.text),
+        _ => None,
     };
     let cx = FixCx {
         file,
         dialect,
-        memo: &memo,
+        memo,
         pf_xml: pf_xml.as_ref(),
         graph,
         zoning: &zoning,

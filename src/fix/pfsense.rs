@@ -13,6 +13,7 @@ use crate::parse::pfsense::split::{self, Layout};
 use crate::report::finding::Edit;
 use crate::source::{FileId, Span};
 use roxmltree::{Document, Node, ParsingOptions};
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// A `config.xml` as fix placement reads it. A file the pfSense reader can split is
@@ -22,7 +23,7 @@ use std::ops::Range;
 /// split is parsed whole.
 pub enum Xml<'t> {
     /// The text and where its sections and `<filter>` children are.
-    Split(&'t str, Layout),
+    Split(&'t str, Cow<'t, Layout>),
     /// The whole document.
     Whole(Document<'t>),
 }
@@ -33,7 +34,7 @@ impl<'t> Xml<'t> {
     /// own (the lint then read the file whole) gets no edit.
     pub fn read(text: &'t str) -> Option<Xml<'t>> {
         match split::layout(text) {
-            Some(layout) => Some(Xml::Split(text, layout)),
+            Some(layout) => Some(Xml::Split(text, Cow::Owned(layout))),
             None => parse_xml(text).ok().map(Xml::Whole),
         }
     }

@@ -47,6 +47,19 @@ pub enum Memo<'o> {
     Pfsense(pfsense::Memo<'o>),
 }
 
+/// [`parse`], keeping what the dialect can keep of the file's parts for parsing edited
+/// copies of it, if it has at most `keep_up_to` rules.
+pub fn parse_keeping(file: &SourceFile, dialect: Dialect, keep_up_to: usize) -> (Parsed, Memo<'_>) {
+    match dialect {
+        Dialect::Pfsense => {
+            let (mut parsed, memo) = pfsense::parse_keeping(file, keep_up_to);
+            shorten_messages(&mut parsed);
+            (parsed, memo.map_or(Memo::Nothing, Memo::Pfsense))
+        }
+        Dialect::Iptables | Dialect::Asa => (parse(file, dialect), Memo::Nothing),
+    }
+}
+
 /// Parses `file`, an edited copy of the file `memo` was made of, as [`parse`] would.
 pub fn parse_edited<'i>(file: &'i SourceFile, dialect: Dialect, memo: &Memo<'i>) -> Parsed {
     let mut parsed = match (dialect, memo) {
@@ -55,10 +68,14 @@ pub fn parse_edited<'i>(file: &'i SourceFile, dialect: Dialect, memo: &Memo<'i>)
         (Dialect::Pfsense, Memo::Pfsense(memo)) => pfsense::reparse(file, memo),
         (Dialect::Pfsense, Memo::Nothing) => pfsense::parse(file),
     };
+    shorten_messages(&mut parsed);
+    parsed
+}
+
+fn shorten_messages(parsed: &mut Parsed) {
     for f in &mut parsed.findings {
         f.message = shorten_quoted(&f.message);
     }
-    parsed
 }
 
 /// Longest config token a message quotes whole, in characters.

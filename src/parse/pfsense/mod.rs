@@ -26,19 +26,36 @@ use std::borrow::Cow;
 
 /// Parses a pfSense or OPNsense `config.xml`.
 pub fn parse(file: &SourceFile) -> Parsed {
-    parse_remembering(file, None)
+    parse_remembering(file, None, None).0
+}
+
+/// [`parse`], keeping the memo of the file's parts as well if it can be read in parts
+/// and has at most `keep_up_to` rules (a bigger file gets no verified fix, and the memo
+/// holds a copy of every rule).
+pub fn parse_keeping(file: &SourceFile, keep_up_to: usize) -> (Parsed, Option<Memo<'_>>) {
+    parse_remembering(file, None, Some(keep_up_to))
 }
 
 /// Parses an edited copy of a file whose parts `memo` holds: the same answer as
 /// [`parse`], with only the parts the edit touched read again.
 pub fn reparse<'i>(file: &'i SourceFile, memo: &Memo<'i>) -> Parsed {
-    parse_remembering(file, Some(memo))
+    parse_remembering(file, Some(memo), None).0
 }
 
-fn parse_remembering<'i>(file: &'i SourceFile, memo: Option<&Memo<'i>>) -> Parsed {
-    match split::layout(&file.text).and_then(|l| read_in_parts(file, &l, memo)) {
-        Some(read) => lowered(file, read),
-        None => parse_whole(file),
+fn parse_remembering<'i>(
+    file: &'i SourceFile,
+    memo: Option<&Memo<'i>>,
+    keep_up_to: Option<usize>,
+) -> (Parsed, Option<Memo<'i>>) {
+    let Some(layout) = split::layout(&file.text) else {
+        return (parse_whole(file), None);
+    };
+    match read_in_parts(file, &layout, memo, keep_up_to) {
+        Some((read, kept)) => {
+            let kept = kept.map(|parts| Memo { layout, parts });
+            (lowered(file, read), kept)
+        }
+        None => (parse_whole(file), None),
     }
 }
 
@@ -47,31 +64,19 @@ fn parse_remembering<'i>(file: &'i SourceFile, memo: Option<&Memo<'i>>) -> Parse
 /// parts, and the rest are taken from here, their spans moved to where they now stand,
 /// instead of being parsed by roxmltree again.
 pub struct Memo<'o> {
-    parts: foldhash::HashMap<(JobKind, &'o str), (usize, Part<'o>)>,
+    /// Where the file's sections and `<filter>` children are, which placing the fixes'
+    /// edits reads too.
+    pub layout: split::Layout,
+    parts: Parts<'o>,
 }
 
-impl<'o> Memo<'o> {
-    /// The parts of `file`, as [`parse`] reads them from `layout` (the file's own),
-    /// on every core. A part that does not read alone is not kept.
-    pub fn read(file: &'o SourceFile, layout: &split::Layout) -> Memo<'o> {
-        let text = file.text.as_str();
-        let read: Vec<_> = jobs(text, layout)
-            .par_iter()
-            .filter_map(|&job| {
-                let (kind, e) = job.remembered()?;
-                let part = read_part(file.id, text, job)?;
-                Some(((kind, &text[e.range.clone()]), (e.range.start, part)))
-            })
-            .collect();
-        let mut parts = foldhash::HashMap::default();
-        parts.reserve(read.len());
-        for (key, part) in read {
-            // The same text twice reads the same but for where it stands: one will do.
-            parts.entry(key).or_insert(part);
-        }
-        Memo { parts }
-    }
+/// What a config's reading gives: its AST, or the one finding that says why there is none.
+type Read<'i> = Result<Config<'i>, Box<Finding>>;
 
+/// Parts by their text and how they are read, with the offset each was read at.
+type Parts<'o> = foldhash::HashMap<(JobKind, &'o str), (usize, Part<'o>)>;
+
+impl<'o> Memo<'o> {
     /// What `job` reads in `text`, if the memo holds a part of the same text read the
     /// same way.
     fn recall<'i>(&self, text: &'i str, job: Job) -> Option<Part<'i>>
@@ -99,7 +104,7 @@ fn parse_whole(file: &SourceFile) -> Parsed {
 }
 
 /// The graph of what was read, or the one finding that says why there is none.
-fn lowered(file: &SourceFile, read: Result<Config<'_>, Box<Finding>>) -> Parsed {
+fn lowered(file: &SourceFile, read: Read<'_>) -> Parsed {
     match read {
         Ok(cfg) => {
             let (graph, findings) = lower::lower(&cfg, file.id);
@@ -218,7 +223,8 @@ fn read_in_parts<'i>(
     file: &'i SourceFile,
     layout: &split::Layout,
     memo: Option<&Memo<'i>>,
-) -> Option<Result<Config<'i>, Box<Finding>>> {
+    keep_up_to: Option<usize>,
+) -> Option<(Read<'i>, Option<Parts<'i>>)> {
     let text = file.text.as_str();
     let root = &layout.root;
     let root_name = &text[root.name.clone()];
@@ -229,13 +235,18 @@ fn read_in_parts<'i>(
     };
     // The prolog and the root's start tag belong to no part: checked on their own.
     parse_xml(&start_tag_alone(text, 0, root)).ok()?;
-    let parts: Vec<Part<'i>> = jobs(text, layout)
+    let jobs = jobs(text, layout);
+    let parts: Vec<Part<'i>> = jobs
         .par_iter()
         .map(|&job| match memo.and_then(|m| m.recall(text, job)) {
             Some(part) => Some(part),
             None => read_part(file.id, text, job),
         })
         .collect::<Option<_>>()?;
+    let rules = jobs.iter().filter(|j| matches!(j, Job::Rule(_))).count();
+    let kept = keep_up_to
+        .filter(|&most| rules <= most)
+        .map(|_| remembered(text, &jobs, &parts));
     let mut cfg = Config::empty(flavor, element_start(file.id, text, root));
     for part in parts {
         match part {
@@ -245,7 +256,21 @@ fn read_in_parts<'i>(
             Part::Checked => {}
         }
     }
-    Some(Ok(cfg))
+    Some((Ok(cfg), kept))
+}
+
+/// The memo's parts: a copy of each part read, under its text and how it was read.
+fn remembered<'i>(text: &'i str, jobs: &[Job], parts: &[Part<'i>]) -> Parts<'i> {
+    let mut kept = Parts::default();
+    kept.reserve(parts.len());
+    for (job, part) in jobs.iter().zip(parts) {
+        if let Some((kind, e)) = job.remembered() {
+            // The same text twice reads the same but for where it stands: one will do.
+            kept.entry((kind, &text[e.range.clone()]))
+                .or_insert_with(|| (e.range.start, part.clone()));
+        }
+    }
+    kept
 }
 
 /// Parses and reads one part; `None` if it is not well-formed on its own.
@@ -1423,13 +1448,14 @@ mod tests {
     /// `edited` parsed with the memo of `original` and parsed afresh, as text: the
     /// AST read in parts (spans the lowering drops count too), the graph and findings.
     fn reparsed_and_parsed(original: &SourceFile, edited: String) -> (String, String) {
-        let layout = split::layout(&original.text).expect("the original splits");
-        let memo = Memo::read(original, &layout);
+        let memo = parse_keeping(original, usize::MAX).1.expect("a memo");
         let edited = SourceFile::new(original.id, &original.path, edited);
         let layout = split::layout(&edited.text);
         let show = |memo: Option<&Memo>| {
-            let read = layout.as_ref().map(|l| read_in_parts(&edited, l, memo));
-            let p = parse_remembering(&edited, memo);
+            let read = layout
+                .as_ref()
+                .map(|l| read_in_parts(&edited, l, memo, None).map(|(read, _)| read));
+            let p = parse_remembering(&edited, memo, None).0;
             format!("{read:?}\n{:?}\n{:?}", p.graph, p.findings)
         };
         (show(Some(&memo)), show(None))
@@ -1445,10 +1471,10 @@ mod tests {
         let mut recalled = 0;
         for file in &files {
             let text = file.text.as_str();
-            let Some(layout) = split::layout(text) else {
+            let (Some(layout), (_, Some(memo))) = (split::layout(text), parse_keeping(file, 1000))
+            else {
                 continue;
             };
-            let memo = Memo::read(file, &layout);
             for job in jobs(text, &layout) {
                 let fresh = read_part(file.id, text, job).map(|p| format!("{p:?}"));
                 let kept = memo.recall(text, job).map(|p| format!("{p:?}"));
@@ -1460,6 +1486,17 @@ mod tests {
             }
         }
         assert!(recalled > 100, "{recalled} parts recalled");
+    }
+
+    /// A file of more rules than fixes are verified for keeps no memo: it would hold a
+    /// copy of every rule for nothing.
+    #[test]
+    fn the_memo_is_kept_only_up_to_the_rule_limit() {
+        let file = config(VARIED_ALIASES, &varied_rules(40));
+        let (parsed, memo) = parse_keeping(&file, 40);
+        assert!(memo.is_some_and(|m| m.parts.len() > 40));
+        assert!(parse_keeping(&file, 39).1.is_none());
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", parse(&file)));
     }
 
     /// Edits of the kinds fix candidates make, and one in every other section: every

@@ -42,7 +42,7 @@ impl Element {
 
 /// The parts of a document: the root and its children, and the children of each child
 /// named `filter`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Layout {
     /// The root element.
     pub root: Element,
