@@ -1461,9 +1461,9 @@ mod tests {
         (show(Some(&memo)), show(None))
     }
 
-    /// The memo, read from the whole document, files each part under the text the
-    /// splitter cuts: every part of every file at hand (but a `<filter>`'s start tag)
-    /// is found in the memo of its own file, so an unedited part is never read again.
+    /// The memo files each part under the text the splitter cuts and the offset it was
+    /// read at: every part of every file at hand (but a `<filter>`'s start tag) is found
+    /// in the memo of its own file, so an unedited part is never read again.
     #[test]
     fn the_memo_holds_every_part_of_its_file() {
         let mut files = crate::parse::files_in(&["fixtures/pfsense", "../shared/corpus/pfsense"]);
