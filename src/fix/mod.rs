@@ -125,7 +125,7 @@ pub fn suggest(
     // the whole document where it cannot be split), only with work to do.
     let pf_xml = match (dialect, memo) {
         (Dialect::Pfsense, Memo::Pfsense(m)) if work_left > 0 => {
-            Some(pfsense::Xml::Split(&file.text, Cow::Borrowed(&m.layout)))
+            Some(pfsense::Xml::split(&file.text, Cow::Borrowed(&m.layout)))
         }
         (Dialect::Pfsense, _) if work_left > 0 => pfsense::Xml::read(&file.text),
         _ => None,

@@ -15,6 +15,7 @@ use crate::source::{FileId, Span};
 use roxmltree::{Document, Node, ParsingOptions};
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// A `config.xml` as fix placement reads it. A file the pfSense reader can split is
 /// read element by element: each element an edit needs is parsed on its own, where it
@@ -22,8 +23,9 @@ use std::ops::Range;
 /// 28 ms on one core and more memory than the lint's graph. A file the reader cannot
 /// split is parsed whole.
 pub enum Xml<'t> {
-    /// The text and where its sections and `<filter>` children are.
-    Split(&'t str, Cow<'t, Layout>),
+    /// The text, where its sections and `<filter>` children are, and what placing a
+    /// permit for the default deny reads of the filters' rules, once it has.
+    Split(&'t str, Cow<'t, Layout>, OnceLock<Vec<RuleFacts>>),
     /// The whole document.
     Whole(Document<'t>),
 }
@@ -34,14 +36,19 @@ impl<'t> Xml<'t> {
     /// own (the lint then read the file whole) gets no edit.
     pub fn read(text: &'t str) -> Option<Xml<'t>> {
         match split::layout(text) {
-            Some(layout) => Some(Xml::Split(text, Cow::Owned(layout))),
+            Some(layout) => Some(Xml::split(text, Cow::Owned(layout))),
             None => parse_xml(text).ok().map(Xml::Whole),
         }
     }
 
+    /// `text` by its layout.
+    pub fn split(text: &'t str, layout: Cow<'t, Layout>) -> Xml<'t> {
+        Xml::Split(text, layout, OnceLock::new())
+    }
+
     fn text(&self) -> &'t str {
         match self {
-            Xml::Split(text, _) => text,
+            Xml::Split(text, ..) => text,
             Xml::Whole(doc) => doc.input_text(),
         }
     }
@@ -50,7 +57,7 @@ impl<'t> Xml<'t> {
     /// offset its node's ranges count from.
     fn with_rule<R>(&self, offset: usize, f: impl FnOnce(Node, usize) -> R) -> Option<R> {
         match self {
-            Xml::Split(text, layout) => {
+            Xml::Split(text, layout, _) => {
                 let rule = filters(text, layout)
                     .flat_map(|(_, children)| children)
                     .find(|c| c.range.start == offset && name(text, c) == "rule")?;
@@ -69,7 +76,7 @@ impl<'t> Xml<'t> {
                 && n.parent().is_some_and(|p| p.has_tag_name("nat"))
         };
         match self {
-            Xml::Split(text, layout) => {
+            Xml::Split(text, layout, _) => {
                 let (nat, _) = layout
                     .sections
                     .iter()
@@ -88,26 +95,22 @@ impl<'t> Xml<'t> {
     /// decides: after the last non-floating rule on `iface`, or before `</filter>`; and
     /// the element whose indentation it copies, and whether the filter has no rule.
     fn end_of_rules(&self, offset: usize, iface: &str) -> Option<(usize, usize, bool)> {
-        let on_iface = |r: Node| {
-            !is_floating(r)
-                && child_text(r, "interface")
-                    .is_some_and(|v| v.split(',').any(|x| x.trim() == iface))
+        let on_iface = |floating: bool, interface: Option<&str>| {
+            !floating && interface.is_some_and(|v| v.split(',').any(|x| x.trim() == iface))
         };
         let text = self.text();
         // (the last rule on `iface`, the first rule, where `</filter>` starts)
         let (last, first, close): (Option<Range<usize>>, Option<usize>, usize) = match self {
-            Xml::Split(text, layout) => {
-                let (filter, children) =
-                    filters(text, layout).find(|(f, _)| f.range.start == offset)?;
-                let rules: Vec<&split::Element> = children
-                    .iter()
-                    .filter(|c| name(text, c) == "rule")
-                    .collect();
-                // Read from the end, each rule alone, until one is on the interface.
+            Xml::Split(text, layout, facts) => {
+                let (filter, _) = filters(text, layout).find(|(f, _)| f.range.start == offset)?;
+                // Every candidate of a file whose interface has no rule of its own would
+                // otherwise read all the rules again.
+                let facts = facts.get_or_init(|| rule_facts(text, layout));
+                let rules: Vec<&RuleFacts> = facts.iter().filter(|r| r.filter == offset).collect();
                 let last = rules
                     .iter()
                     .rev()
-                    .find(|r| alone(text, &r.range, on_iface).unwrap_or(false));
+                    .find(|r| on_iface(r.floating, r.interface.as_deref()));
                 (
                     last.map(|r| r.range.clone()),
                     rules.first().map(|r| r.range.start),
@@ -120,9 +123,9 @@ impl<'t> Xml<'t> {
                     .find(|n| n.has_tag_name("filter") && n.range().start == offset)?;
                 let mut rules = filter.children().filter(|r| r.has_tag_name("rule"));
                 let first = rules.next().map(|r| r.range().start);
-                let last = filter
-                    .children()
-                    .rfind(|r| r.has_tag_name("rule") && on_iface(*r));
+                let last = filter.children().rfind(|r| {
+                    r.has_tag_name("rule") && on_iface(is_floating(*r), child_text(*r, "interface"))
+                });
                 (
                     last.map(|r| r.range()),
                     first,
@@ -135,6 +138,45 @@ impl<'t> Xml<'t> {
             (None, any) => (line_at(text, close).0, any.unwrap_or(close), any.is_none()),
         })
     }
+}
+
+/// What the default deny's placement reads of one `<rule>` of a `<filter>`, each rule
+/// parsed on its own as the whole document would read it.
+pub struct RuleFacts {
+    /// Where its `<filter>` starts.
+    filter: usize,
+    /// The element.
+    range: Range<usize>,
+    floating: bool,
+    /// Its `<interface>` text, trimmed; `None` if it has none or does not parse alone.
+    interface: Option<String>,
+}
+
+/// The facts of every `<rule>` of every `<filter>`, read on every core.
+fn rule_facts(text: &str, layout: &Layout) -> Vec<RuleFacts> {
+    use rayon::prelude::*;
+    let rules: Vec<(usize, &split::Element)> = filters(text, layout)
+        .flat_map(|(f, children)| children.iter().map(move |c| (f.range.start, c)))
+        .filter(|(_, c)| name(text, c) == "rule")
+        .collect();
+    rules
+        .into_par_iter()
+        .map(|(filter, r)| {
+            let read = alone(text, &r.range, |n| {
+                (
+                    is_floating(n),
+                    child_text(n, "interface").map(str::to_string),
+                )
+            });
+            let (floating, interface) = read.unwrap_or((false, None));
+            RuleFacts {
+                filter,
+                range: r.range.clone(),
+                floating,
+                interface,
+            }
+        })
+        .collect()
 }
 
 /// The `<filter>` sections of a split document, with their children.
@@ -457,12 +499,15 @@ mod tests {
         const OTHERS: &str = "<pfsense>\n  <filter>\n    <rule><interface>opt1</interface></rule>\n    <rule><interface>lan</interface></rule>\n    <rule><interface>wan,opt1</interface></rule>\n    <rule><interface>opt1</interface><floating>yes</floating></rule>\n    <rule><interface>lan</interface></rule>\n  </filter>\n</pfsense>\n";
         const EMPTY: &str = "<pfsense>\n\t<filter>\n\t</filter>\n</pfsense>\n";
         for xml in both(OTHERS) {
-            let (edits, _) = insert_permit(&xml, FileId(0), at_in(OTHERS, "<filter>"), &permit())
-                .expect("placed");
-            let out = apply(OTHERS, &edits).expect("applies");
-            let after =
-                "<interface>wan,opt1</interface></rule>\n    <rule>\n      <type>pass</type>";
-            assert!(out.contains(after), "{out}");
+            // Twice: the second placement reads what the first one read of the rules.
+            for _ in 0..2 {
+                let filter = at_in(OTHERS, "<filter>");
+                let (edits, _) = insert_permit(&xml, FileId(0), filter, &permit()).expect("placed");
+                let out = apply(OTHERS, &edits).expect("applies");
+                let after =
+                    "<interface>wan,opt1</interface></rule>\n    <rule>\n      <type>pass</type>";
+                assert!(out.contains(after), "{out}");
+            }
         }
         for xml in both(EMPTY) {
             let (edits, _) = insert_permit(&xml, FileId(0), at_in(EMPTY, "<filter>"), &permit())
