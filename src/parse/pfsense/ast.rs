@@ -301,156 +301,42 @@ impl<T: MoveSpans> MoveSpans for Box<T> {
     }
 }
 
-impl MoveSpans for Text<'_> {
-    fn move_spans(&mut self, delta: i64) {
-        let Text { value: _, span } = self;
-        span.move_spans(delta);
-    }
+/// Implements [`MoveSpans`] for an AST struct: `moved` lists the fields that hold
+/// spans, `kept` the others. Naming every field keeps the destructuring exhaustive, so a
+/// field added to the struct fails to compile until it is listed here.
+macro_rules! move_spans {
+    ($ty:ident { moved: $($moved:ident),*; kept: $($kept:ident),* }) => {
+        impl MoveSpans for $ty<'_> {
+            fn move_spans(&mut self, delta: i64) {
+                let $ty { $($moved,)* $($kept: _,)* } = self;
+                // Unused by a struct that holds no span (`IfGroup`).
+                let _ = delta;
+                $($moved.move_spans(delta);)*
+            }
+        }
+    };
 }
 
-impl MoveSpans for Config<'_> {
-    fn move_spans(&mut self, delta: i64) {
-        let Config {
-            flavor: _,
-            root_span,
-            filter_span,
-            interfaces,
-            ifgroups,
-            aliases,
-            rules,
-            port_forwards,
-            one_to_one,
-        } = self;
-        root_span.move_spans(delta);
-        filter_span.move_spans(delta);
-        interfaces.move_spans(delta);
-        ifgroups.move_spans(delta);
-        aliases.move_spans(delta);
-        rules.move_spans(delta);
-        port_forwards.move_spans(delta);
-        one_to_one.move_spans(delta);
-    }
-}
-
-impl MoveSpans for IfaceDecl<'_> {
-    fn move_spans(&mut self, delta: i64) {
-        let IfaceDecl {
-            name: _,
-            span,
-            descr: _,
-            ipaddr,
-            subnet,
-            ipaddrv6,
-            subnetv6,
-            blockpriv,
-            blockbogons,
-        } = self;
-        span.move_spans(delta);
-        ipaddr.move_spans(delta);
-        subnet.move_spans(delta);
-        ipaddrv6.move_spans(delta);
-        subnetv6.move_spans(delta);
-        blockpriv.move_spans(delta);
-        blockbogons.move_spans(delta);
-    }
-}
-
-impl MoveSpans for IfGroup<'_> {
-    fn move_spans(&mut self, _delta: i64) {
-        let IfGroup {
-            name: _,
-            members: _,
-        } = self;
-    }
-}
-
-impl MoveSpans for Alias<'_> {
-    fn move_spans(&mut self, delta: i64) {
-        let Alias {
-            name: _,
-            kind: _,
-            members: _,
-            span,
-            enabled: _,
-        } = self;
-        span.move_spans(delta);
-    }
-}
-
-impl MoveSpans for Endpoint<'_> {
-    fn move_spans(&mut self, delta: i64) {
-        let Endpoint {
-            span,
-            network,
-            address,
-            port,
-            not: _,
-        } = self;
-        span.move_spans(delta);
-        network.move_spans(delta);
-        address.move_spans(delta);
-        port.move_spans(delta);
-    }
-}
-
-impl MoveSpans for FilterRule<'_> {
-    fn move_spans(&mut self, delta: i64) {
-        let FilterRule {
-            origin: _,
-            span,
-            action,
-            interface,
-            interface_not: _,
-            ipprotocol,
-            protocol,
-            icmptype,
-            source,
-            destination,
-            disabled: _,
-            floating: _,
-            quick,
-            direction,
-            descr: _,
-            tracker: _,
-            unmodelled,
-            sequence: _,
-        } = self;
-        span.move_spans(delta);
-        action.move_spans(delta);
-        interface.move_spans(delta);
-        ipprotocol.move_spans(delta);
-        protocol.move_spans(delta);
-        icmptype.move_spans(delta);
-        source.move_spans(delta);
-        destination.move_spans(delta);
-        quick.move_spans(delta);
-        direction.move_spans(delta);
-        unmodelled.move_spans(delta);
-    }
-}
-
-impl MoveSpans for Unmodelled<'_> {
-    fn move_spans(&mut self, delta: i64) {
-        let Unmodelled { element: _, value } = self;
-        value.move_spans(delta);
-    }
-}
-
-impl MoveSpans for PortForward<'_> {
-    fn move_spans(&mut self, delta: i64) {
-        let PortForward {
-            span,
-            interface: _,
-            protocol: _,
-            source,
-            destination,
-            target: _,
-            local_port: _,
-            associated_rule_id: _,
-            disabled: _,
-        } = self;
-        span.move_spans(delta);
-        source.move_spans(delta);
-        destination.move_spans(delta);
-    }
-}
+move_spans!(Text { moved: span; kept: value });
+move_spans!(Config {
+    moved: root_span, filter_span, interfaces, ifgroups, aliases, rules, port_forwards,
+        one_to_one;
+    kept: flavor
+});
+move_spans!(IfaceDecl {
+    moved: span, ipaddr, subnet, ipaddrv6, subnetv6, blockpriv, blockbogons;
+    kept: name, descr
+});
+move_spans!(IfGroup { moved: ; kept: name, members });
+move_spans!(Alias { moved: span; kept: name, kind, members, enabled });
+move_spans!(Endpoint { moved: span, network, address, port; kept: not });
+move_spans!(FilterRule {
+    moved: span, action, interface, ipprotocol, protocol, icmptype, source, destination,
+        quick, direction, unmodelled;
+    kept: origin, interface_not, disabled, floating, descr, tracker, sequence
+});
+move_spans!(Unmodelled { moved: value; kept: element });
+move_spans!(PortForward {
+    moved: span, source, destination;
+    kept: interface, protocol, target, local_port, associated_rule_id, disabled
+});
