@@ -168,12 +168,8 @@ fn finding(
 mod tests {
     use super::*;
     use crate::analysis::Field;
-    use crate::analysis::Model;
-    use crate::analysis::zones::{ZoneMapping, Zoning};
+    use crate::checks::with_dump_cx;
     use crate::config::site::Hosts;
-    use crate::graph::Dialect;
-    use crate::policy::Settings;
-    use crate::source::{FileId, SourceFile};
 
     fn lint(rules: &str) -> Vec<(String, Option<Zone>, Option<Zone>)> {
         let text = format!("*filter\n:FORWARD DROP [0:0]\n{rules}COMMIT\n");
@@ -188,33 +184,15 @@ mod tests {
         zones: &[&str],
         hosts: &Hosts,
     ) -> Vec<(String, Option<Zone>, Option<Zone>)> {
-        let file = SourceFile::new(FileId(0), "t", text.to_string());
-        let g = crate::parse::parse(&file, Dialect::Iptables)
-            .graph
-            .expect("parses");
-        // Every mapping names an interface here: the model numbers them.
-        let ifaces: Vec<String> = zones
-            .iter()
-            .filter_map(|z| z.split_once('=').map(|(iface, _)| iface.to_string()))
-            .collect();
-        let zones: Vec<ZoneMapping> = zones
-            .iter()
-            .map(|z| ZoneMapping::parse(z).expect("valid mapping"))
-            .collect();
-        let model = Model::new(&g, &ifaces);
-        let zoning = Zoning::assign(&g, &zones);
-        let settings = Settings::default();
-        let cx = CheckCx::new(&file, &model, &zoning, &settings, hosts, &[]);
-        run(&cx)
-            .into_iter()
-            .map(|f| {
-                (
-                    file.slice(f.primary.span).to_string(),
-                    f.from_zone,
-                    f.to_zone,
-                )
-            })
-            .collect()
+        with_dump_cx(text, zones, hosts, |cx| {
+            run(cx)
+                .into_iter()
+                .map(|f| {
+                    let line = cx.file.slice(f.primary.span).to_string();
+                    (line, f.from_zone, f.to_zone)
+                })
+                .collect()
+        })
     }
 
     #[test]

@@ -608,6 +608,34 @@ fn run_checks(cx: &CheckCx, wanted: impl Fn(&CheckMeta) -> bool) -> Vec<Finding>
     found.into_iter().flat_map(|(_, f)| f).collect()
 }
 
+/// Test scaffolding: `f` of the checks' context of an iptables dump whose interfaces
+/// are mapped as `zones` (`eth1=perimeter`), with no scenario flows.
+#[cfg(test)]
+pub(crate) fn with_dump_cx<R>(
+    text: &str,
+    zones: &[&str],
+    hosts: &Hosts,
+    f: impl FnOnce(&CheckCx) -> R,
+) -> R {
+    let file = SourceFile::new(crate::source::FileId(0), "t", text.to_string());
+    let graph = parse::parse(&file, crate::graph::Dialect::Iptables)
+        .graph
+        .expect("parses");
+    // Every mapping names an interface here: the model numbers them.
+    let ifaces: Vec<String> = zones
+        .iter()
+        .filter_map(|z| z.split_once('=').map(|(iface, _)| iface.to_string()))
+        .collect();
+    let zones: Vec<crate::analysis::zones::ZoneMapping> = zones
+        .iter()
+        .map(|z| crate::analysis::zones::ZoneMapping::parse(z).expect("a mapping"))
+        .collect();
+    let model = Model::new(&graph, &ifaces);
+    let zoning = Zoning::assign(&graph, &zones);
+    let settings = Settings::default();
+    f(&CheckCx::new(&file, &model, &zoning, &settings, hosts, &[]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,32 +649,26 @@ mod tests {
     /// FORWARD chain of `rules`, by rule line: its protocols and their ports.
     fn excess_by_line(rules: &str) -> Vec<(String, Vec<PortsOf>)> {
         let text = format!("*filter\n:FORWARD DROP [0:0]\n{rules}COMMIT\n");
-        let file = SourceFile::new(FileId(0), "t", text);
-        let graph = crate::parse::parse(&file, Dialect::Iptables)
-            .graph
-            .expect("parses");
-        let zones: Vec<crate::analysis::zones::ZoneMapping> = ["eth1=perimeter", "eth2=internal"]
-            .iter()
-            .map(|z| crate::analysis::zones::ZoneMapping::parse(z).expect("a mapping"))
-            .collect();
-        let zoning = Zoning::assign(&graph, &zones);
-        let model = Model::new(&graph, &["eth1".into(), "eth2".into()]);
-        let (settings, hosts) = (Settings::default(), Hosts::default());
-        let cx = CheckCx::new(&file, &model, &zoning, &settings, &hosts, &[]);
-        let mut wanted = model.new_packets();
-        wanted.restrict(Field::Proto, &IntervalSet::single(u128::from(proto::TCP)));
-        wanted.restrict(Field::DstPort, &IntervalSet::single(25));
-        excess_permits(&cx, Zone::Perimeter, Zone::Internal, &[wanted])
-            .into_iter()
-            .map(|e| {
-                let protocols = e
-                    .protocols
-                    .iter()
-                    .map(|(&p, ports)| (p, ports.ranges().to_vec()))
-                    .collect();
-                (file.slice(model.span_of(e.decider)).to_string(), protocols)
-            })
-            .collect()
+        let zones = ["eth1=perimeter", "eth2=internal"];
+        with_dump_cx(&text, &zones, &Hosts::default(), |cx| {
+            let mut wanted = cx.model.new_packets();
+            wanted.restrict(Field::Proto, &IntervalSet::single(u128::from(proto::TCP)));
+            wanted.restrict(Field::DstPort, &IntervalSet::single(25));
+            excess_permits(cx, Zone::Perimeter, Zone::Internal, &[wanted])
+                .into_iter()
+                .map(|e| {
+                    let protocols = e
+                        .protocols
+                        .iter()
+                        .map(|(&p, ports)| (p, ports.ranges().to_vec()))
+                        .collect();
+                    (
+                        cx.file.slice(cx.model.span_of(e.decider)).to_string(),
+                        protocols,
+                    )
+                })
+                .collect()
+        })
     }
 
     #[test]
