@@ -22,12 +22,13 @@ use std::sync::OnceLock;
 /// stands, as the reader parses it. The whole document of a 10,000-rule file costs
 /// 28 ms on one core and more memory than the lint's graph. A file the reader cannot
 /// split is parsed whole.
+/// Each form keeps what placing a permit for the default deny reads of the filters,
+/// once it has.
 pub enum Xml<'t> {
-    /// The text, where its sections and `<filter>` children are, and what placing a
-    /// permit for the default deny reads of the filters' rules, once it has.
-    Split(&'t str, Cow<'t, Layout>, OnceLock<Vec<RuleFacts>>),
+    /// The text and where its sections and `<filter>` children are.
+    Split(&'t str, Cow<'t, Layout>, OnceLock<Vec<FilterFacts>>),
     /// The whole document.
-    Whole(Document<'t>),
+    Whole(Document<'t>, OnceLock<Vec<FilterFacts>>),
 }
 
 impl<'t> Xml<'t> {
@@ -37,7 +38,9 @@ impl<'t> Xml<'t> {
     pub fn read(text: &'t str) -> Option<Xml<'t>> {
         match split::layout(text) {
             Some(layout) => Some(Xml::split(text, Cow::Owned(layout))),
-            None => parse_xml(text).ok().map(Xml::Whole),
+            None => parse_xml(text)
+                .ok()
+                .map(|doc| Xml::Whole(doc, OnceLock::new())),
         }
     }
 
@@ -49,7 +52,7 @@ impl<'t> Xml<'t> {
     fn text(&self) -> &'t str {
         match self {
             Xml::Split(text, ..) => text,
-            Xml::Whole(doc) => doc.input_text(),
+            Xml::Whole(doc, _) => doc.input_text(),
         }
     }
 
@@ -63,7 +66,7 @@ impl<'t> Xml<'t> {
                     .find(|c| c.range.start == offset && name(text, c) == "rule")?;
                 alone(text, &rule.range, |node| f(node, rule.range.start))
             }
-            Xml::Whole(doc) => rule_at(doc, offset).map(|n| f(n, 0)),
+            Xml::Whole(doc, _) => rule_at(doc, offset).map(|n| f(n, 0)),
         }
     }
 
@@ -87,7 +90,7 @@ impl<'t> Xml<'t> {
                     Some(f(rule, base))
                 })?
             }
-            Xml::Whole(doc) => doc.descendants().find(|n| is_it(n, 0)).map(|n| f(n, 0)),
+            Xml::Whole(doc, _) => doc.descendants().find(|n| is_it(n, 0)).map(|n| f(n, 0)),
         }
     }
 
@@ -95,86 +98,113 @@ impl<'t> Xml<'t> {
     /// decides: after the last non-floating rule on `iface`, or before `</filter>`; and
     /// the element whose indentation it copies, and whether the filter has no rule.
     fn end_of_rules(&self, offset: usize, iface: &str) -> Option<(usize, usize, bool)> {
-        let on_iface = |floating: bool, interface: Option<&str>| {
-            !floating && interface.is_some_and(|v| v.split(',').any(|x| x.trim() == iface))
-        };
-        let text = self.text();
-        // (the last rule on `iface`, the first rule, where `</filter>` starts)
-        let (last, first, close): (Option<Range<usize>>, Option<usize>, usize) = match self {
-            Xml::Split(text, layout, facts) => {
-                let (filter, _) = filters(text, layout).find(|(f, _)| f.range.start == offset)?;
-                // Every candidate of a file whose interface has no rule of its own would
-                // otherwise read all the rules again.
-                let facts = facts.get_or_init(|| rule_facts(text, layout));
-                let rules: Vec<&RuleFacts> = facts.iter().filter(|r| r.filter == offset).collect();
-                let last = rules
-                    .iter()
-                    .rev()
-                    .find(|r| on_iface(r.floating, r.interface.as_deref()));
-                (
-                    last.map(|r| r.range.clone()),
-                    rules.first().map(|r| r.range.start),
-                    filter.range.end.saturating_sub("</filter>".len()),
-                )
-            }
-            Xml::Whole(doc) => {
-                let filter = doc
-                    .descendants()
-                    .find(|n| n.has_tag_name("filter") && n.range().start == offset)?;
-                let mut rules = filter.children().filter(|r| r.has_tag_name("rule"));
-                let first = rules.next().map(|r| r.range().start);
-                let last = filter.children().rfind(|r| {
-                    r.has_tag_name("rule") && on_iface(is_floating(*r), child_text(*r, "interface"))
-                });
-                (
-                    last.map(|r| r.range()),
-                    first,
-                    filter.range().end.saturating_sub("</filter>".len()),
-                )
-            }
-        };
-        Some(match (last, first) {
-            (Some(r), _) => (line_at(text, r.end).2, r.start, false),
-            (None, any) => (line_at(text, close).0, any.unwrap_or(close), any.is_none()),
+        let filter = self.filters().iter().find(|f| f.start == offset)?;
+        let last = filter.rules.iter().rev().find(|r| {
+            !r.floating
+                && r.interface
+                    .as_deref()
+                    .is_some_and(|v| v.split(',').any(|x| x.trim() == iface))
+        });
+        let (text, close) = (self.text(), filter.close);
+        Some(match (last, filter.rules.first()) {
+            (Some(r), _) => (line_at(text, r.range.end).2, r.range.start, false),
+            (None, any) => (
+                line_at(text, close).0,
+                any.map_or(close, |r| r.range.start),
+                any.is_none(),
+            ),
         })
+    }
+
+    /// The filters' facts, read the first time they are needed: every candidate of a
+    /// file whose interface has no rule of its own would otherwise read all the rules
+    /// again.
+    fn filters(&self) -> &[FilterFacts] {
+        match self {
+            Xml::Split(text, layout, facts) => facts.get_or_init(|| split_filters(text, layout)),
+            Xml::Whole(doc, facts) => facts.get_or_init(|| whole_filters(doc)),
+        }
     }
 }
 
-/// What the default deny's placement reads of one `<rule>` of a `<filter>`, each rule
-/// parsed on its own as the whole document would read it.
-pub struct RuleFacts {
-    /// Where its `<filter>` starts.
-    filter: usize,
+/// What the default deny's placement reads of a `<filter>`.
+pub struct FilterFacts {
+    /// Where it starts.
+    start: usize,
+    /// Where its `</filter>` starts.
+    close: usize,
+    /// Its `<rule>` children, in order.
+    rules: Vec<RuleFacts>,
+}
+
+/// What the default deny's placement reads of one `<rule>` of a `<filter>`.
+struct RuleFacts {
     /// The element.
     range: Range<usize>,
     floating: bool,
-    /// Its `<interface>` text, trimmed; `None` if it has none or does not parse alone.
+    /// Its `<interface>` text, trimmed; `None` if it has none (or, in a split file,
+    /// does not parse alone).
     interface: Option<String>,
 }
 
-/// The facts of every `<rule>` of every `<filter>`, read on every core.
-fn rule_facts(text: &str, layout: &Layout) -> Vec<RuleFacts> {
+impl RuleFacts {
+    /// The facts of rule node `r`, whose ranges count from `base`.
+    fn of(r: Node, base: usize) -> RuleFacts {
+        RuleFacts {
+            range: r.range().start + base..r.range().end + base,
+            floating: is_floating(r),
+            interface: child_text(r, "interface").map(str::to_string),
+        }
+    }
+}
+
+/// Where `</filter>` starts in a filter element that ends at `end`.
+fn close_of(end: usize) -> usize {
+    end.saturating_sub("</filter>".len())
+}
+
+/// The facts of a split document's filters, each rule parsed alone, on every core.
+fn split_filters(text: &str, layout: &Layout) -> Vec<FilterFacts> {
     use rayon::prelude::*;
-    let rules: Vec<(usize, &split::Element)> = filters(text, layout)
-        .flat_map(|(f, children)| children.iter().map(move |c| (f.range.start, c)))
-        .filter(|(_, c)| name(text, c) == "rule")
-        .collect();
-    rules
-        .into_par_iter()
-        .map(|(filter, r)| {
-            let read = alone(text, &r.range, |n| {
-                (
-                    is_floating(n),
-                    child_text(n, "interface").map(str::to_string),
-                )
-            });
-            let (floating, interface) = read.unwrap_or((false, None));
-            RuleFacts {
-                filter,
-                range: r.range.clone(),
-                floating,
-                interface,
+    filters(text, layout)
+        .map(|(f, children)| {
+            let rules: Vec<&split::Element> = children
+                .iter()
+                .filter(|c| name(text, c) == "rule")
+                .collect();
+            let rules = rules
+                .into_par_iter()
+                .map(|r| {
+                    alone(text, &r.range, |n| RuleFacts::of(n, r.range.start)).unwrap_or(
+                        RuleFacts {
+                            range: r.range.clone(),
+                            floating: false,
+                            interface: None,
+                        },
+                    )
+                })
+                .collect();
+            FilterFacts {
+                start: f.range.start,
+                close: close_of(f.range.end),
+                rules,
             }
+        })
+        .collect()
+}
+
+/// The facts of every `<filter>` element of a whole document.
+fn whole_filters(doc: &Document) -> Vec<FilterFacts> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("filter"))
+        .map(|f| FilterFacts {
+            start: f.range().start,
+            close: close_of(f.range().end),
+            rules: f
+                .children()
+                .filter(|r| r.has_tag_name("rule"))
+                .map(|r| RuleFacts::of(r, 0))
+                .collect(),
         })
         .collect()
 }
@@ -456,7 +486,10 @@ mod tests {
         let Some(split @ Xml::Split(..)) = Xml::read(text) else {
             panic!("splits");
         };
-        [split, Xml::Whole(parse_xml(text).expect("XML"))]
+        [
+            split,
+            Xml::Whole(parse_xml(text).expect("XML"), OnceLock::new()),
+        ]
     }
 
     fn at(needle: &str) -> Span {

@@ -243,9 +243,9 @@ fn read_in_parts<'i>(
             None => read_part(file.id, text, job),
         })
         .collect::<Option<_>>()?;
-    let rules = jobs.iter().filter(|j| matches!(j, Job::Rule(_))).count();
+    let rules = || jobs.iter().filter(|j| matches!(j, Job::Rule(_))).count();
     let kept = keep_up_to
-        .filter(|&most| rules <= most)
+        .filter(|&most| rules() <= most)
         .map(|_| remembered(text, &jobs, &parts));
     let mut cfg = Config::empty(flavor, element_start(file.id, text, root));
     for part in parts {
