@@ -7,7 +7,9 @@
 
 use super::ports::ProtoName;
 use crate::source::Span;
-use std::collections::BTreeMap;
+// Every access-list entry looks its objects and groups up by name, and a big config
+// has tens of thousands of them: hashed with foldhash, not a B-tree of string compares.
+use foldhash::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An address as written: a literal, or a `name` alias to resolve.
@@ -391,13 +393,13 @@ pub struct Config<'a> {
     /// `same-security-traffic permit intra-interface` line.
     pub intra_interface: Option<Span>,
     /// `name` aliases.
-    pub names: BTreeMap<&'a str, NameDef>,
+    pub names: HashMap<&'a str, NameDef>,
     /// Network objects.
-    pub net_objects: BTreeMap<&'a str, NetObject<'a>>,
+    pub net_objects: HashMap<&'a str, NetObject<'a>>,
     /// Service objects.
-    pub svc_objects: BTreeMap<&'a str, SvcObject<'a>>,
+    pub svc_objects: HashMap<&'a str, SvcObject<'a>>,
     /// Object-groups.
-    pub groups: BTreeMap<&'a str, Group<'a>>,
+    pub groups: HashMap<&'a str, Group<'a>>,
     /// Access-list lines in file order.
     pub acl_lines: Vec<AclLine<'a>>,
     /// Access-group bindings in file order.

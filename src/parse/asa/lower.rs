@@ -27,7 +27,8 @@ use crate::graph::{
 use crate::parse::{REFERENCE_CYCLE, UNDEFINED_REFERENCE, UNKNOWN_SYNTAX};
 use crate::report::finding::{Finding, Severity};
 use crate::source::Span;
-use std::collections::{HashMap, HashSet};
+// Looked up once or more per access-list entry: foldhash, not SipHash.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::IpAddr;
 
 /// Entries from which the access-lists are lowered on every core.
@@ -1091,7 +1092,11 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     fn check_groups(&mut self) {
         let groups = &self.cfg.groups;
         let mut mark: HashMap<&str, u8> = HashMap::new();
-        for (&root, _) in groups.iter() {
+        // In name order, so which member of a cycle is reported does not depend on the
+        // hash map's order.
+        let mut roots: Vec<&str> = groups.keys().copied().collect();
+        roots.sort_unstable();
+        for root in roots {
             if mark.get(root).copied().unwrap_or(0) != 0 {
                 continue;
             }
@@ -1160,7 +1165,8 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         let (&root, _) = self.cfg.groups.get_key_value(name)?;
         let mut leaves = Vec::new();
         let mut undefined = Vec::new();
-        let mut seen: HashSet<&str> = HashSet::from([root]);
+        let mut seen: HashSet<&str> = HashSet::new();
+        seen.insert(root);
         let mut stack = vec![root];
         while let Some(g) = stack.pop() {
             let Some(group) = self.cfg.groups.get(g) else {
@@ -1986,6 +1992,38 @@ access-list a extended permit ip any object-group A\naccess-group a in interface
             a.rules.first().and_then(dst),
             Some(IntervalSet::single(v4([10, 0, 0, 1])))
         );
+    }
+
+    #[test]
+    fn group_cycle_is_reported_from_the_first_group_by_name() {
+        // Walked from A (the first name): A → C → B, whose `group-object A` closes a
+        // cycle, then C's own `group-object A` closes another. From B or from C the
+        // reported members would differ. Each parse hashes the groups with a fresh
+        // seed, so a walk in the map's order would land elsewhere in some runs.
+        let text = format!(
+            "{IFACES}object-group network C\n group-object B\n network-object host 10.0.0.3\n group-object A\n\
+object-group network B\n group-object A\n\
+object-group network A\n group-object C\n\
+access-list a extended permit ip any object-group B\naccess-group a in interface inside\n"
+        );
+        let line_of = |member: &str| {
+            let start = text.find(member).expect("member") as u32;
+            start..start + " group-object A".len() as u32
+        };
+        let in_c = line_of(" group-object A\nobject-group network B");
+        let in_b = line_of(" group-object A\nobject-group network A");
+        for _ in 0..20 {
+            let (_, p) = run(&text);
+            let mut cycles: Vec<(bool, bool)> = p
+                .findings
+                .iter()
+                .filter(|f| f.rule == REFERENCE_CYCLE)
+                .map(|f| f.primary.span.start)
+                .map(|at| (in_b.contains(&at), in_c.contains(&at)))
+                .collect();
+            cycles.sort();
+            assert_eq!(cycles, vec![(false, true), (true, false)]);
+        }
     }
 
     #[test]
