@@ -8,6 +8,12 @@
 #   .ci/bench.sh                 # every size, 5 runs each
 #   SIZES="1000 10000" RUNS=10 .ci/bench.sh
 #   BENCH_DIR=/tmp/x .ci/bench.sh   # scratch directory (default /tmp/mislint-bench)
+#   SINGLE=5 PAUSE=4 .ci/bench.sh   # single runs, each after a pause (default 3 runs, 4 s)
+#
+# hyperfine runs a command back to back, and each run finds the memory the last one
+# freed still in the VM. A lint runs once per commit: the "single run" columns time
+# `--no-fixes` and the floor once each after a pause, long enough for this VM to hand the
+# freed memory back to its host, as medians of SINGLE such runs.
 #
 # Needs: python3, hyperfine, /usr/bin/time (Debian: apt-get install -y hyperfine time).
 set -euo pipefail
@@ -18,6 +24,8 @@ FLOOR_SRC=$ROOT/../shared/bench/floor_tokenize.rs
 DIR=${BENCH_DIR:-/tmp/mislint-bench}
 SIZES=${SIZES:-1000 10000 100000}
 RUNS=${RUNS:-5}
+SINGLE=${SINGLE:-3}
+PAUSE=${PAUSE:-4}
 SCENARIO=(--scenario exchange2000-smtp --format json --no-config)
 # iptables interface names carry no zone: the generator's WAN, LAN and DMZ.
 IPT_ZONES=(--zone eth0=public --zone eth1=internal --zone eth2=perimeter)
@@ -41,8 +49,17 @@ input() { # FORMAT RULES -> path, generated once
 echo "# mislint benchmark: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# commit $(git rev-parse --short HEAD), runs per command: $RUNS (median)"
 echo
-echo "| input | size | cat | floor | mislint | ratio to floor | MB/s | --no-fixes | ratio | peak RSS | RSS limit |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+single_ms() { # COMMAND... -> milliseconds of one run after the pause
+    sleep "$PAUSE"
+    local start end
+    start=$(date +%s%N)
+    "$@" >/dev/null 2>&1 || true
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000))e-3
+}
+
+echo "| input | size | cat | floor | mislint | ratio to floor | MB/s | --no-fixes | ratio | single run floor | single run --no-fixes | ratio | peak RSS | RSS limit |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for fmt in iptables asa pfsense; do
     for n in $SIZES; do
         f=$(input "$fmt" "$n")
@@ -55,9 +72,16 @@ for fmt in iptables asa pfsense; do
             "cat $f" "$DIR/floor_tokenize $f" "$lint" "$lint --no-fixes" >/dev/null 2>&1
         # mislint's exit status 1 (findings at error level) is a normal outcome here.
         rss_kb=$( (/usr/bin/time -v $lint 2>&1 >/dev/null || true) | awk -F': ' '/Maximum resident/ {print $2}')
-        python3 - "$json" "$f" "$n" "$rss_kb" "$fmt" <<'PY'
-import json, os, sys
+        singles=""
+        for _ in $(seq "$SINGLE"); do
+            singles="$singles $(single_ms "$DIR/floor_tokenize" "$f"):$(single_ms $lint --no-fixes)"
+        done
+        python3 - "$json" "$f" "$n" "$rss_kb" "$fmt" "$singles" <<'PY'
+import json, os, statistics, sys
 path, f, n, rss_kb, fmt = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+pairs = [p.split(":") for p in sys.argv[6].split()]
+single_floor = statistics.median(float(a) for a, _ in pairs) / 1000
+single_lint = statistics.median(float(b) for _, b in pairs) / 1000
 res = json.load(open(path))["results"]
 cat, floor, lint, bare = (r["median"] for r in res)
 size = os.path.getsize(f)
@@ -65,6 +89,7 @@ limit = size + 256 * n + 8 * 2**20
 ms = lambda s: f"{s * 1000:.1f} ms"
 print(f"| {fmt} {n // 1000}k | {size / 1e6:.1f} MB | {ms(cat)} | {ms(floor)} | {ms(lint)} "
       f"| {lint / floor:.1f}x | {size / 1e6 / lint:.0f} | {ms(bare)} | {bare / floor:.1f}x "
+      f"| {ms(single_floor)} | {ms(single_lint)} | {single_lint / single_floor:.1f}x "
       f"| {rss_kb / 1024:.0f} MiB | {limit / 2**20:.0f} MiB |")
 PY
     done

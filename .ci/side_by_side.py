@@ -13,6 +13,15 @@ time of each binary. Not run in CI.
 
 The floor binary is the one .ci/bench.sh builds (BENCH_DIR/floor_tokenize). iptables
 files get the generator's zones, as in .ci/bench.sh.
+
+PAUSE=S sleeps S seconds before every run. Back to back, a run finds the memory the
+last one freed still in the VM; this VM hands free memory back to its host within
+seconds, and a run after a pause faults it in again, as one lint per commit does.
+BASE_ENV and NEW_ENV (K=V,K=V) set environment variables for one side, so that one
+binary can be compared with itself:
+
+    PAUSE=4 BASE_ENV=MIMALLOC_ALLOW_THP=1 .ci/side_by_side.py \
+        target/release/mislint target/release/mislint FILE 5 --no-fixes
 """
 import os
 import statistics
@@ -36,6 +45,12 @@ def main() -> None:
         "base": [base, *args],
         "new": [new, *args],
     }
+    envs = {
+        "floor": None,
+        "base": side_env("BASE_ENV"),
+        "new": side_env("NEW_ENV"),
+    }
+    pause = float(os.environ.get("PAUSE", "0"))
     times = {name: [] for name in commands}
     # User CPU time as well: on this VM wall time swings with other guests, while the
     # CPU a run spends moves far less, so small changes show there first.
@@ -43,9 +58,13 @@ def main() -> None:
     for i in range(rounds):
         order = list(commands) if i % 2 == 0 else list(reversed(commands))
         for name in order:
+            time.sleep(pause)
             start = time.perf_counter()
             child = subprocess.Popen(
-                commands[name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                commands[name],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=envs[name],
             )
             _, _, usage = os.wait4(child.pid, 0)
             times[name].append((time.perf_counter() - start) * 1000)
@@ -55,12 +74,23 @@ def main() -> None:
     cpu = {k: statistics.median(v) for k, v in user.items()}
     print(
         f"{os.path.basename(path):22} {' '.join(extra) or 'default':12}"
+        f"{f' pause {pause:g} s' if pause else ''}"
         f" floor {med['floor']:7.1f}"
         f" | base {med['base']:7.1f} ms ({med['base'] / med['floor']:.2f}x)"
         f" | new {med['new']:7.1f} ms ({med['new'] / med['floor']:.2f}x)"
         f" | minimums {low['floor']:.1f} / {low['base']:.1f} / {low['new']:.1f} ms"
         f" | user CPU base {cpu['base']:.1f} / new {cpu['new']:.1f} ms"
     )
+
+
+def side_env(variable: str) -> "dict[str, str] | None":
+    """This process's environment plus the K=V,K=V pairs in `variable`, if it is set."""
+    pairs = os.environ.get(variable)
+    if not pairs:
+        return None
+    env = dict(os.environ)
+    env.update(pair.split("=", 1) for pair in pairs.split(","))
+    return env
 
 
 if __name__ == "__main__":
