@@ -72,12 +72,14 @@ fn free_pages_go_to_host() -> bool {
 }
 
 /// A virtio device's sysfs `device` file names the balloon (virtio device id 5).
+#[cfg(any(target_os = "linux", test))]
 fn is_balloon(device: &str) -> bool {
     device.trim() == "0x0005"
 }
 
 /// A virtio device's sysfs `features` file, one character per negotiated feature bit
 /// from bit 0, has `VIRTIO_BALLOON_F_REPORTING` (bit 5).
+#[cfg(any(target_os = "linux", test))]
 fn offers_reporting(features: &str) -> bool {
     features.as_bytes().get(5) == Some(&b'1')
 }
