@@ -24,7 +24,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// after a free (`madvise(MADV_DONTNEED)`), and a run frees big structures between its
 /// stages (a parsed `config.xml`, the walk's piece lists) and allocates as much again
 /// right after: the OS then zeroes the same pages a second time. A lint is a short-lived
-/// process, and its peak memory barely changes (pfsense-100000: 498 → 443 ms, peak RSS
+/// process, so the cost is some peak memory (pfsense-100000: 498 → 443 ms, peak RSS
 /// 348 → 382 MiB; see docs/performance.md).
 fn keep_freed_memory() {
     // SAFETY: sets one integer in mimalloc's option table, which mimalloc reads when it

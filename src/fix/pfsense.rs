@@ -22,13 +22,18 @@ use std::sync::OnceLock;
 /// stands, as the reader parses it. The whole document of a 10,000-rule file costs
 /// 28 ms on one core and more memory than the lint's graph. A file the reader cannot
 /// split is parsed whole.
-/// Each form keeps what placing a permit for the default deny reads of the filters,
-/// once it has.
-pub enum Xml<'t> {
+pub struct Xml<'t> {
+    form: Form<'t>,
+    /// What placing a permit for the default deny reads of the filters, once it has.
+    filters: OnceLock<Vec<FilterFacts>>,
+}
+
+/// How a [`Xml`] holds its file.
+enum Form<'t> {
     /// The text and where its sections and `<filter>` children are.
-    Split(&'t str, Cow<'t, Layout>, OnceLock<Vec<FilterFacts>>),
+    Split(&'t str, Cow<'t, Layout>),
     /// The whole document.
-    Whole(Document<'t>, OnceLock<Vec<FilterFacts>>),
+    Whole(Document<'t>),
 }
 
 impl<'t> Xml<'t> {
@@ -38,35 +43,40 @@ impl<'t> Xml<'t> {
     pub fn read(text: &'t str) -> Option<Xml<'t>> {
         match split::layout(text) {
             Some(layout) => Some(Xml::split(text, Cow::Owned(layout))),
-            None => parse_xml(text)
-                .ok()
-                .map(|doc| Xml::Whole(doc, OnceLock::new())),
+            None => parse_xml(text).ok().map(|doc| Xml::of(Form::Whole(doc))),
         }
     }
 
     /// `text` by its layout.
     pub fn split(text: &'t str, layout: Cow<'t, Layout>) -> Xml<'t> {
-        Xml::Split(text, layout, OnceLock::new())
+        Xml::of(Form::Split(text, layout))
+    }
+
+    fn of(form: Form<'t>) -> Xml<'t> {
+        Xml {
+            form,
+            filters: OnceLock::new(),
+        }
     }
 
     fn text(&self) -> &'t str {
-        match self {
-            Xml::Split(text, ..) => text,
-            Xml::Whole(doc, _) => doc.input_text(),
+        match &self.form {
+            Form::Split(text, _) => text,
+            Form::Whole(doc) => doc.input_text(),
         }
     }
 
     /// `f` of the `<rule>` element of `<filter>` that starts at `offset`, and the
     /// offset its node's ranges count from.
     fn with_rule<R>(&self, offset: usize, f: impl FnOnce(Node, usize) -> R) -> Option<R> {
-        match self {
-            Xml::Split(text, layout, _) => {
+        match &self.form {
+            Form::Split(text, layout) => {
                 let rule = filters(text, layout)
                     .flat_map(|(_, children)| children)
                     .find(|c| c.range.start == offset && name(text, c) == "rule")?;
                 alone(text, &rule.range, |node| f(node, rule.range.start))
             }
-            Xml::Whole(doc, _) => rule_at(doc, offset).map(|n| f(n, 0)),
+            Form::Whole(doc) => rule_at(doc, offset).map(|n| f(n, 0)),
         }
     }
 
@@ -78,8 +88,8 @@ impl<'t> Xml<'t> {
                 && n.range().start + base == offset
                 && n.parent().is_some_and(|p| p.has_tag_name("nat"))
         };
-        match self {
-            Xml::Split(text, layout, _) => {
+        match &self.form {
+            Form::Split(text, layout) => {
                 let (nat, _) = layout
                     .sections
                     .iter()
@@ -90,7 +100,7 @@ impl<'t> Xml<'t> {
                     Some(f(rule, base))
                 })?
             }
-            Xml::Whole(doc, _) => doc.descendants().find(|n| is_it(n, 0)).map(|n| f(n, 0)),
+            Form::Whole(doc) => doc.descendants().find(|n| is_it(n, 0)).map(|n| f(n, 0)),
         }
     }
 
@@ -120,10 +130,10 @@ impl<'t> Xml<'t> {
     /// file whose interface has no rule of its own would otherwise read all the rules
     /// again.
     fn filters(&self) -> &[FilterFacts] {
-        match self {
-            Xml::Split(text, layout, facts) => facts.get_or_init(|| split_filters(text, layout)),
-            Xml::Whole(doc, facts) => facts.get_or_init(|| whole_filters(doc)),
-        }
+        self.filters.get_or_init(|| match &self.form {
+            Form::Split(text, layout) => split_filters(text, layout),
+            Form::Whole(doc) => whole_filters(doc),
+        })
     }
 }
 
@@ -483,13 +493,9 @@ mod tests {
 
     /// `text` read both ways placement reads a file: split and as one document.
     fn both(text: &'static str) -> [Xml<'static>; 2] {
-        let Some(split @ Xml::Split(..)) = Xml::read(text) else {
-            panic!("splits");
-        };
-        [
-            split,
-            Xml::Whole(parse_xml(text).expect("XML"), OnceLock::new()),
-        ]
+        let split = Xml::read(text).expect("reads");
+        assert!(matches!(split.form, Form::Split(..)), "splits");
+        [split, Xml::of(Form::Whole(parse_xml(text).expect("XML")))]
     }
 
     fn at(needle: &str) -> Span {
