@@ -5,8 +5,9 @@
 //! negated) is exactly one cube. Subtracting a rule from a cube yields at most one cube per
 //! field; see [`Cube::subtract`] for why the field order keeps the pieces few.
 
-use crate::graph::IntervalSet;
 use crate::graph::sets::{ADDR_MAX, PORT_MAX, PROTO_MAX, ct};
+use crate::graph::{IntervalSet, NarrowSet};
+use std::borrow::Cow;
 
 /// The header fields of a packet, in the order cubes are split. Coarse fields come first:
 /// splitting on them first leaves the remainder of a rule like "tcp to 10.0.0.7 port 443"
@@ -36,78 +37,191 @@ pub enum Field {
 /// Number of fields.
 pub const FIELDS: usize = 8;
 
+/// Number of narrow fields: those before the addresses, whose values fit in 32 bits.
+const NARROW: usize = Field::SrcAddr as usize;
+
 /// A set of packets: every combination of the fields' values.
+///
+/// The six narrow fields are stored as [`NarrowSet`]s and the two addresses as
+/// [`IntervalSet`]s: 240 bytes where eight interval sets took 384. The walks copy a
+/// cube at every split and keep hundreds of thousands of them on a big ruleset, so the
+/// difference is memory every run touches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cube {
-    /// One set per [`Field`], indexed by `Field as usize`.
-    pub fields: [IntervalSet; FIELDS],
+    narrow: [NarrowSet; NARROW],
+    addrs: [IntervalSet; FIELDS - NARROW],
 }
+
+// The addresses are the last two fields: the split order cuts them last.
+const _: () = assert!(Field::SrcAddr as usize == NARROW && Field::DstAddr as usize == NARROW + 1);
+
+/// Where a field lives in a [`Cube`].
+enum Slot {
+    Narrow(usize),
+    Addr(usize),
+}
+
+fn slot(f: Field) -> Slot {
+    match f as usize {
+        i if i < NARROW => Slot::Narrow(i),
+        i => Slot::Addr(i - NARROW),
+    }
+}
+
+/// Every field, in split order.
+pub const ALL_FIELDS: [Field; FIELDS] = [
+    Field::Proto,
+    Field::State,
+    Field::InIface,
+    Field::OutIface,
+    Field::DstPort,
+    Field::SrcPort,
+    Field::SrcAddr,
+    Field::DstAddr,
+];
 
 impl Cube {
     /// Every packet, given the number of interfaces in the model.
     pub fn full(iface_count: usize) -> Cube {
         let iface_max = iface_count.saturating_sub(1) as u128;
+        Cube::from_sets([
+            IntervalSet::range(0, PROTO_MAX),
+            IntervalSet::range(0, ct::MAX),
+            IntervalSet::range(0, iface_max),
+            IntervalSet::range(0, iface_max),
+            IntervalSet::range(0, PORT_MAX),
+            IntervalSet::range(0, PORT_MAX),
+            IntervalSet::range(0, ADDR_MAX),
+            IntervalSet::range(0, ADDR_MAX),
+        ])
+    }
+
+    /// The cube of one set per field, indexed by `Field as usize`.
+    pub fn from_sets(sets: [IntervalSet; FIELDS]) -> Cube {
+        let [proto, state, in_iface, out_iface, dport, sport, src, dst] = sets;
         Cube {
-            fields: [
-                IntervalSet::range(0, PROTO_MAX),
-                IntervalSet::range(0, ct::MAX),
-                IntervalSet::range(0, iface_max),
-                IntervalSet::range(0, iface_max),
-                IntervalSet::range(0, PORT_MAX),
-                IntervalSet::range(0, PORT_MAX),
-                IntervalSet::range(0, ADDR_MAX),
-                IntervalSet::range(0, ADDR_MAX),
-            ],
+            narrow: [proto, state, in_iface, out_iface, dport, sport].map(|s| NarrowSet::of(&s)),
+            addrs: [src, dst],
         }
     }
 
-    /// The set of one field.
-    pub fn get(&self, f: Field) -> &IntervalSet {
-        &self.fields[f as usize]
+    /// The set of one field: borrowed for addresses, converted (without copying more
+    /// than one range) for the narrow fields.
+    pub fn get(&self, f: Field) -> Cow<'_, IntervalSet> {
+        match slot(f) {
+            Slot::Narrow(i) => Cow::Owned(self.narrow[i].to_set()),
+            Slot::Addr(i) => Cow::Borrowed(&self.addrs[i]),
+        }
+    }
+
+    /// The destination addresses.
+    pub fn destination(&self) -> &IntervalSet {
+        &self.addrs[Field::DstAddr as usize - NARROW]
+    }
+
+    /// Every field's set, in split order.
+    pub fn sets(&self) -> impl Iterator<Item = Cow<'_, IntervalSet>> {
+        ALL_FIELDS.into_iter().map(|f| self.get(f))
+    }
+
+    /// Replaces one field's set.
+    pub fn set(&mut self, f: Field, set: IntervalSet) {
+        match slot(f) {
+            Slot::Narrow(i) => self.narrow[i] = NarrowSet::of(&set),
+            Slot::Addr(i) => self.addrs[i] = set,
+        }
     }
 
     /// Narrows one field to its intersection with `set`.
     pub fn restrict(&mut self, f: Field, set: &IntervalSet) {
-        let slot = &mut self.fields[f as usize];
-        *slot = slot.intersect(set);
+        match slot(f) {
+            Slot::Narrow(i) => self.narrow[i] = self.narrow[i].intersect(&NarrowSet::of(set)),
+            Slot::Addr(i) => self.addrs[i] = self.addrs[i].intersect(set),
+        }
+    }
+
+    /// Exchanges two fields of the same kind (source and destination ports, addresses
+    /// or interfaces).
+    pub fn swap(&mut self, a: Field, b: Field) {
+        match (slot(a), slot(b)) {
+            (Slot::Narrow(i), Slot::Narrow(j)) => self.narrow.swap(i, j),
+            (Slot::Addr(i), Slot::Addr(j)) => self.addrs.swap(i, j),
+            _ => {
+                let (x, y) = (self.get(a).into_owned(), self.get(b).into_owned());
+                self.set(a, y);
+                self.set(b, x);
+            }
+        }
+    }
+
+    /// What pieces that differ only in their destination addresses share: every other
+    /// field, borrowed (the walks build such a key for every piece at every stage).
+    pub fn all_but_destination(&self) -> (&[NarrowSet], &IntervalSet) {
+        (&self.narrow, &self.addrs[Field::SrcAddr as usize - NARROW])
     }
 
     /// True if the cube holds no packet.
     pub fn is_empty(&self) -> bool {
-        self.fields.iter().any(IntervalSet::is_empty)
+        self.narrow.iter().any(NarrowSet::is_empty) || self.addrs.iter().any(IntervalSet::is_empty)
     }
 
     /// True if some packet is in both cubes. Checks the fields in split order, so most
     /// non-matching rules are rejected on the protocol or port field.
     pub fn intersects(&self, other: &Cube) -> bool {
-        self.fields
+        self.narrow
             .iter()
-            .zip(&other.fields)
+            .zip(&other.narrow)
             .all(|(a, b)| a.intersects(b))
+            && self
+                .addrs
+                .iter()
+                .zip(&other.addrs)
+                .all(|(a, b)| a.intersects(b))
     }
 
     /// Packets in both cubes.
     pub fn intersect(&self, other: &Cube) -> Cube {
         Cube {
-            fields: std::array::from_fn(|f| self.fields[f].intersect(&other.fields[f])),
+            narrow: std::array::from_fn(|f| self.narrow[f].intersect(&other.narrow[f])),
+            addrs: std::array::from_fn(|f| self.addrs[f].intersect(&other.addrs[f])),
+        }
+    }
+
+    /// Packets in both cubes, on every field but those of `except`, which keep
+    /// `self`'s values.
+    pub fn intersect_except(&self, other: &Cube, except: &[Field]) -> Cube {
+        let keeps = |f: usize| except.iter().any(|&e| e as usize == f);
+        Cube {
+            narrow: std::array::from_fn(|f| match keeps(f) {
+                true => self.narrow[f].clone(),
+                false => self.narrow[f].intersect(&other.narrow[f]),
+            }),
+            addrs: std::array::from_fn(|f| match keeps(f + NARROW) {
+                true => self.addrs[f].clone(),
+                false => self.addrs[f].intersect(&other.addrs[f]),
+            }),
         }
     }
 
     /// The smallest cube holding both: the union of each field.
     pub fn hull(&self, other: &Cube) -> Cube {
-        let mut out = self.clone();
-        for (slot, theirs) in out.fields.iter_mut().zip(&other.fields) {
-            *slot = slot.union(theirs);
+        Cube {
+            narrow: std::array::from_fn(|f| self.narrow[f].union(&other.narrow[f])),
+            addrs: std::array::from_fn(|f| self.addrs[f].union(&other.addrs[f])),
         }
-        out
     }
 
     /// True if every packet of `self` is in `other`.
     pub fn is_subset(&self, other: &Cube) -> bool {
-        self.fields
+        self.narrow
             .iter()
-            .zip(&other.fields)
+            .zip(&other.narrow)
             .all(|(a, b)| a.is_subset(b))
+            && self
+                .addrs
+                .iter()
+                .zip(&other.addrs)
+                .all(|(a, b)| a.is_subset(b))
     }
 
     /// Packets of `self` not in `other`, as disjoint cubes: piece `i` agrees with `other` on
@@ -122,20 +236,70 @@ impl Cube {
     pub fn split(&self, other: &Cube) -> (Vec<Cube>, Cube) {
         let mut pieces = Vec::new();
         let mut inside = self.clone();
-        for f in 0..FIELDS {
-            let outside = inside.fields[f].subtract(&other.fields[f]);
-            if !outside.is_empty() {
+        for f in 0..NARROW {
+            let (outside, within) = cut(&inside.narrow[f], &other.narrow[f]);
+            if let Some(outside) = outside {
                 let mut piece = inside.clone();
-                piece.fields[f] = outside;
+                piece.narrow[f] = outside;
                 pieces.push(piece);
             }
-            inside.fields[f] = inside.fields[f].intersect(&other.fields[f]);
-            if inside.fields[f].is_empty() {
+            inside.narrow[f] = within;
+            if inside.narrow[f].is_empty() {
+                return (pieces, inside);
+            }
+        }
+        for f in 0..FIELDS - NARROW {
+            let (outside, within) = cut(&inside.addrs[f], &other.addrs[f]);
+            if let Some(outside) = outside {
+                let mut piece = inside.clone();
+                piece.addrs[f] = outside;
+                pieces.push(piece);
+            }
+            inside.addrs[f] = within;
+            if inside.addrs[f].is_empty() {
                 break;
             }
         }
         (pieces, inside)
     }
+}
+
+/// The two kinds of field set, for the cut that [`Cube::split`] makes on each field.
+trait FieldSet: Sized {
+    fn subtract(&self, other: &Self) -> Self;
+    fn intersect(&self, other: &Self) -> Self;
+    fn is_empty(&self) -> bool;
+}
+
+impl FieldSet for NarrowSet {
+    fn subtract(&self, other: &Self) -> Self {
+        NarrowSet::subtract(self, other)
+    }
+    fn intersect(&self, other: &Self) -> Self {
+        NarrowSet::intersect(self, other)
+    }
+    fn is_empty(&self) -> bool {
+        NarrowSet::is_empty(self)
+    }
+}
+
+impl FieldSet for IntervalSet {
+    fn subtract(&self, other: &Self) -> Self {
+        IntervalSet::subtract(self, other)
+    }
+    fn intersect(&self, other: &Self) -> Self {
+        IntervalSet::intersect(self, other)
+    }
+    fn is_empty(&self) -> bool {
+        IntervalSet::is_empty(self)
+    }
+}
+
+/// One field's cut: the values of `mine` outside `theirs` (if any), and those inside.
+fn cut<S: FieldSet>(mine: &S, theirs: &S) -> (Option<S>, S) {
+    let outside = mine.subtract(theirs);
+    let outside = (!outside.is_empty()).then_some(outside);
+    (outside, mine.intersect(theirs))
 }
 
 /// The outer bounds of a service: its protocols and destination ports, in six bytes.
@@ -158,7 +322,12 @@ impl ServiceBounds {
     /// The bounds of a protocol set and a destination port set; [`ServiceBounds::NONE`]
     /// if either is empty.
     pub fn of(proto: &IntervalSet, dport: &IntervalSet) -> ServiceBounds {
-        let (Some(proto), Some(dport)) = (proto.bounds(), dport.bounds()) else {
+        ServiceBounds::of_bounds(proto.bounds(), dport.bounds())
+    }
+
+    /// The bounds of a protocol set's and a destination port set's bounds.
+    fn of_bounds(proto: Option<(u128, u128)>, dport: Option<(u128, u128)>) -> ServiceBounds {
+        let (Some(proto), Some(dport)) = (proto, dport) else {
             return ServiceBounds::NONE;
         };
         ServiceBounds {
@@ -214,8 +383,11 @@ impl Bounds {
 
     /// The bounds of `cube`; [`Bounds::NONE`] if it is empty on one of their fields.
     pub fn of(cube: &Cube) -> Bounds {
-        let service = ServiceBounds::of(cube.get(Field::Proto), cube.get(Field::DstPort));
-        match cube.get(Field::DstAddr).bounds() {
+        let service = ServiceBounds::of_bounds(
+            cube.narrow[Field::Proto as usize].bounds(),
+            cube.narrow[Field::DstPort as usize].bounds(),
+        );
+        match cube.addrs[Field::DstAddr as usize - NARROW].bounds() {
             Some(dst) if service != ServiceBounds::NONE => Bounds { dst, service },
             _ => Bounds::NONE,
         }

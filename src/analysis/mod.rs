@@ -28,7 +28,9 @@ pub mod trace;
 pub mod zones;
 
 use crate::graph::sets::{addr, ct, proto};
-use crate::graph::{Action, ChainId, CondKind, IfaceMatch, IntervalSet, NatTarget, RuleGraph};
+use crate::graph::{
+    Action, ChainId, CondKind, IfaceMatch, IntervalSet, NarrowSet, NatTarget, RuleGraph,
+};
 use crate::source::Span;
 pub use cube::{Bounds, Cube, Field};
 // Pieces are hashed at every stage boundary and fork: foldhash's seeded hasher is several
@@ -504,7 +506,7 @@ impl<'g> Model<'g> {
             .filter_map(|(rule, compiled)| match &rule.action {
                 Action::Dnat(NatTarget {
                     addrs: Some(to), ..
-                }) => Some((compiled.cube.get(Field::DstAddr), to)),
+                }) => Some((compiled.cube.destination(), to)),
                 _ => None,
             })
             .collect();
@@ -875,10 +877,10 @@ impl<'g> Model<'g> {
     /// A concrete packet of `cube`, preferring ordinary values (a host address rather
     /// than a network address, an ephemeral source port).
     pub fn witness(&self, cube: &Cube) -> crate::report::finding::Witness {
-        let protocol = pick(cube.get(Field::Proto), &[u128::from(proto::TCP)]) as u8;
+        let protocol = pick(&cube.get(Field::Proto), &[u128::from(proto::TCP)]) as u8;
         let ports = proto::has_ports(protocol);
         let iface = |f: Field| {
-            let i = pick(cube.get(f), &[]) as usize;
+            let i = pick(&cube.get(f), &[]) as usize;
             self.ifaces
                 .get(i)
                 .filter(|n| n.as_str() != OTHER_IFACE)
@@ -886,10 +888,10 @@ impl<'g> Model<'g> {
         };
         crate::report::finding::Witness {
             protocol,
-            src: pick_addr(cube.get(Field::SrcAddr)),
-            dst: pick_addr(cube.get(Field::DstAddr)),
-            src_port: ports.then(|| pick(cube.get(Field::SrcPort), &[49152]) as u16),
-            dst_port: ports.then(|| pick(cube.get(Field::DstPort), &[]) as u16),
+            src: pick_addr(&cube.get(Field::SrcAddr)),
+            dst: pick_addr(&cube.get(Field::DstAddr)),
+            src_port: ports.then(|| pick(&cube.get(Field::SrcPort), &[49152]) as u16),
+            dst_port: ports.then(|| pick(&cube.get(Field::DstPort), &[]) as u16),
             in_interface: iface(Field::InIface),
             out_interface: iface(Field::OutIface),
         }
@@ -926,7 +928,7 @@ impl Model<'_> {
     pub fn witness_reply(&self, cube: &Cube) -> crate::report::finding::Witness {
         let mut w = self.witness(cube);
         if w.dst_port.is_some() {
-            w.dst_port = Some(pick(cube.get(Field::DstPort), &[49152]) as u16);
+            w.dst_port = Some(pick(&cube.get(Field::DstPort), &[49152]) as u16);
         }
         w
     }
@@ -1066,20 +1068,17 @@ fn merge_destinations(live: Vec<Live>) -> Vec<Live> {
 /// stage boundary, and copying seven sets and the accepts for each was most of a merge.
 #[derive(PartialEq, Eq, Hash)]
 struct MergeKey<'a> {
-    fields: &'a [IntervalSet],
+    fields: (&'a [NarrowSet], &'a IntervalSet),
     accepted_by: &'a [Decider],
     may: Option<Decider>,
     may_at_all: bool,
     nat: bool,
 }
 
-// The destination address is the last field, so "every other field" is a prefix.
-const _: () = assert!(Field::DstAddr as usize == cube::FIELDS - 1);
-
 impl<'a> MergeKey<'a> {
     fn of(l: &'a Live) -> MergeKey<'a> {
         MergeKey {
-            fields: &l.cube.fields[..Field::DstAddr as usize],
+            fields: l.cube.all_but_destination(),
             accepted_by: &l.accepted_by,
             may: if l.nat.is_some() { None } else { l.may },
             may_at_all: l.may.is_some(),
@@ -1096,7 +1095,9 @@ fn union_of(mut first: Live, rest: Vec<Live>) -> Live {
         ranges.extend_from_slice(piece.cube.get(Field::DstAddr).ranges());
         origins.extend(piece.nat.iter().flat_map(|n| n.iter().cloned()));
     }
-    first.cube.fields[Field::DstAddr as usize] = IntervalSet::from_ranges(ranges);
+    first
+        .cube
+        .set(Field::DstAddr, IntervalSet::from_ranges(ranges));
     if first.nat.is_some() {
         first.nat = Some(origins.into());
     }
@@ -1110,11 +1111,11 @@ fn rewritten(
     before: Box<Cube>,
     r: &StageResult,
 ) -> Arc<[NatOrigin]> {
-    let dst = r.cube.get(Field::DstAddr).clone();
+    let dst = r.cube.destination().clone();
     let earlier: Vec<NatOrigin> = nat
         .iter()
         .flat_map(|origins| origins.iter())
-        .filter(|o| o.dst.intersects(before.get(Field::DstAddr)))
+        .filter(|o| o.dst.intersects(&before.get(Field::DstAddr)))
         .map(|o| NatOrigin {
             by: r.by,
             before: o.before.clone(),
@@ -1149,7 +1150,7 @@ fn outcome(
     let origin = nat.as_ref().and_then(|origins| {
         origins
             .iter()
-            .filter(|o| o.dst.intersects(cube.get(Field::DstAddr)))
+            .filter(|o| o.dst.intersects(&cube.get(Field::DstAddr)))
             .map(|o| (o, restrict_kept(&o.before, &cube)))
             .find(|(_, sent)| !sent.is_empty())
             .or_else(|| origins.first().map(|o| (o, Cube::clone(&o.before))))
@@ -1174,13 +1175,7 @@ const REWRITTEN: [Field; 3] = [Field::DstAddr, Field::DstPort, Field::State];
 /// not it was rewritten, when `to` holds all of it in the rewritten fields before any
 /// rewrite.
 fn restrict_kept(cube: &Cube, to: &Cube) -> Cube {
-    let mut out = cube.clone();
-    for (f, slot) in out.fields.iter_mut().enumerate() {
-        if REWRITTEN.iter().all(|&r| r as usize != f) {
-            *slot = slot.intersect(&to.fields[f]);
-        }
-    }
-    out
+    cube.intersect_except(to, &REWRITTEN)
 }
 
 /// Applies destination NAT to a matched piece. A rewrite to the firewall itself
@@ -1198,11 +1193,11 @@ fn rewrite(cube: Cube, may: Option<Decider>, target: &NatTarget, decider: Decide
     };
     let before = cube.clone();
     let mut after = cube;
-    after.fields[Field::DstAddr as usize] = addrs.clone();
+    after.set(Field::DstAddr, addrs.clone());
     // From here on conntrack knows the connection as destination-NATed.
-    after.fields[Field::State as usize] = ct::mark_dnat(after.get(Field::State));
+    after.set(Field::State, ct::mark_dnat(&after.get(Field::State)));
     if let Some(ports) = &target.ports {
-        after.fields[Field::DstPort as usize] = ports.clone();
+        after.set(Field::DstPort, ports.clone());
     }
     StageResult {
         cube: after,

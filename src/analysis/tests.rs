@@ -459,7 +459,7 @@ fn merged_port_forwards_keep_the_rewrite_that_explains_each_part() {
         Some(3),
         "the rewrite to 10.0.0.3 explains the drop"
     );
-    assert_eq!(before.get(Field::DstPort), &IntervalSet::single(1003));
+    assert_eq!(*before.get(Field::DstPort), IntervalSet::single(1003));
     let permitted = forwarded
         .iter()
         .find(|o| o.verdict == Verdict::Permit)
@@ -469,7 +469,7 @@ fn merged_port_forwards_keep_the_rewrite_that_explains_each_part() {
     // The rewrite named must be one that sends packets to the part's addresses.
     let i = by.rule.expect("a rule") as u128;
     assert_ne!(i, 3);
-    assert_eq!(before.get(Field::DstPort), &IntervalSet::single(1000 + i));
+    assert_eq!(*before.get(Field::DstPort), IntervalSet::single(1000 + i));
     assert!(out.iter().all(|o| o.may.is_none()));
 }
 
@@ -522,7 +522,7 @@ fn decided_volume(outcomes: &[Outcome]) -> std::collections::BTreeMap<String, f6
     let mut volume = std::collections::BTreeMap::new();
     for o in outcomes {
         let sent = o.nat.as_deref().map_or(&o.cube, |(_, before)| before);
-        let packets: f64 = sent.fields.iter().map(|f| f.count() as f64).product();
+        let packets: f64 = sent.sets().map(|f| f.count() as f64).product();
         let key = format!(
             "{:?} {:?} {:?}",
             o.verdict,
@@ -583,7 +583,7 @@ fn a_rewritten_outcome_names_only_the_senders_later_stages_let_through() {
     for o in permitted {
         let (_, sent) = o.nat.as_deref().expect("a rewrite");
         // The packets as sent are those of this outcome, not every sender the rewrite saw.
-        assert_eq!(sent.get(Field::SrcAddr), &one_sender, "{o:#?}");
+        assert_eq!(*sent.get(Field::SrcAddr), one_sender, "{o:#?}");
     }
 }
 

@@ -74,10 +74,7 @@ impl Packet {
 
     /// True if the packet is one of `cube`'s.
     pub fn within(&self, cube: &Cube) -> bool {
-        cube.fields
-            .iter()
-            .zip(self.values)
-            .all(|(set, v)| set.contains(v))
+        cube.sets().zip(self.values).all(|(set, v)| set.contains(v))
     }
 
     /// The packet as a report names it.

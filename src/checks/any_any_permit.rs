@@ -128,15 +128,15 @@ fn uncovered_packet(query: &Cube, cubes: &[&Cube]) -> Option<[u128; FIELDS]> {
 /// One packet of `cube`, a value per field picked by `pick`; `None` if it is empty.
 fn corner(cube: &Cube, pick: impl Fn(&IntervalSet) -> Option<u128>) -> Option<[u128; FIELDS]> {
     let mut p = [0; FIELDS];
-    for (slot, set) in p.iter_mut().zip(&cube.fields) {
-        *slot = pick(set)?;
+    for (slot, set) in p.iter_mut().zip(cube.sets()) {
+        *slot = pick(&set)?;
     }
     Some(p)
 }
 
 /// True if `cube` holds the packet `p`.
 fn holds(cube: &Cube, p: &[u128; FIELDS]) -> bool {
-    cube.fields.iter().zip(p).all(|(set, v)| set.contains(*v))
+    cube.sets().zip(p).all(|(set, v)| set.contains(*v))
 }
 
 fn finding(

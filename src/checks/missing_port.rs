@@ -41,7 +41,10 @@ fn permitted_ports(outcomes: &[Outcome], flow: &ActiveFlow) -> (IntervalSet, Int
         .filter(|o| o.verdict == Verdict::Permit && o.cube.get(Field::Proto).contains(p));
     let (definite, maybe): (Vec<&Outcome>, Vec<&Outcome>) = permits.partition(|o| o.may.is_none());
     let union = |part: Vec<&Outcome>| match flow.ports {
-        Some(_) => IntervalSet::union_all(part.into_iter().map(|o| o.cube.get(Field::DstPort))),
+        Some(_) => {
+            let ports: Vec<_> = part.iter().map(|o| o.cube.get(Field::DstPort)).collect();
+            IntervalSet::union_all(ports.iter().map(|p| &**p))
+        }
         None if part.is_empty() => IntervalSet::empty(),
         None => IntervalSet::range(0, PORT_MAX),
     };

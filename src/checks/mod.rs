@@ -409,8 +409,8 @@ pub fn excess_permits(cx: &CheckCx, from: Zone, to: Zone, wanted: &[Cube]) -> Ve
             // Thousands of a rule's pieces differ only in addresses or interfaces; each
             // protocol and port combination is spread over the protocols once.
             let service = (
-                piece.get(Field::Proto).clone(),
-                piece.get(Field::DstPort).clone(),
+                piece.get(Field::Proto).into_owned(),
+                piece.get(Field::DstPort).into_owned(),
             );
             if !seen.insert(((span.start, span.end), service)) {
                 continue;
@@ -418,7 +418,7 @@ pub fn excess_permits(cx: &CheckCx, from: Zone, to: Zone, wanted: &[Cube]) -> Ve
             for &(lo, hi) in piece.get(Field::Proto).ranges() {
                 for p in lo..=hi {
                     let ports = g.protocols.entry(p as u8).or_default();
-                    *ports = ports.union(piece.get(Field::DstPort));
+                    *ports = ports.union(&piece.get(Field::DstPort));
                 }
             }
         }

@@ -39,8 +39,8 @@ pub fn run(cx: &CheckCx) -> Vec<Finding> {
         for o in outcomes.iter().filter(|o| {
             o.verdict == Verdict::Permit && o.may.is_none() && o.cube.intersects(&wanted)
         }) {
-            entry.0 = entry.0.union(o.cube.get(Field::SrcAddr));
-            entry.1 = entry.1.union(o.cube.get(Field::DstAddr));
+            entry.0 = entry.0.union(&o.cube.get(Field::SrcAddr));
+            entry.1 = entry.1.union(&o.cube.get(Field::DstAddr));
             if !entry.2.contains(&flow.requirement.as_str()) {
                 entry.2.push(&flow.requirement);
             }

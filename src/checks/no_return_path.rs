@@ -58,13 +58,10 @@ struct Group {
 /// The replies to `forward`: addresses, ports and interfaces swapped, state ESTABLISHED.
 pub fn reply_cube(forward: &Cube) -> Cube {
     let mut r = forward.clone();
-    let swap = |r: &mut Cube, a: Field, b: Field| {
-        r.fields.swap(a as usize, b as usize);
-    };
-    swap(&mut r, Field::SrcAddr, Field::DstAddr);
-    swap(&mut r, Field::SrcPort, Field::DstPort);
-    swap(&mut r, Field::InIface, Field::OutIface);
-    r.fields[Field::State as usize] = ct::replies_of(forward.get(Field::State));
+    r.swap(Field::SrcAddr, Field::DstAddr);
+    r.swap(Field::SrcPort, Field::DstPort);
+    r.swap(Field::InIface, Field::OutIface);
+    r.set(Field::State, ct::replies_of(&forward.get(Field::State)));
     r
 }
 
@@ -100,7 +97,7 @@ fn collect_dropped_replies(
         for (forward, permit) in &permitted {
             // States differ by direction; the reply's carries the forward's NAT flags.
             let mut back = answered.clone();
-            back.fields[Field::State as usize] = forward.get(Field::State).clone();
+            back.set(Field::State, forward.get(Field::State).into_owned());
             if !back.intersects(forward) {
                 continue;
             }
@@ -116,7 +113,7 @@ fn collect_dropped_replies(
                 kb: flow.kb.clone(),
             });
             let ports = g.protocols.entry(flow.protocol).or_default();
-            *ports = ports.union(part.get(Field::DstPort));
+            *ports = ports.union(&part.get(Field::DstPort));
             if !g.requirements.contains(&flow.requirement) {
                 g.requirements.push(flow.requirement.clone());
             }
@@ -135,13 +132,8 @@ fn collect_dropped_replies(
 
 /// The smallest cube holding all of `cubes`, field by field.
 fn hull<'c>(mut cubes: impl Iterator<Item = &'c Cube>) -> Option<Cube> {
-    let mut h = cubes.next()?.clone();
-    for c in cubes {
-        for (slot, f) in h.fields.iter_mut().zip(&c.fields) {
-            *slot = slot.union(f);
-        }
-    }
-    Some(h)
+    let first = cubes.next()?.clone();
+    Some(cubes.fold(first, |h, c| h.hull(c)))
 }
 
 fn build_finding(cx: &CheckCx, decider: Decider, from: Zone, to: Zone, g: &Group) -> Finding {

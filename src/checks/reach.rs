@@ -770,22 +770,20 @@ fn high_point(c: &Cube) -> Option<Point> {
 
 fn point(c: &Cube, pick: impl Fn(&IntervalSet) -> Option<u128>) -> Option<Point> {
     let mut p = [0; FIELDS];
-    for (slot, set) in p.iter_mut().zip(&c.fields) {
-        *slot = pick(set)?;
+    for (slot, set) in p.iter_mut().zip(c.sets()) {
+        *slot = pick(&set)?;
     }
     Some(p)
 }
 
 /// The one-packet cube of a point.
 fn point_cube(p: &Point) -> Cube {
-    Cube {
-        fields: p.map(IntervalSet::single),
-    }
+    Cube::from_sets(p.map(IntervalSet::single))
 }
 
 /// True if the cube holds the packet.
 fn contains(c: &Cube, p: &Point) -> bool {
-    c.fields.iter().zip(p).all(|(set, v)| set.contains(*v))
+    c.sets().zip(p).all(|(set, v)| set.contains(*v))
 }
 
 /// Rule cubes of one chain, found by overlap without scanning them all. Rules are
@@ -880,10 +878,10 @@ impl SubKey {
             n < all_ifaces && n <= MAX_KEYED_IFACES
         };
         let (inn, out) = (cube.get(Field::InIface), cube.get(Field::OutIface));
-        if few(inn) {
-            values(inn).map(SubKey::In).collect()
-        } else if few(out) {
-            values(out).map(SubKey::Out).collect()
+        if few(&inn) {
+            values(&inn).map(SubKey::In).collect()
+        } else if few(&out) {
+            values(&out).map(SubKey::Out).collect()
         } else {
             smallvec![SubKey::Any]
         }
@@ -927,16 +925,16 @@ impl Sub {
         let (dst, src) = (cube.get(Field::DstAddr), cube.get(Field::SrcAddr));
         // Under the smaller address set: rules to one subnet from many hosts must not
         // all meet every probe into that subnet.
-        let [a, b] = smaller_first((&mut self.by_dst, dst), (&mut self.by_src, src));
+        let [a, b] = smaller_first((&mut self.by_dst, &dst), (&mut self.by_src, &src));
         if a.0.try_insert(a.1, id) || b.0.try_insert(b.1, id) {
             return;
         }
         self.wide.push(id);
         if let Some(points) = &mut self.wide_points {
-            points.insert(dst, src, id);
+            points.insert(&dst, &src, id);
             return;
         }
-        self.pending.push((id, dst.clone(), src.clone()));
+        self.pending.push((id, dst.into_owned(), src.into_owned()));
         if self.pending.len() > WIDE_SCAN {
             let mut points = Box::<WidePoints>::default();
             for (id, dst, src) in self.pending.drain(..) {
@@ -1184,7 +1182,7 @@ impl RuleIndex {
     /// Adds rule `id` with its cube.
     fn insert(&mut self, cube: &Cube, id: usize) {
         let (proto, dport) = (cube.get(Field::Proto), cube.get(Field::DstPort));
-        let hash = service_hash(proto, dport);
+        let hash = service_hash(&proto, &dport);
         let slot = self.by_service.entry(hash).or_default();
         let found = slot.iter().copied().find(|&g| {
             self.groups
@@ -1195,14 +1193,14 @@ impl RuleIndex {
             Some(g) => g,
             None => {
                 let g = self.groups.len();
-                self.group_bounds.push(ServiceBounds::of(proto, dport));
+                self.group_bounds.push(ServiceBounds::of(&proto, &dport));
                 self.groups.push(Group {
-                    proto: proto.clone(),
-                    dport: dport.clone(),
+                    proto: (*proto).clone(),
+                    dport: (*dport).clone(),
                     subs: HashMap::new(),
                 });
                 slot.push(g);
-                self.file_service(g, proto, dport);
+                self.file_service(g, &proto, &dport);
                 g
             }
         };
@@ -1303,7 +1301,7 @@ impl RuleIndex {
     /// Rules that may overlap `query`, after the ids already in `extra`.
     fn candidates(&self, memo: &mut IndexMemo, query: &Cube, extra: Vec<u32>) -> Candidates<'_> {
         let (proto, dport) = (query.get(Field::Proto), query.get(Field::DstPort));
-        let slot = memo.cubes.entry(service_hash(proto, dport)).or_default();
+        let slot = memo.cubes.entry(service_hash(&proto, &dport)).or_default();
         let at = match slot
             .iter()
             .position(|m| m.proto == *proto && m.dport == *dport)
@@ -1311,8 +1309,8 @@ impl RuleIndex {
             Some(m) => m,
             None => {
                 slot.push(CubeMemo {
-                    proto: proto.clone(),
-                    dport: dport.clone(),
+                    proto: (*proto).clone(),
+                    dport: (*dport).clone(),
                     tested: 0,
                     groups: Vec::new(),
                 });
@@ -1323,9 +1321,9 @@ impl RuleIndex {
         let Some(memo) = slot.get_mut(at) else {
             return out;
         };
-        let service = ServiceBounds::of(proto, dport);
+        let service = ServiceBounds::of(&proto, &dport);
         for (g, group) in self.groups_meeting(memo.tested, service) {
-            if group.proto.intersects(proto) && group.dport.intersects(dport) {
+            if group.proto.intersects(&proto) && group.dport.intersects(&dport) {
                 memo.groups.push(g);
             }
         }
@@ -1334,8 +1332,8 @@ impl RuleIndex {
         let (dst, src) = (query.get(Field::DstAddr), query.get(Field::SrcAddr));
         for group in memo.groups.iter().filter_map(|&g| self.groups.get(g)) {
             for (key, sub) in &group.subs {
-                if key.meets(inn, outi) {
-                    sub.overlapping(dst, src, &mut out);
+                if key.meets(&inn, &outi) {
+                    sub.overlapping(&dst, &src, &mut out);
                 }
             }
         }

@@ -87,11 +87,11 @@ fn is_explicit_default(cx: &CheckCx, group: &[&RuleResult], implicit: &HashSet<S
 /// Every protocol, port and address of the family (interfaces and states aside).
 fn covers_everything(c: &Cube, space: &IntervalSet) -> bool {
     let all_ports = IntervalSet::range(0, PORT_MAX);
-    IntervalSet::range(0, PROTO_MAX).is_subset(c.get(Field::Proto))
-        && all_ports.is_subset(c.get(Field::DstPort))
-        && all_ports.is_subset(c.get(Field::SrcPort))
-        && space.is_subset(c.get(Field::SrcAddr))
-        && space.is_subset(c.get(Field::DstAddr))
+    IntervalSet::range(0, PROTO_MAX).is_subset(&c.get(Field::Proto))
+        && all_ports.is_subset(&c.get(Field::DstPort))
+        && all_ports.is_subset(&c.get(Field::SrcPort))
+        && space.is_subset(&c.get(Field::SrcAddr))
+        && space.is_subset(&c.get(Field::DstAddr))
 }
 
 fn redundant_finding(cx: &CheckCx, span: Span, group: &[&RuleResult]) -> Finding {

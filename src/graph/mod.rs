@@ -16,7 +16,7 @@
 pub mod sets;
 
 use crate::source::{FileId, Span};
-pub use sets::IntervalSet;
+pub use sets::{IntervalSet, NarrowSet};
 use std::fmt;
 
 /// The three networks of KB 294297's topology.

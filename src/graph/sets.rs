@@ -6,6 +6,9 @@
 //! negation (`!`, `neq`, `<not/>`) exact: it is a complement within the field's universe.
 //! Addresses use `u128`: IPv6 as is, IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
 
+mod narrow;
+
+pub use narrow::NarrowSet;
 use smallvec::SmallVec;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -183,8 +186,64 @@ impl IntervalSet {
 
     /// Values in either set.
     pub fn union(&self, other: &IntervalSet) -> IntervalSet {
+        let out = sweep::union(self.ranges(), other.ranges());
+        IntervalSet {
+            ranges: Ranges::built(&out, self, other),
+        }
+    }
+
+    /// Values in any of the sets: one sort for all of them, where folding `union` over
+    /// thousands of sets sorts the growing result each time.
+    pub fn union_all<'a>(sets: impl IntoIterator<Item = &'a IntervalSet>) -> IntervalSet {
+        IntervalSet::from_ranges(sets.into_iter().flat_map(|s| s.ranges().iter().copied()))
+    }
+
+    /// Values in both sets.
+    pub fn intersect(&self, other: &IntervalSet) -> IntervalSet {
+        if let (Ranges::One(a), Ranges::One(b)) = (&self.ranges, &other.ranges) {
+            // Most fields of most pieces and rules are one range: no merge pass.
+            return IntervalSet::range(a.0.max(b.0), a.1.min(b.1));
+        }
+        let out = sweep::intersect(self.ranges(), other.ranges());
+        IntervalSet {
+            ranges: Ranges::built(&out, self, other),
+        }
+    }
+
+    /// True if the sets share a value; cheaper than `intersect` because it stops early.
+    pub fn intersects(&self, other: &IntervalSet) -> bool {
+        sweep::intersects(self.ranges(), other.ranges())
+    }
+
+    /// True if every value of `self` is in `other`.
+    pub fn is_subset(&self, other: &IntervalSet) -> bool {
+        sweep::is_subset(self.ranges(), other.ranges())
+    }
+
+    /// Values in `self` but not in `other`.
+    pub fn subtract(&self, other: &IntervalSet) -> IntervalSet {
+        let out = sweep::subtract(self.ranges(), other.ranges());
+        IntervalSet {
+            ranges: Ranges::built(&out, self, other),
+        }
+    }
+
+    /// The values of `0..=max` not in the set.
+    pub fn complement(&self, max: u128) -> IntervalSet {
+        IntervalSet::range(0, max).subtract(self)
+    }
+}
+
+/// The set operations as merge passes over sorted, disjoint ranges, shared by
+/// [`IntervalSet`] and [`NarrowSet`], which store their ranges differently.
+mod sweep {
+    use super::{Buf, push_joined};
+
+    type R = (u128, u128);
+
+    /// The ranges of either.
+    pub(super) fn union(a: &[R], b: &[R]) -> Buf {
         // Both are sorted: one merge pass, no sort. Accumulating loops call this per item.
-        let (a, b) = (self.ranges(), other.ranges());
         let (mut i, mut j) = (0, 0);
         let mut out = Buf::new();
         loop {
@@ -205,24 +264,11 @@ impl IntervalSet {
             };
             push_joined(&mut out, next);
         }
-        IntervalSet {
-            ranges: Ranges::built(&out, self, other),
-        }
+        out
     }
 
-    /// Values in any of the sets: one sort for all of them, where folding `union` over
-    /// thousands of sets sorts the growing result each time.
-    pub fn union_all<'a>(sets: impl IntoIterator<Item = &'a IntervalSet>) -> IntervalSet {
-        IntervalSet::from_ranges(sets.into_iter().flat_map(|s| s.ranges().iter().copied()))
-    }
-
-    /// Values in both sets.
-    pub fn intersect(&self, other: &IntervalSet) -> IntervalSet {
-        if let (Ranges::One(a), Ranges::One(b)) = (&self.ranges, &other.ranges) {
-            // Most fields of most pieces and rules are one range: no merge pass.
-            return IntervalSet::range(a.0.max(b.0), a.1.min(b.1));
-        }
-        let (a, b) = (self.ranges(), other.ranges());
+    /// The ranges of both.
+    pub(super) fn intersect(a: &[R], b: &[R]) -> Buf {
         let (mut i, mut j) = (0, 0);
         let mut out = Buf::new();
         while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) = (a.get(i), b.get(j)) {
@@ -237,14 +283,11 @@ impl IntervalSet {
                 j += 1;
             }
         }
-        IntervalSet {
-            ranges: Ranges::built(&out, self, other),
-        }
+        out
     }
 
-    /// True if the sets share a value; cheaper than `intersect` because it stops early.
-    pub fn intersects(&self, other: &IntervalSet) -> bool {
-        let (a, b) = (self.ranges(), other.ranges());
+    /// True if they share a value.
+    pub(super) fn intersects(a: &[R], b: &[R]) -> bool {
         let (mut i, mut j) = (0, 0);
         while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) = (a.get(i), b.get(j)) {
             if a_lo.max(b_lo) <= a_hi.min(b_hi) {
@@ -259,14 +302,13 @@ impl IntervalSet {
         false
     }
 
-    /// True if every value of `self` is in `other`.
-    pub fn is_subset(&self, other: &IntervalSet) -> bool {
+    /// True if every value of `a` is in `b`.
+    pub(super) fn is_subset(a: &[R], b: &[R]) -> bool {
         // The sweep of `subtract`, stopping at the first value it would keep: the walks
         // ask this of every field of a piece at every step, and building the difference
         // only to see it empty was 3 % of a run.
-        let b = other.ranges();
         let mut j = 0;
-        for &(lo, hi) in self.ranges() {
+        for &(lo, hi) in a {
             let mut cur = lo;
             loop {
                 let Some(&(b_lo, b_hi)) = b.get(j) else {
@@ -289,12 +331,11 @@ impl IntervalSet {
         true
     }
 
-    /// Values in `self` but not in `other`.
-    pub fn subtract(&self, other: &IntervalSet) -> IntervalSet {
-        let b = other.ranges();
+    /// The ranges of `a` without the values of `b`.
+    pub(super) fn subtract(a: &[R], b: &[R]) -> Buf {
         let mut out = Buf::new();
         let mut j = 0;
-        for &(lo, hi) in self.ranges() {
+        for &(lo, hi) in a {
             let mut cur = lo;
             let mut done = false;
             while let Some(&(b_lo, b_hi)) = b.get(j) {
@@ -319,14 +360,7 @@ impl IntervalSet {
                 out.push((cur, hi));
             }
         }
-        IntervalSet {
-            ranges: Ranges::built(&out, self, other),
-        }
-    }
-
-    /// The values of `0..=max` not in the set.
-    pub fn complement(&self, max: u128) -> IntervalSet {
-        IntervalSet::range(0, max).subtract(self)
+        out
     }
 }
 

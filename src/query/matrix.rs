@@ -187,7 +187,7 @@ fn services(lines: &Lines, zoning: &Zoning, fc: &FileConfig, from: Zone, to: Zon
         for &(lo, hi) in o.cube.get(Field::Proto).ranges() {
             for p in lo..=hi.min(255) {
                 let ports = g.1.entry(p as u8).or_default();
-                *ports = ports.union(o.cube.get(Field::DstPort));
+                *ports = ports.union(&o.cube.get(Field::DstPort));
             }
         }
     }

@@ -680,9 +680,7 @@ fn merge(outcomes: &[Outcome], parts: Vec<(Cube, Vec<usize>)>) -> Vec<(Cube, Vec
                 .find(|(c, _, other)| other == &sig && differing_fields(c, &cube) <= 1);
             match slot {
                 Some((c, _, _)) => {
-                    for (a, b) in c.fields.iter_mut().zip(&cube.fields) {
-                        *a = a.union(b);
-                    }
+                    *c = c.hull(&cube);
                     merged_any = true;
                 }
                 None => out.push((cube, ids, sig)),
@@ -703,18 +701,14 @@ fn split_ports((cube, ids): (Cube, Vec<usize>)) -> Vec<(Cube, Vec<usize>)> {
         .iter()
         .map(|&(lo, hi)| {
             let mut piece = cube.clone();
-            piece.fields[Field::DstPort as usize] = IntervalSet::range(lo, hi);
+            piece.set(Field::DstPort, IntervalSet::range(lo, hi));
             (piece, ids.clone())
         })
         .collect()
 }
 
 fn differing_fields(a: &Cube, b: &Cube) -> usize {
-    a.fields
-        .iter()
-        .zip(&b.fields)
-        .filter(|(x, y)| x != y)
-        .count()
+    a.sets().zip(b.sets()).filter(|(x, y)| x != y).count()
 }
 
 fn sort_key(c: &Cube) -> [u128; 7] {
@@ -793,10 +787,10 @@ fn sent_packet(model: &Model, nat: Decider, before: &Cube, part: &Cube) -> Optio
         Field::SrcPort,
         Field::SrcAddr,
     ] {
-        pre.restrict(f, part.get(f));
+        pre.restrict(f, &part.get(f));
     }
     if !rewrites_port {
-        pre.restrict(Field::DstPort, part.get(Field::DstPort));
+        pre.restrict(Field::DstPort, &part.get(Field::DstPort));
     }
     Packet::of_cube(model, &pre)
 }
@@ -873,13 +867,13 @@ fn describe_part(lines: &Lines, p: &RawPart) -> Part {
     let mut protocols: BTreeMap<u8, IntervalSet> = BTreeMap::new();
     for &(lo, hi) in p.cube.get(Field::Proto).ranges() {
         for n in lo..=hi.min(255) {
-            protocols.insert(n as u8, p.cube.get(Field::DstPort).clone());
+            protocols.insert(n as u8, p.cube.get(Field::DstPort).into_owned());
         }
     }
     let has_ports = protocols.keys().any(|&n| proto::has_ports(n));
     let ports = |f: Field| {
         if has_ports {
-            port_ranges(p.cube.get(f))
+            port_ranges(&p.cube.get(f))
         } else {
             Vec::new()
         }
@@ -898,10 +892,10 @@ fn describe_part(lines: &Lines, p: &RawPart) -> Part {
             .collect(),
         src_ports: ports(Field::SrcPort),
         dst_ports: ports(Field::DstPort),
-        src: describe_addrs(p.cube.get(Field::SrcAddr), &model.graph.family.space()),
-        dst: describe_addrs(p.cube.get(Field::DstAddr), &model.graph.family.space()),
-        in_interfaces: iface_names(model, p.cube.get(Field::InIface)),
-        out_interfaces: iface_names(model, p.cube.get(Field::OutIface)),
+        src: describe_addrs(&p.cube.get(Field::SrcAddr), &model.graph.family.space()),
+        dst: describe_addrs(&p.cube.get(Field::DstAddr), &model.graph.family.space()),
+        in_interfaces: iface_names(model, &p.cube.get(Field::InIface)),
+        out_interfaces: iface_names(model, &p.cube.get(Field::OutIface)),
         decided_by: lines.line_ref(p.decided_by),
         unmodelled: p.unmodelled.map(|d| lines.line_ref(d)),
         nat: p.nat.map(|d| lines.line_ref(d)),
