@@ -504,9 +504,7 @@ impl<'g> Model<'g> {
             .zip(&self.rules)
             .flat_map(|(chain, compiled)| chain.rules.iter().zip(compiled))
             .filter_map(|(rule, compiled)| match &rule.action {
-                Action::Dnat(NatTarget {
-                    addrs: Some(to), ..
-                }) => Some((compiled.cube.destination(), to)),
+                Action::Dnat(target) => Some((compiled.cube.destination(), target.addrs.as_ref()?)),
                 _ => None,
             })
             .collect();

@@ -402,7 +402,7 @@ fn port_forwards(n: u32) -> RuleGraph {
         .map(|i| {
             rule(
                 tcp_port(1000 + u128::from(i)),
-                Action::Dnat(NatTarget {
+                Action::dnat(NatTarget {
                     addrs: Some(IntervalSet::single(endpoint(i))),
                     ports: Some(IntervalSet::single(80)),
                 }),
@@ -477,7 +477,7 @@ fn merged_port_forwards_keep_the_rewrite_that_explains_each_part() {
 fn dnat(from: IntervalSet, to: IntervalSet, line: u32) -> Rule {
     rule(
         vec![cond(CondKind::DstAddr(from))],
-        Action::Dnat(NatTarget {
+        Action::dnat(NatTarget {
             addrs: Some(to),
             ports: None,
         }),

@@ -662,7 +662,7 @@ mod tests {
             name: "PREROUTING".into(),
             rules: vec![rule(
                 tcp_port(443),
-                Action::Dnat(NatTarget {
+                Action::dnat(NatTarget {
                     addrs: Some(IntervalSet::single(to)),
                     ports: Some(IntervalSet::single(8443)),
                 }),

@@ -239,8 +239,9 @@ pub enum Action {
     Continue(String),
     /// Destination NAT (iptables DNAT/REDIRECT, ASA static NAT, pfSense port forward):
     /// the packet goes on to the next stage with its destination rewritten, and later
-    /// stages see the new destination.
-    Dnat(NatTarget),
+    /// stages see the new destination. Boxed: a target holds two sets, and inline
+    /// they made every rule of a 100,000-rule graph 64 bytes bigger.
+    Dnat(Box<NatTarget>),
     /// A target mislint does not model: matching packets may be permitted, dropped or
     /// go on, so the analysis keeps every possibility open.
     Unknown(String),
@@ -257,6 +258,11 @@ pub struct NatTarget {
 }
 
 impl Action {
+    /// Destination NAT to `target`.
+    pub fn dnat(target: NatTarget) -> Action {
+        Action::Dnat(Box::new(target))
+    }
+
     /// True for actions that end the packet's walk with a permit or deny.
     pub fn is_terminal_verdict(&self) -> bool {
         matches!(self, Action::Accept | Action::Drop | Action::Reject)

@@ -175,7 +175,7 @@ fn rewrite_rule(
     }
     Rule {
         conds,
-        action: Action::Dnat(NatTarget {
+        action: Action::dnat(NatTarget {
             addrs: Some(real),
             ports,
         }),
@@ -240,7 +240,7 @@ mod tests {
         let rule = &r.before_acl[0];
         assert_eq!(
             rule.action,
-            Action::Dnat(NatTarget {
+            Action::dnat(NatTarget {
                 addrs: Some(one("192.168.10.5")),
                 ports: Some(IntervalSet::single(80)),
             })

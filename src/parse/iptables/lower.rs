@@ -237,7 +237,7 @@ impl Lowering<'_> {
                 if cx.table == TableName::Nat && (name == "DNAT" || name == "REDIRECT") =>
             {
                 match nat.as_deref().map(|n| parse_nat_target(&name, &n.to)) {
-                    Some(Some(target)) => Action::Dnat(target),
+                    Some(Some(target)) => Action::dnat(target),
                     // A NAT target mislint cannot read is kept as "may": the packet may
                     // go anywhere.
                     _ => {

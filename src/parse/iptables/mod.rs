@@ -1393,21 +1393,21 @@ mod tests {
         let v4 = |a: &str| crate::analysis::zones::parse_network(a).expect("valid");
         assert_eq!(
             pre.rules[0].action,
-            Action::Dnat(NatTarget {
+            Action::dnat(NatTarget {
                 addrs: Some(v4("10.0.0.5")),
                 ports: Some(IntervalSet::single(8080)),
             })
         );
         assert_eq!(
             pre.rules[1].action,
-            Action::Dnat(NatTarget {
+            Action::dnat(NatTarget {
                 addrs: Some(v4("10.0.0.6")),
                 ports: None,
             })
         );
         assert_eq!(
             pre.rules[2].action,
-            Action::Dnat(NatTarget {
+            Action::dnat(NatTarget {
                 addrs: None,
                 ports: Some(IntervalSet::single(3128)),
             })

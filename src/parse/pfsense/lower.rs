@@ -1537,7 +1537,7 @@ impl<'a> Lowerer<'a> {
             conds.extend(matched.conds);
             out.rdr.push(Rule {
                 conds,
-                action: Action::Dnat(crate::graph::NatTarget {
+                action: Action::dnat(crate::graph::NatTarget {
                     addrs: Some(target),
                     ports,
                 }),

@@ -1289,7 +1289,7 @@ mod tests {
         assert_eq!(rdr.rules.len(), 2, "the disabled forward is skipped");
         assert_eq!(
             rdr.rules[1].action,
-            Action::Dnat(crate::graph::NatTarget {
+            Action::dnat(crate::graph::NatTarget {
                 addrs: Some(IntervalSet::single(ip("192.168.10.5"))),
                 ports: Some(IntervalSet::single(80)),
             })
