@@ -1353,6 +1353,43 @@ mod tests {
     }
 
     #[test]
+    fn rules_load_in_pfsense_order_and_the_automation_note_names_the_first_in_the_file() {
+        let file = source(
+            "<opnsense><interfaces><lan><ipaddr>10.0.0.1</ipaddr><subnet>24</subnet></lan></interfaces>\
+             <ifgroups><ifgroupentry><ifname>grp</ifname><members>lan</members></ifgroupentry></ifgroups>\
+             <filter>\
+             <rule><type>pass</type><interface>lan</interface><descr>interface 1</descr></rule>\
+             <rule><type>pass</type><interface>grp</interface><descr>group</descr></rule>\
+             <rule><type>pass</type><interface>lan</interface><floating>yes</floating><quick>yes</quick><descr>floating</descr></rule>\
+             <rule><type>pass</type><interface>lan</interface><descr>interface 2</descr></rule>\
+             </filter>\
+             <OPNsense><Firewall><Filter><rules>\
+             <rule uuid=\"b\"><sequence>20</sequence><action>pass</action><interface>lan</interface><description>seq 20</description></rule>\
+             <rule uuid=\"a\"><sequence>10</sequence><action>pass</action><interface>lan</interface><description>seq 10</description></rule>\
+             </rules></Filter></Firewall></OPNsense></opnsense>"
+                .into(),
+        );
+        let (g, findings) = parse_ok(&file);
+        assert_eq!(
+            comments(&g),
+            [
+                "seq 10",
+                "seq 20",
+                "floating",
+                "group",
+                "interface 1",
+                "interface 2"
+            ]
+        );
+        let note = findings
+            .iter()
+            .find(|f| f.message.contains("automation rules"))
+            .expect("a note on the automation rules' order");
+        let first = file.text.find("<rule uuid=\"b\">").expect("in the text");
+        assert_eq!(note.primary.span.start as usize, first);
+    }
+
+    #[test]
     fn malformed_xml_is_one_parse_error_at_the_reported_position() {
         let file =
             source("<pfsense>\n  <filter>\n    <rule></rul>\n  </filter>\n</pfsense>\n".into());
