@@ -52,6 +52,9 @@ pub struct Cube {
     addrs: [IntervalSet; FIELDS - NARROW],
 }
 
+// Six narrow sets and two interval sets, with no padding between them.
+const _: () = assert!(std::mem::size_of::<Cube>() == 240);
+
 // The addresses are the last two fields: the split order cuts them last.
 const _: () = assert!(Field::SrcAddr as usize == NARROW && Field::DstAddr as usize == NARROW + 1);
 
