@@ -175,6 +175,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The chain analysis probes a rule with its two corner packets and asks which
+    /// rules hold a packet; both read the cube's narrow fields without converting them,
+    /// so they are checked against the fields as interval sets.
+    #[test]
+    fn corners_and_membership_agree_with_the_fields(
+        masks in proptest::array::uniform3(any::<u64>()),
+        probe in proptest::array::uniform3(0..UNIVERSE),
+    ) {
+        let c = small_cube(masks[0], masks[1], masks[2]);
+        let fields = [Field::Proto, Field::State, Field::InIface, Field::OutIface,
+            Field::DstPort, Field::SrcPort, Field::SrcAddr, Field::DstAddr];
+        let low: Option<Vec<u128>> = fields.iter().map(|&f| c.get(f).first()).collect();
+        let high: Option<Vec<u128>> =
+            fields.iter().map(|&f| c.get(f).ranges().last().map(|r| r.1)).collect();
+        prop_assert_eq!(c.low_corner().map(|p| p.to_vec()), low);
+        prop_assert_eq!(c.high_corner().map(|p| p.to_vec()), high);
+        if let Some(mut p) = c.low_corner() {
+            prop_assert!(c.contains(&p));
+            p[Field::Proto as usize] = probe[0];
+            p[Field::DstPort as usize] = probe[1];
+            p[Field::DstAddr as usize] = probe[2];
+            let held = masks.iter().zip(probe).all(|(m, v)| m >> v & 1 == 1);
+            prop_assert_eq!(c.contains(&p), held);
+        }
+    }
+}
+
 /// A cube of every packet but the protocols, destination ports and destinations in the
 /// masks.
 fn small_cube(proto: u64, port: u64, dst: u64) -> Cube {

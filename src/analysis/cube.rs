@@ -65,7 +65,11 @@ enum Slot {
 }
 
 fn slot(f: Field) -> Slot {
-    match f as usize {
+    slot_of(f as usize)
+}
+
+fn slot_of(i: usize) -> Slot {
+    match i {
         i if i < NARROW => Slot::Narrow(i),
         i => Slot::Addr(i - NARROW),
     }
@@ -161,6 +165,38 @@ impl Cube {
     /// field, borrowed (the walks build such a key for every piece at every stage).
     pub fn all_but_destination(&self) -> (&[NarrowSet], &IntervalSet) {
         (&self.narrow, &self.addrs[Field::SrcAddr as usize - NARROW])
+    }
+
+    /// The packet with every field at its lowest value; `None` if the cube is empty.
+    pub fn low_corner(&self) -> Option<[u128; FIELDS]> {
+        self.corner(|(lo, _)| lo)
+    }
+
+    /// The packet with every field at its highest value; `None` if the cube is empty.
+    pub fn high_corner(&self) -> Option<[u128; FIELDS]> {
+        self.corner(|(_, hi)| hi)
+    }
+
+    /// A packet of the cube's bounds, one end of each field's picked by `end`. Without
+    /// converting the narrow sets: the chain analysis takes two corners of every rule.
+    fn corner(&self, end: fn((u128, u128)) -> u128) -> Option<[u128; FIELDS]> {
+        let mut p = [0; FIELDS];
+        for (i, slot) in p.iter_mut().enumerate() {
+            let bounds = match slot_of(i) {
+                Slot::Narrow(i) => self.narrow[i].bounds(),
+                Slot::Addr(i) => self.addrs[i].bounds(),
+            };
+            *slot = end(bounds?);
+        }
+        Some(p)
+    }
+
+    /// True if the cube holds the packet `p` (a value per field, indexed by
+    /// `Field as usize`). The chain analysis asks this of every candidate rule.
+    pub fn contains(&self, p: &[u128; FIELDS]) -> bool {
+        let (narrow, addrs) = p.split_at(NARROW);
+        self.narrow.iter().zip(narrow).all(|(s, &v)| s.contains(v))
+            && self.addrs.iter().zip(addrs).all(|(s, &v)| s.contains(v))
     }
 
     /// True if the cube holds no packet.

@@ -74,7 +74,7 @@ impl Packet {
 
     /// True if the packet is one of `cube`'s.
     pub fn within(&self, cube: &Cube) -> bool {
-        cube.sets().zip(self.values).all(|(set, v)| set.contains(v))
+        cube.contains(&self.values)
     }
 
     /// The packet as a report names it.

@@ -15,7 +15,7 @@
 use super::{CheckCx, CheckMeta, MIS_PAIRS};
 use crate::analysis::cube::FIELDS;
 use crate::analysis::{Cube, Decider, Verdict};
-use crate::graph::{IntervalSet, Zone};
+use crate::graph::Zone;
 use crate::report::finding::{Finding, Severity};
 use crate::source::Span;
 use std::collections::BTreeMap;
@@ -74,8 +74,8 @@ fn covers(query: &Cube, cubes: &[&Cube]) -> bool {
     // Most groups are narrow rules that miss the query's lowest or highest packet: a
     // packet no cube holds settles it without splitting the query into pieces. The
     // search for one starts at the lowest packet, so only the highest is tried apart.
-    if let Some(p) = corner(query, |s| s.ranges().last().map(|r| r.1))
-        && !cubes.iter().any(|c| holds(c, &p))
+    if let Some(p) = query.high_corner()
+        && !cubes.iter().any(|c| c.contains(&p))
     {
         return false;
     }
@@ -116,27 +116,13 @@ fn uncovered_packet(query: &Cube, cubes: &[&Cube]) -> Option<[u128; FIELDS]> {
     let mut pieces = vec![query.clone()];
     for _ in 0..WITNESS_ROUNDS {
         let piece = pieces.pop()?;
-        let packet = corner(&piece, |s| s.first())?;
-        match cubes.iter().find(|c| holds(c, &packet)) {
+        let packet = piece.low_corner()?;
+        match cubes.iter().find(|c| c.contains(&packet)) {
             None => return Some(packet),
             Some(c) => pieces.extend(piece.subtract(c)),
         }
     }
     None
-}
-
-/// One packet of `cube`, a value per field picked by `pick`; `None` if it is empty.
-fn corner(cube: &Cube, pick: impl Fn(&IntervalSet) -> Option<u128>) -> Option<[u128; FIELDS]> {
-    let mut p = [0; FIELDS];
-    for (slot, set) in p.iter_mut().zip(cube.sets()) {
-        *slot = pick(&set)?;
-    }
-    Some(p)
-}
-
-/// True if `cube` holds the packet `p`.
-fn holds(cube: &Cube, p: &[u128; FIELDS]) -> bool {
-    cube.sets().zip(p).all(|(set, v)| set.contains(*v))
 }
 
 fn finding(
@@ -175,6 +161,7 @@ mod tests {
     use crate::analysis::Field;
     use crate::checks::with_dump_cx;
     use crate::config::site::Hosts;
+    use crate::graph::IntervalSet;
 
     fn lint(rules: &str) -> Vec<(String, Option<Zone>, Option<Zone>)> {
         let text = format!("*filter\n:FORWARD DROP [0:0]\n{rules}COMMIT\n");
@@ -225,10 +212,7 @@ mod tests {
         let mut gap = high.clone();
         gap.restrict(Field::DstPort, &IntervalSet::range(51, 99));
         assert!(!covers(&query, &[&low, &gap]));
-        assert_eq!(
-            corner(&query, |s| s.first()).map(|p| holds(&low, &p)),
-            Some(true)
-        );
+        assert_eq!(query.low_corner().map(|p| low.contains(&p)), Some(true));
     }
 
     #[test]
@@ -304,7 +288,7 @@ mod tests {
             let refs: Vec<&Cube> = cubes.iter().collect();
             let full = Cube::full(2);
             let packet = |p: u128, port: u128, dst: u128| {
-                let mut x = corner(&full, |s| s.first()).expect("not empty");
+                let mut x = full.low_corner().expect("not empty");
                 x[Field::Proto as usize] = p;
                 x[Field::DstPort as usize] = port;
                 x[Field::DstAddr as usize] = dst;
@@ -315,7 +299,7 @@ mod tests {
                 for port in 0..16 {
                     for dst in 0..16 {
                         let x = packet(p, port, dst);
-                        if holds(&q, &x) && !refs.iter().any(|c| holds(c, &x)) {
+                        if q.contains(&x) && !refs.iter().any(|c| c.contains(&x)) {
                             covered = false;
                         }
                     }
@@ -324,8 +308,8 @@ mod tests {
             // The search may stop at its bound without a packet; the full test decides.
             if let Some(x) = uncovered_packet(&q, &refs) {
                 proptest::prop_assert!(!covered);
-                proptest::prop_assert!(holds(&q, &x));
-                proptest::prop_assert!(!refs.iter().any(|c| holds(c, &x)));
+                proptest::prop_assert!(q.contains(&x));
+                proptest::prop_assert!(!refs.iter().any(|c| c.contains(&x)));
             }
             proptest::prop_assert_eq!(covers(&q, &refs), covered);
         }

@@ -760,20 +760,12 @@ type Point = [u128; FIELDS];
 
 /// The packet of a cube with every field at its lowest value.
 fn low_point(c: &Cube) -> Option<Point> {
-    point(c, |s| s.first())
+    c.low_corner()
 }
 
 /// The packet of a cube with every field at its highest value.
 fn high_point(c: &Cube) -> Option<Point> {
-    point(c, |s| s.ranges().last().map(|r| r.1))
-}
-
-fn point(c: &Cube, pick: impl Fn(&IntervalSet) -> Option<u128>) -> Option<Point> {
-    let mut p = [0; FIELDS];
-    for (slot, set) in p.iter_mut().zip(c.sets()) {
-        *slot = pick(&set)?;
-    }
-    Some(p)
+    c.high_corner()
 }
 
 /// The one-packet cube of a point.
@@ -783,7 +775,7 @@ fn point_cube(p: &Point) -> Cube {
 
 /// True if the cube holds the packet.
 fn contains(c: &Cube, p: &Point) -> bool {
-    c.sets().zip(p).all(|(set, v)| set.contains(*v))
+    c.contains(p)
 }
 
 /// Rule cubes of one chain, found by overlap without scanning them all. Rules are

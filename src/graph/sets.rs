@@ -176,12 +176,7 @@ impl IntervalSet {
 
     /// True if `v` is in the set.
     pub fn contains(&self, v: u128) -> bool {
-        let ranges = self.ranges();
-        match ranges.binary_search_by(|&(lo, _)| lo.cmp(&v)) {
-            Ok(_) => true,
-            Err(0) => false,
-            Err(i) => ranges.get(i - 1).is_some_and(|&(_, hi)| v <= hi),
-        }
+        sweep::contains(self.ranges(), v)
     }
 
     /// Values in either set.
@@ -240,6 +235,15 @@ mod sweep {
     use super::{Buf, push_joined};
 
     type R = (u128, u128);
+
+    /// True if a range holds `v`.
+    pub(super) fn contains(ranges: &[R], v: u128) -> bool {
+        match ranges.binary_search_by(|&(lo, _)| lo.cmp(&v)) {
+            Ok(_) => true,
+            Err(0) => false,
+            Err(i) => ranges.get(i - 1).is_some_and(|&(_, hi)| v <= hi),
+        }
+    }
 
     /// The ranges of either.
     pub(super) fn union(a: &[R], b: &[R]) -> Buf {

@@ -101,8 +101,9 @@ impl NarrowSet {
     /// True if `v` is in the set.
     pub fn contains(&self, v: u128) -> bool {
         match &self.0 {
+            Narrow::Empty => false,
             Narrow::One(lo, hi) => u128::from(*lo) <= v && v <= u128::from(*hi),
-            _ => self.to_set().contains(v),
+            Narrow::Many(rs) => sweep::contains(rs, v),
         }
     }
 
