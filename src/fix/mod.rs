@@ -465,12 +465,16 @@ impl Key {
 
     /// Same kind of finding about the same flow at the same place, whatever its ports.
     fn same_flow(&self, other: &Key) -> bool {
+        self.same_requirement(other) && self.start == other.start
+    }
+
+    /// Same kind of finding about the same flow, wherever it is reported.
+    fn same_requirement(&self, other: &Key) -> bool {
         self.rule == other.rule
             && self.requirement == other.requirement
             && self.protocol == other.protocol
             && self.from == other.from
             && self.to == other.to
-            && self.start == other.start
     }
 }
 
@@ -528,18 +532,26 @@ fn compare(
         .iter()
         .filter_map(|k| map_offset(edits, k.start).map(|start| Key { start, ..k.clone() }))
         .collect();
-    let target = map_offset(edits, target.start).map(|start| Key {
+    let moved = map_offset(edits, target.start).map(|start| Key {
         start,
         ..target.clone()
     });
     for a in after.iter().filter(|a| counts(a)) {
         let k = Key::of(a);
-        if target.as_ref().is_some_and(|t| t.same_flow(&k)) {
+        if moved.as_ref().is_some_and(|t| t.same_flow(&k)) {
             return Err(format!("the finding remains: {}", a.message));
         }
         // A finding already reported at that place for that flow may change its ports
         // (a removed rule no longer shadows a later one); any other is new.
         if !before.iter().any(|b| b.same_flow(&k)) {
+            // The same flow decided by another rule is the finding that stayed, not a
+            // new one: the edit only fixed the part of it that its place decided.
+            if target.same_requirement(&k) {
+                return Err(format!(
+                    "the finding remains, decided by another rule: {}",
+                    a.message
+                ));
+            }
             return Err(format!(
                 "it would add a `{}` finding: {}",
                 a.rule, a.message
@@ -741,6 +753,45 @@ mod tests {
             ));
             assert_eq!(verify_scope(&of_note), Scope::All, "{kinds}");
         }
+    }
+
+    #[test]
+    fn a_flow_still_unmet_at_another_rule_is_the_finding_remaining_not_a_new_one() {
+        let graph = graph_of("-A FORWARD -p tcp --dport 25 -j ACCEPT\n");
+        let finding = |start: usize, requirement: &str| {
+            let mut f = Finding::new(
+                missing_port::META.name,
+                Severity::Warning,
+                Span::new(FileId(0), start, start + 5),
+                format!("{requirement} may be blocked"),
+            );
+            f.requirement = Some(requirement.to_string());
+            f.protocol = Some(6);
+            f.from_zone = Some(Zone::Perimeter);
+            f.to_zone = Some(Zone::Internal);
+            f
+        };
+        let target = Key::of(&finding(100, "http"));
+        let baseline = vec![target.clone()];
+        // Ten bytes inserted ahead of the target: it now starts at 110.
+        let edits = vec![ins(50, "0123456789")];
+        let outcome = |after: Vec<Finding>| compare(&graph, after, &baseline, &target, &edits);
+        assert_eq!(outcome(Vec::new()), Ok(()));
+        let same_place = outcome(vec![finding(110, "http")]).expect_err("not fixed");
+        assert!(
+            same_place.starts_with("the finding remains: "),
+            "{same_place}"
+        );
+        let elsewhere = outcome(vec![finding(300, "http")]).expect_err("not fixed");
+        assert!(
+            elsewhere.starts_with("the finding remains, decided by another rule: "),
+            "{elsewhere}"
+        );
+        let other = outcome(vec![finding(300, "ldap")]).expect_err("a new finding");
+        assert!(
+            other.starts_with("it would add a `missing-port` finding: "),
+            "{other}"
+        );
     }
 
     #[test]
