@@ -76,7 +76,7 @@ fn slot_of(i: usize) -> Slot {
 }
 
 /// Every field, in split order.
-pub const ALL_FIELDS: [Field; FIELDS] = [
+const ALL_FIELDS: [Field; FIELDS] = [
     Field::Proto,
     Field::State,
     Field::InIface,
@@ -275,32 +275,20 @@ impl Cube {
     pub fn split(&self, other: &Cube) -> (Vec<Cube>, Cube) {
         let mut pieces = Vec::new();
         let mut inside = self.clone();
-        for f in 0..NARROW {
-            let (outside, within) = cut(&inside.narrow[f], &other.narrow[f]);
-            if let Some(outside) = outside {
-                let mut piece = inside.clone();
-                piece.narrow[f] = outside;
-                pieces.push(piece);
-            }
-            inside.narrow[f] = within;
-            if inside.narrow[f].is_empty() {
-                return (pieces, inside);
-            }
-        }
-        for f in 0..FIELDS - NARROW {
-            let (outside, within) = cut(&inside.addrs[f], &other.addrs[f]);
-            if let Some(outside) = outside {
-                let mut piece = inside.clone();
-                piece.addrs[f] = outside;
-                pieces.push(piece);
-            }
-            inside.addrs[f] = within;
-            if inside.addrs[f].is_empty() {
-                break;
-            }
+        // Narrow fields first, then the addresses: the split order of the fields.
+        if cut_fields(&mut inside, &other.narrow, narrow_of, &mut pieces) {
+            cut_fields(&mut inside, &other.addrs, addrs_of, &mut pieces);
         }
         (pieces, inside)
     }
+}
+
+fn narrow_of(c: &mut Cube) -> &mut [NarrowSet] {
+    &mut c.narrow
+}
+
+fn addrs_of(c: &mut Cube) -> &mut [IntervalSet] {
+    &mut c.addrs
 }
 
 /// The two kinds of field set, for the cut that [`Cube::split`] makes on each field.
@@ -334,11 +322,32 @@ impl FieldSet for IntervalSet {
     }
 }
 
-/// One field's cut: the values of `mine` outside `theirs` (if any), and those inside.
-fn cut<S: FieldSet>(mine: &S, theirs: &S) -> (Option<S>, S) {
-    let outside = mine.subtract(theirs);
-    let outside = (!outside.is_empty()).then_some(outside);
-    (outside, mine.intersect(theirs))
+/// Cuts `inside` on the fields of one kind (`fields` of it), in order, against
+/// `theirs`: each field's values outside go on as a piece of their own, and `inside`
+/// keeps the values within. False once a field has none within: nothing is left to cut.
+fn cut_fields<S: FieldSet>(
+    inside: &mut Cube,
+    theirs: &[S],
+    fields: fn(&mut Cube) -> &mut [S],
+    pieces: &mut Vec<Cube>,
+) -> bool {
+    for (f, their) in theirs.iter().enumerate() {
+        let (outside, within) = {
+            let mine = &fields(inside)[f];
+            (mine.subtract(their), mine.intersect(their))
+        };
+        if !outside.is_empty() {
+            let mut piece = inside.clone();
+            fields(&mut piece)[f] = outside;
+            pieces.push(piece);
+        }
+        let empty = within.is_empty();
+        fields(inside)[f] = within;
+        if empty {
+            return false;
+        }
+    }
+    true
 }
 
 /// The outer bounds of a service: its protocols and destination ports, in six bytes.

@@ -476,7 +476,7 @@ impl<'g> ChainCx<'_, '_, '_, 'g> {
             return Err(Reach::Cut);
         };
         let cube = rule.cube;
-        let (Some(low), Some(high)) = (low_point(cube), high_point(cube)) else {
+        let (Some(low), Some(high)) = (cube.low_corner(), cube.high_corner()) else {
             return Err(Reach::Empty);
         };
         if let Some(&j) = self.scratch.recent.iter().find(|&&j| {
@@ -501,7 +501,7 @@ impl<'g> ChainCx<'_, '_, '_, 'g> {
         }
         match self.remainder(i) {
             None => Err(Reach::Cut),
-            Some((pieces, used)) => match pieces.first().and_then(low_point) {
+            Some((pieces, used)) => match pieces.first().and_then(Cube::low_corner) {
                 Some(p) => Ok(p),
                 None => Err(Reach::Dead(used)),
             },
@@ -526,7 +526,7 @@ impl<'g> ChainCx<'_, '_, '_, 'g> {
             let Some(r) = self.chain.rules.get(j) else {
                 continue;
             };
-            if !contains(r.cube, probe) {
+            if !r.cube.contains(probe) {
                 continue;
             }
             if whole.is_subset(r.cube) {
@@ -556,7 +556,7 @@ impl<'g> ChainCx<'_, '_, '_, 'g> {
         let mut used = Vec::new();
         let mut ids = Vec::new();
         for _ in 0..MAX_ROUNDS {
-            let Some(p) = pieces.first().and_then(low_point) else {
+            let Some(p) = pieces.first().and_then(Cube::low_corner) else {
                 return Some((pieces, used));
             };
             ids.clear();
@@ -568,12 +568,7 @@ impl<'g> ChainCx<'_, '_, '_, 'g> {
             let holders: Vec<usize> = found
                 .by_ref()
                 .take_while(|&j| j < i)
-                .filter(|&j| {
-                    self.chain
-                        .rules
-                        .get(j)
-                        .is_some_and(|r| contains(r.cube, &p))
-                })
+                .filter(|&j| self.chain.rules.get(j).is_some_and(|r| r.cube.contains(&p)))
                 .take(MAX_HOLDERS)
                 .collect();
             ids = found.into_buffer();
@@ -656,7 +651,7 @@ impl<'g> ChainCx<'_, '_, '_, 'g> {
             let Some(r) = self.chain.rules.get(j) else {
                 continue;
             };
-            if Some(r.span) == span || !contains(r.cube, point) {
+            if Some(r.span) == span || !r.cube.contains(point) {
                 continue;
             }
             if r.continues || (r.unknown && r.effect == Some(effect)) {
@@ -758,24 +753,9 @@ pub fn witness(model: &Model, cube: &Cube) -> crate::report::finding::Witness {
 /// One packet: a value per field, indexed by `Field as usize`.
 type Point = [u128; FIELDS];
 
-/// The packet of a cube with every field at its lowest value.
-fn low_point(c: &Cube) -> Option<Point> {
-    c.low_corner()
-}
-
-/// The packet of a cube with every field at its highest value.
-fn high_point(c: &Cube) -> Option<Point> {
-    c.high_corner()
-}
-
 /// The one-packet cube of a point.
 fn point_cube(p: &Point) -> Cube {
     Cube::from_sets(p.map(IntervalSet::single))
-}
-
-/// True if the cube holds the packet.
-fn contains(c: &Cube, p: &Point) -> bool {
-    c.contains(p)
 }
 
 /// Rule cubes of one chain, found by overlap without scanning them all. Rules are
@@ -1721,14 +1701,14 @@ mod tests {
                     assert!(ids.contains(&j), "rule {j} missed");
                 }
             }
-            for p in [low_point(q), high_point(q)].into_iter().flatten() {
+            for p in [q.low_corner(), q.high_corner()].into_iter().flatten() {
                 let ids: Vec<usize> = index
                     .candidates_at(&mut IndexMemo::default(), &p, Vec::new())
                     .from(0)
                     .collect();
                 assert_in_chain_order(&ids);
                 for (j, c) in cubes.iter().enumerate() {
-                    if contains(c, &p) {
+                    if c.contains(&p) {
                         assert!(ids.contains(&j), "rule {j} missed at a point");
                     }
                 }
@@ -1754,13 +1734,13 @@ mod tests {
         for (i, c) in cubes.iter().enumerate() {
             index.insert(c, i);
             for q in cubes.iter().skip(i.saturating_sub(8)).take(16) {
-                let Some(p) = low_point(q) else { continue };
+                let Some(p) = q.low_corner() else { continue };
                 let ids: Vec<usize> = index
                     .candidates_at(&mut memo, &p, Vec::new())
                     .from(0)
                     .collect();
                 for (j, c) in cubes.iter().enumerate().take(i + 1) {
-                    if contains(c, &p) {
+                    if c.contains(&p) {
                         assert!(ids.contains(&j), "rule {j} missed after {i} inserts");
                     }
                 }
