@@ -308,6 +308,11 @@ impl<'a> Reader<'a> {
                 .max(1);
             let lines = rest.get(..run).unwrap_or(&[]);
             if run >= self.read_ahead_from {
+                // Room for the run's rules at once: grown rule by rule, the table's
+                // vector of rules was copied whole at each doubling, on one core.
+                if let Some(table) = self.open_table() {
+                    table.rules.reserve_exact(run);
+                }
                 for chunk in lines.chunks(READ_AHEAD_CHUNK) {
                     self.read_commands_ahead(chunk);
                 }
