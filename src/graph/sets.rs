@@ -61,6 +61,14 @@ impl Ranges {
     }
 }
 
+/// True if `one` is a single range that holds every value of `set`.
+fn holds_all(one: &IntervalSet, set: &IntervalSet) -> bool {
+    match (&one.ranges, set.bounds()) {
+        (Ranges::One((lo, hi)), Some((first, last))) => *lo <= first && last <= *hi,
+        _ => false,
+    }
+}
+
 impl PartialEq for Ranges {
     fn eq(&self, other: &Ranges) -> bool {
         self.as_slice() == other.as_slice()
@@ -198,6 +206,14 @@ impl IntervalSet {
         if let (Ranges::One(a), Ranges::One(b)) = (&self.ranges, &other.ranges) {
             // Most fields of most pieces and rules are one range: no merge pass.
             return IntervalSet::range(a.0.max(b.0), a.1.min(b.1));
+        }
+        // One range that holds all of the other set (a cube's field that is still
+        // "any" meeting an object-group): the other set, shared, with no merge pass.
+        if holds_all(self, other) {
+            return other.clone();
+        }
+        if holds_all(other, self) {
+            return self.clone();
         }
         let out = sweep::intersect(self.ranges(), other.ranges());
         IntervalSet {

@@ -125,6 +125,14 @@ impl NarrowSet {
                 Narrow::Empty
             });
         }
+        // One range that holds all of a set of several: that set, shared, with no
+        // merge pass.
+        if holds_all(self, other) {
+            return other.clone();
+        }
+        if holds_all(other, self) {
+            return self.clone();
+        }
         let (mut a, mut b) = ([(0, 0)], [(0, 0)]);
         let out = sweep::intersect(self.ranges(&mut a), other.ranges(&mut b));
         NarrowSet::built(&out, self, other)
@@ -153,6 +161,18 @@ impl NarrowSet {
         let (mut a, mut b) = ([(0, 0)], [(0, 0)]);
         let out = sweep::subtract(self.ranges(&mut a), other.ranges(&mut b));
         NarrowSet::built(&out, self, other)
+    }
+}
+
+/// True if `one` is one inline range that holds every value of `set`, a set of several
+/// ranges (the ones [`NarrowSet::built`] would share).
+fn holds_all(one: &NarrowSet, set: &NarrowSet) -> bool {
+    match (&one.0, &set.0) {
+        (Narrow::One(lo, hi), Narrow::Many(rs)) if rs.len() > 1 => match (rs.first(), rs.last()) {
+            (Some(first), Some(last)) => u128::from(*lo) <= first.0 && last.1 <= u128::from(*hi),
+            _ => false,
+        },
+        _ => false,
     }
 }
 
