@@ -1087,10 +1087,10 @@ impl<'a> MergeKey<'a> {
 
 /// One piece holding the destinations of all `rest` and `first`, and all their origins.
 fn union_of(mut first: Live, rest: Vec<Live>) -> Live {
-    let mut ranges: Vec<(u128, u128)> = first.cube.get(Field::DstAddr).ranges().to_vec();
+    let mut ranges: Vec<(u128, u128)> = first.cube.destination().ranges().to_vec();
     let mut origins: Vec<NatOrigin> = first.nat.iter().flat_map(|n| n.to_vec()).collect();
     for piece in &rest {
-        ranges.extend_from_slice(piece.cube.get(Field::DstAddr).ranges());
+        ranges.extend_from_slice(piece.cube.destination().ranges());
         origins.extend(piece.nat.iter().flat_map(|n| n.iter().cloned()));
     }
     first
@@ -1113,7 +1113,7 @@ fn rewritten(
     let earlier: Vec<NatOrigin> = nat
         .iter()
         .flat_map(|origins| origins.iter())
-        .filter(|o| o.dst.intersects(&before.get(Field::DstAddr)))
+        .filter(|o| o.dst.intersects(before.destination()))
         .map(|o| NatOrigin {
             by: r.by,
             before: o.before.clone(),
@@ -1148,7 +1148,7 @@ fn outcome(
     let origin = nat.as_ref().and_then(|origins| {
         origins
             .iter()
-            .filter(|o| o.dst.intersects(&cube.get(Field::DstAddr)))
+            .filter(|o| o.dst.intersects(cube.destination()))
             .map(|o| (o, restrict_kept(&o.before, &cube)))
             .find(|(_, sent)| !sent.is_empty())
             .or_else(|| origins.first().map(|o| (o, Cube::clone(&o.before))))

@@ -167,11 +167,10 @@ impl NarrowSet {
 /// True if `one` is one inline range that holds every value of `set`, a set of several
 /// ranges (the ones [`NarrowSet::built`] would share).
 fn holds_all(one: &NarrowSet, set: &NarrowSet) -> bool {
-    match (&one.0, &set.0) {
-        (Narrow::One(lo, hi), Narrow::Many(rs)) if rs.len() > 1 => match (rs.first(), rs.last()) {
-            (Some(first), Some(last)) => u128::from(*lo) <= first.0 && last.1 <= u128::from(*hi),
-            _ => false,
-        },
+    let inline = matches!(one.0, Narrow::One(..));
+    let several = matches!(&set.0, Narrow::Many(rs) if rs.len() > 1);
+    match (one.bounds(), set.bounds()) {
+        (Some((lo, hi)), Some((first, last))) if inline && several => lo <= first && last <= hi,
         _ => false,
     }
 }

@@ -56,14 +56,14 @@ pub(super) fn lower_in_runs<'a>(
     let filter_span = cfg.filter_span.unwrap_or(cfg.root_span);
 
     let mut lowered = lower_rules(&mut lw, &rules, runs);
-    // The rules' AST is done with: freed before the chains are built, the memory it
-    // held (a third of the peak on a 100,000-rule config) serves them.
     // The first automation rule in the file, for the note on their order.
     let automation = rules
         .iter()
         .filter(|r| r.origin == Origin::Automation)
         .map(|r| r.span)
         .min_by_key(|s| s.start);
+    // The rules' AST is done with: freed before the chains are built, the memory it
+    // held (a third of the peak on a 100,000-rule config) serves them.
     drop(rules);
     for name in &lw.undefined_ifaces {
         graph.ensure_interface(name);
