@@ -171,7 +171,29 @@ struct Work {
     /// to the rule the other one skipped to (kube-proxy's session-affinity chains do this
     /// at every endpoint): running such a walker once keeps a run of forking rules
     /// linear instead of doubling the pieces at each of them.
-    resumed: HashSet<ResumeKey>,
+    resumed: HashSet<Resumed>,
+}
+
+/// A walker that was resumed, as the set of them holds it: its key boxed, with the key's
+/// hash. A Kubernetes node's nat table resumes tens of thousands of walkers in one walk;
+/// held inline, each growth of the set moved and hashed every key, cube and all, again.
+struct Resumed {
+    hash: u64,
+    key: Box<ResumeKey>,
+}
+
+impl PartialEq for Resumed {
+    fn eq(&self, other: &Resumed) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+
+impl Eq for Resumed {}
+
+impl std::hash::Hash for Resumed {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(self.hash);
+    }
 }
 
 /// A walker's position, certainty and packets; equal keys walk identically.
@@ -215,15 +237,17 @@ impl Work {
     /// Queues a walker that continues after a fork or a return, unless an identical
     /// one was queued before.
     fn resume(&mut self, w: Walker) {
-        let key = ResumeKey {
+        use std::hash::BuildHasher;
+        let key = Box::new(ResumeKey {
             chain: w.chain,
             next: w.next,
             depth: w.depth,
             stack: StackId(w.stack.clone()),
             may: w.may,
             cube: w.cube.clone(),
-        };
-        if self.resumed.insert(key) {
+        });
+        let hash = self.resumed.hasher().hash_one(&key);
+        if self.resumed.insert(Resumed { hash, key }) {
             self.pending.push(w);
         }
     }
