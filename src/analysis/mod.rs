@@ -267,8 +267,10 @@ struct StageResult {
     accepted: bool,
     by: Decider,
     may: Option<Decider>,
-    /// Set when the deciding rule was a destination NAT: the piece before the rewrite.
-    pre_nat: Option<Box<Cube>>,
+    /// Set when the deciding rule was a destination NAT: the piece before the rewrite,
+    /// shared with the NAT origins made of it (a Kubernetes node's nat table rewrites
+    /// tens of thousands of pieces, which the prewalk keeps and hands on).
+    pre_nat: Option<Arc<Cube>>,
 }
 
 /// A piece between stages: its packets, the accepts so far, the first unmodelled rule,
@@ -459,7 +461,7 @@ impl<'g> Model<'g> {
         let mut next = Vec::new();
         for piece in live {
             let results = self.walk_stage(entry, piece.cube.clone(), piece.may, steps_left);
-            sort_results(&piece, results, &mut next, done);
+            sort_results(&piece, results.into_iter(), &mut next, done);
         }
         merge_destinations(dedupe(next))
     }
@@ -577,7 +579,8 @@ impl<'g> Model<'g> {
             let results =
                 self.walk_stage(stage.chain.0, piece.cube.clone(), None, &self.steps_left);
             let (mut next, mut denied) = (Vec::new(), Vec::new());
-            sort_results(&piece, results.clone(), &mut next, &mut denied);
+            // The prewalk keeps `results`: each is copied once, into its place.
+            sort_results(&piece, results.iter().cloned(), &mut next, &mut denied);
             let passed = merge_destinations(dedupe(next));
             let whole = denied.is_empty()
                 && matches!(passed.as_slice(), [only] if only.may.is_none() && only.nat.is_none());
@@ -987,10 +990,14 @@ impl Model<'_> {
 /// denials end in `done`.
 fn sort_results(
     piece: &Live,
-    results: Vec<StageResult>,
+    results: impl ExactSizeIterator<Item = StageResult>,
     next: &mut Vec<Live>,
     done: &mut Vec<Outcome>,
 ) {
+    // Room for every result to go on, as all do through a nat stage: grown push by push,
+    // the tens of thousands of pieces a Kubernetes node's nat table passes on were
+    // copied at each doubling.
+    next.reserve(results.len());
     for mut r in results {
         let mut accepted_by = piece.accepted_by.clone();
         let mut nat = piece.nat.clone();
@@ -1130,7 +1137,7 @@ fn union_of(mut first: Live, rest: Vec<Live>) -> Live {
 /// keeps the packets as first sent and names the latest rule.
 fn rewritten(
     nat: Option<Arc<[NatOrigin]>>,
-    before: Box<Cube>,
+    before: Arc<Cube>,
     r: &StageResult,
 ) -> Arc<[NatOrigin]> {
     let dst = r.cube.destination().clone();
@@ -1148,7 +1155,7 @@ fn rewritten(
     if earlier.is_empty() {
         return Arc::new([NatOrigin {
             by: r.by,
-            before: Arc::new(*before),
+            before,
             dst,
             may: r.may,
         }]);
@@ -1226,7 +1233,7 @@ fn rewrite(cube: Cube, may: Option<Decider>, target: &NatTarget, decider: Decide
         accepted: true,
         by: decider,
         may,
-        pre_nat: Some(Box::new(before)),
+        pre_nat: Some(Arc::new(before)),
     }
 }
 
