@@ -52,6 +52,16 @@ impl Ranges {
         }
     }
 
+    /// The ranges of `ranges`, `len` of them, canonical already: several are written once,
+    /// straight into their shared slice.
+    fn collected(len: usize, mut ranges: impl Iterator<Item = (u128, u128)>) -> Ranges {
+        match len {
+            0 => Ranges::Empty,
+            1 => ranges.next().map_or(Ranges::Empty, Ranges::One),
+            _ => Ranges::Many(ranges.collect()),
+        }
+    }
+
     fn from_slice(built: &[(u128, u128)]) -> Ranges {
         match built {
             [] => Ranges::Empty,
@@ -215,9 +225,18 @@ impl IntervalSet {
         if holds_all(other, self) {
             return self.clone();
         }
-        let out = sweep::intersect(self.ranges(), other.ranges());
+        let (len, ranges) = match (&self.ranges, &other.ranges) {
+            (_, Ranges::One(r)) => sweep::within_range(self.ranges(), *r),
+            (Ranges::One(r), _) => sweep::within_range(other.ranges(), *r),
+            _ => {
+                let out = sweep::intersect(self.ranges(), other.ranges());
+                return IntervalSet {
+                    ranges: Ranges::built(&out, self, other),
+                };
+            }
+        };
         IntervalSet {
-            ranges: Ranges::built(&out, self, other),
+            ranges: Ranges::collected(len, ranges),
         }
     }
 
@@ -233,6 +252,14 @@ impl IntervalSet {
 
     /// Values in `self` but not in `other`.
     pub fn subtract(&self, other: &IntervalSet) -> IntervalSet {
+        if let Ranges::One(r) = other.ranges {
+            return match sweep::without_range(self.ranges(), r) {
+                Some((len, ranges)) => IntervalSet {
+                    ranges: Ranges::collected(len, ranges),
+                },
+                None => self.clone(),
+            };
+        }
         let out = sweep::subtract(self.ranges(), other.ranges());
         IntervalSet {
             ranges: Ranges::built(&out, self, other),
@@ -306,8 +333,53 @@ mod sweep {
         out
     }
 
+    /// `a[first..end]` are the ranges of `a` that share a value with `r`.
+    fn overlapping(a: &[R], (lo, hi): R) -> (usize, usize) {
+        (
+            a.partition_point(|&(_, a_hi)| a_hi < lo),
+            a.partition_point(|&(a_lo, _)| a_lo <= hi),
+        )
+    }
+
+    /// The ranges of `a` without the values of the one range `r`, and how many there are;
+    /// `None` if `a` has none of them. A walk takes one rule's address or port out of a
+    /// piece's set of hundreds of ranges at every step, so the ranges `r` does not reach
+    /// are found by binary search and copied as they are, not merged one by one.
+    pub(super) fn without_range(a: &[R], r: R) -> Option<(usize, impl Iterator<Item = R>)> {
+        let (first, end) = overlapping(a, r);
+        let cut = a.get(first..end).filter(|cut| !cut.is_empty())?;
+        // Only the first range cut can reach below `r`, and only the last above it.
+        let below = cut.first().filter(|c| c.0 < r.0).map(|c| (c.0, r.0 - 1));
+        let above = cut.last().filter(|c| c.1 > r.1).map(|c| (r.1 + 1, c.1));
+        let (head, tail) = (a.get(..first)?, a.get(end..)?);
+        let len = head.len() + usize::from(below.is_some()) + usize::from(above.is_some());
+        let ranges = head.iter().copied().chain(below).chain(above);
+        Some((len + tail.len(), ranges.chain(tail.iter().copied())))
+    }
+
+    /// The ranges of `a` within the one range `r`, and how many there are: the ranges it
+    /// reaches, found by binary search, the first and last of them cut to it.
+    pub(super) fn within_range(a: &[R], r: R) -> (usize, impl Iterator<Item = R>) {
+        let (first, end) = overlapping(a, r);
+        let inside = a.get(first..end).unwrap_or(&[]);
+        let cut = |c: &R| (c.0.max(r.0), c.1.min(r.1));
+        let (head, middle, last) = match inside {
+            [] => (None, &[][..], None),
+            [only] => (Some(cut(only)), &[][..], None),
+            [head, middle @ .., last] => (Some(cut(head)), middle, Some(cut(last))),
+        };
+        let ranges = head.into_iter().chain(middle.iter().copied()).chain(last);
+        (inside.len(), ranges)
+    }
+
     /// True if they share a value.
     pub(super) fn intersects(a: &[R], b: &[R]) -> bool {
+        // A piece's set of many ranges against one rule's range, at every walk step.
+        match (a, b) {
+            (_, &[r]) => return within_range(a, r).0 > 0,
+            (&[r], _) => return within_range(b, r).0 > 0,
+            _ => {}
+        }
         let (mut i, mut j) = (0, 0);
         while let (Some(&(a_lo, a_hi)), Some(&(b_lo, b_hi))) = (a.get(i), b.get(j)) {
             if a_lo.max(b_lo) <= a_hi.min(b_hi) {
@@ -327,6 +399,17 @@ mod sweep {
         // The sweep of `subtract`, stopping at the first value it would keep: the walks
         // ask this of every field of a piece at every step, and building the difference
         // only to see it empty was 3 % of a run.
+        match (a, b) {
+            (&[first, ..], &[(lo, hi)]) => {
+                return lo <= first.0 && a.last().is_some_and(|l| l.1 <= hi);
+            }
+            (&[r], _) => {
+                // Within the first range of `b` that reaches it, or not within `b` at all.
+                let (first, _) = overlapping(b, r);
+                return b.get(first).is_some_and(|c| c.0 <= r.0 && r.1 <= c.1);
+            }
+            _ => {}
+        }
         let mut j = 0;
         for &(lo, hi) in a {
             let mut cur = lo;
@@ -670,6 +753,50 @@ mod tests {
         assert_eq!(untouched.ranges().as_ptr(), many.ranges().as_ptr());
         let cut = many.subtract(&IntervalSet::single(6));
         assert_eq!(cut.ranges(), &[(1, 3), (5, 5), (7, 9), (20, 30)]);
+    }
+
+    /// Sets of up to 40 ranges over a small universe, whose ends meet and whose ranges
+    /// touch, and a range that may reach past any of them.
+    fn many_ranges() -> impl proptest::strategy::Strategy<Value = IntervalSet> {
+        use proptest::prelude::*;
+        prop::collection::vec((0u128..300, 0u128..6), 0..40)
+            .prop_map(|rs| IntervalSet::from_ranges(rs.into_iter().map(|(lo, w)| (lo, lo + w))))
+    }
+
+    fn swept(out: Buf) -> IntervalSet {
+        IntervalSet {
+            ranges: Ranges::from_slice(&out),
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-range paths (binary search, untouched ranges copied as they are) give
+        /// the sets the merge passes give, in the same form.
+        #[test]
+        fn one_range_operations_agree_with_the_merge_passes(
+            a in many_ranges(),
+            lo in 0u128..320,
+            width in 0u128..60,
+        ) {
+            let r = IntervalSet::range(lo, lo + width);
+            let form = |s: &IntervalSet| std::mem::discriminant(&s.ranges);
+            let cases = [
+                (a.subtract(&r), swept(sweep::subtract(a.ranges(), r.ranges()))),
+                (a.intersect(&r), swept(sweep::intersect(a.ranges(), r.ranges()))),
+                (r.intersect(&a), swept(sweep::intersect(r.ranges(), a.ranges()))),
+            ];
+            for (fast, merged) in cases {
+                proptest::prop_assert_eq!(&fast, &merged);
+                proptest::prop_assert_eq!(form(&fast), form(&merged));
+            }
+            let meet = !swept(sweep::intersect(a.ranges(), r.ranges())).is_empty();
+            proptest::prop_assert_eq!(a.intersects(&r), meet);
+            proptest::prop_assert_eq!(r.intersects(&a), meet);
+            let a_in_r = swept(sweep::subtract(a.ranges(), r.ranges())).is_empty();
+            let r_in_a = swept(sweep::subtract(r.ranges(), a.ranges())).is_empty();
+            proptest::prop_assert_eq!(a.is_subset(&r), a_in_r);
+            proptest::prop_assert_eq!(r.is_subset(&a), r_in_a);
+        }
     }
 
     #[test]

@@ -72,6 +72,17 @@ impl NarrowSet {
         }
     }
 
+    /// The set of `ranges`, `len` of them, canonical already.
+    fn collected(len: usize, mut ranges: impl Iterator<Item = R>) -> NarrowSet {
+        match len {
+            0 => NarrowSet(Narrow::Empty),
+            1 => ranges
+                .next()
+                .map_or(NarrowSet(Narrow::Empty), NarrowSet::one),
+            _ => NarrowSet(Narrow::Many(ranges.collect())),
+        }
+    }
+
     /// The ranges, in `one` if the set holds them inline.
     fn ranges<'a>(&'a self, one: &'a mut [R; 1]) -> &'a [R] {
         match &self.0 {
@@ -134,8 +145,15 @@ impl NarrowSet {
             return self.clone();
         }
         let (mut a, mut b) = ([(0, 0)], [(0, 0)]);
-        let out = sweep::intersect(self.ranges(&mut a), other.ranges(&mut b));
-        NarrowSet::built(&out, self, other)
+        let (len, ranges) = match (&self.0, &other.0) {
+            (_, Narrow::One(lo, hi)) => sweep::within_range(self.ranges(&mut a), wide(*lo, *hi)),
+            (Narrow::One(lo, hi), _) => sweep::within_range(other.ranges(&mut b), wide(*lo, *hi)),
+            _ => {
+                let out = sweep::intersect(self.ranges(&mut a), other.ranges(&mut b));
+                return NarrowSet::built(&out, self, other);
+            }
+        };
+        NarrowSet::collected(len, ranges)
     }
 
     /// True if the sets share a value.
@@ -159,9 +177,20 @@ impl NarrowSet {
     /// Values in `self` but not in `other`.
     pub fn subtract(&self, other: &NarrowSet) -> NarrowSet {
         let (mut a, mut b) = ([(0, 0)], [(0, 0)]);
+        if let Narrow::One(lo, hi) = other.0 {
+            return match sweep::without_range(self.ranges(&mut a), wide(lo, hi)) {
+                Some((len, ranges)) => NarrowSet::collected(len, ranges),
+                None => self.clone(),
+            };
+        }
         let out = sweep::subtract(self.ranges(&mut a), other.ranges(&mut b));
         NarrowSet::built(&out, self, other)
     }
+}
+
+/// An inline range as the ranges of the sweep.
+fn wide(lo: u32, hi: u32) -> R {
+    (u128::from(lo), u128::from(hi))
 }
 
 /// True if `one` is one inline range that holds every value of `set`, a set of several
