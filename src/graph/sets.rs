@@ -617,11 +617,47 @@ pub mod ct {
 
     /// The same packets after a destination NAT rewrite: their connection is DNATed.
     pub fn mark_dnat(states: &IntervalSet) -> IntervalSet {
-        IntervalSet::from_ranges(
-            (0..=MAX)
-                .filter(|v| states.contains(*v))
-                .map(|v| (v | DNAT_BIT, v | DNAT_BIT)),
-        )
+        // As bits, not value by value into ranges to sort: every rewrite of a walk marks
+        // its piece's states, tens of thousands of times on a Kubernetes node. A value
+        // without the flag gains it by adding the flag's bit, so moves up by two places.
+        let bits = bits_of(states);
+        of_bits((bits & DNAT_VALUES) | ((bits & !DNAT_VALUES) << DNAT_BIT))
+    }
+
+    /// Bit `v` set for each value `v` that has the DNAT flag.
+    const DNAT_VALUES: u32 = {
+        let (mut bits, mut v) = (0, 0);
+        while v <= MAX {
+            if v & DNAT_BIT != 0 {
+                bits |= 1 << v;
+            }
+            v += 1;
+        }
+        bits
+    };
+
+    /// The values of `states` as bits: bit `v` for the value `v`.
+    fn bits_of(states: &IntervalSet) -> u32 {
+        let values = states.ranges().iter().take_while(|(lo, _)| *lo <= MAX);
+        values.fold(0, |bits, &(lo, hi)| {
+            // `hi` is at most 19, so the run's bits fit in 32 and the shifts in 64.
+            let run = (1u64 << (hi.min(MAX) + 1)) - (1u64 << lo);
+            bits | u32::try_from(run).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// The values whose bits are set in `bits`, one range per run of set bits.
+    fn of_bits(mut bits: u32) -> IntervalSet {
+        let mut ranges = super::Buf::new();
+        while bits != 0 {
+            let lo = bits.trailing_zeros();
+            let len = (bits >> lo).trailing_ones();
+            ranges.push((u128::from(lo), u128::from(lo + len - 1)));
+            bits &= u32::MAX.checked_shl(lo + len).unwrap_or(0);
+        }
+        IntervalSet {
+            ranges: super::Ranges::from_slice(&ranges),
+        }
     }
 
     /// The states of the replies to packets in `states`: ESTABLISHED, with the same NAT
@@ -865,6 +901,17 @@ mod tests {
         assert!(replies.is_subset(&ct::set_by_name("ESTABLISHED").expect("known")));
         assert_eq!(ct::name(ct::RELATED + 2), "RELATED");
         assert!(ct::set_by_name("BOGUS").is_none());
+    }
+
+    proptest::proptest! {
+        /// Marking by bits gives what marking each state value by value gives.
+        #[test]
+        fn a_dnat_rewrite_marks_each_state_it_holds(bits in 0u32..1 << 20) {
+            let values = |bits: u32| (0..=ct::MAX).filter(move |v| bits >> v & 1 == 1);
+            let states = IntervalSet::from_ranges(values(bits).map(|v| (v, v)));
+            let marked = values(bits).map(|v| (v | ct::DNAT_BIT, v | ct::DNAT_BIT));
+            proptest::prop_assert_eq!(ct::mark_dnat(&states), IntervalSet::from_ranges(marked));
+        }
     }
 
     #[test]
