@@ -1046,7 +1046,10 @@ fn cidr_blocks(mut lo: u128, hi: u128, out: &mut impl Extend<(u8, u128)>) {
 /// fraction of a tree insert.
 #[derive(Default)]
 struct AddrMap {
-    blocks: HashMap<u128, Vec<NarrowRange>>,
+    /// Inline up to two: most blocks hold one or two ranges (277,000 of the 294,000 of
+    /// a generated ASA config of 100,000 rules), and each was a list allocated, grown
+    /// and freed on its own.
+    blocks: HashMap<u128, SmallVec<[NarrowRange; 2]>>,
 }
 
 /// A narrow range inside its block: where it starts there and how many addresses
