@@ -203,6 +203,18 @@ pub fn tokenize_into<'a>(
             return Ok(());
         }
         let start = at;
+        // Most tokens are one bare word: taken whole, with no segments to join.
+        let bare = bare_segment(line, at);
+        if !matches!(bytes.get(bare.end), Some(b'"' | b'\'')) {
+            at = bare.end;
+            out.push(Token {
+                value: Cow::Borrowed(bare.text),
+                start: base + start,
+                end: base + at,
+                quoted: false,
+            });
+            continue;
+        }
         let mut value: Cow<'a, str> = Cow::Borrowed("");
         let mut quoted = false;
         let mut segments = 0;
