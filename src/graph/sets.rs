@@ -835,6 +835,27 @@ mod tests {
         }
     }
 
+    /// The one-range paths at the ends of the universe, where `r.0 - 1` or `r.1 + 1`
+    /// would overflow if they were taken.
+    #[test]
+    fn one_range_paths_reach_both_ends_of_the_universe() {
+        let top = u128::MAX;
+        let ends = set(&[(0, 3), (10, 20), (top - 5, top)]);
+        let cut_low = ends.subtract(&IntervalSet::range(0, 11));
+        assert_eq!(cut_low.ranges(), &[(12, 20), (top - 5, top)]);
+        let cut_high = ends.subtract(&IntervalSet::range(top - 1, top));
+        assert_eq!(cut_high.ranges(), &[(0, 3), (10, 20), (top - 5, top - 2)]);
+        let within = ends.intersect(&IntervalSet::range(2, top - 5));
+        assert_eq!(within.ranges(), &[(2, 3), (10, 20), (top - 5, top - 5)]);
+        assert!(ends.is_subset(&IntervalSet::range(0, top)));
+        assert!(!ends.is_subset(&IntervalSet::range(1, top)));
+        assert!(IntervalSet::single(top).is_subset(&ends));
+        assert!(!IntervalSet::range(3, 10).is_subset(&ends));
+        assert!(!ends.intersects(&IntervalSet::range(21, top - 6)));
+        assert!(ends.intersects(&IntervalSet::range(21, top - 5)));
+        assert!(IntervalSet::range(0, 0).intersects(&ends));
+    }
+
     #[test]
     fn subtract_splits_ranges() {
         let a = set(&[(0, 100)]);
