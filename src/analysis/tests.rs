@@ -653,3 +653,62 @@ fn queries_walked_side_by_side_decide_as_alone_and_share_the_budget_fairly() {
         assert_eq!(volumes(&again), volumes(&first));
     }
 }
+
+/// `port_forwards(n)` with one more stage after FORWARD, like an iptables dump's mangle
+/// POSTROUTING: its chain holds `rules` and falls through to `policy`. FORWARD first
+/// accepts the packets to port 80 that an unmodelled match picks: they go on "may".
+fn with_last_stage(n: u32, rules: Vec<Rule>, policy: Action) -> RuleGraph {
+    let mut g = port_forwards(n);
+    let fwd = g.stages.last().map_or(0, |s| s.chain.0);
+    let mut unknown = tcp_port(80);
+    unknown.push(cond(CondKind::Unknown("-m u32".into())));
+    g.chains[fwd]
+        .rules
+        .insert(0, rule(unknown, Action::Accept, 4));
+    let last = g.add_chain(Chain {
+        name: "POSTROUTING".into(),
+        rules,
+        default: Some(Default {
+            action: policy,
+            span: span(997),
+            reason: "policy of chain `POSTROUTING`".into(),
+        }),
+        span: span(997),
+    });
+    g.stages.push(Stage {
+        name: "mangle POSTROUTING".into(),
+        chain: last,
+    });
+    g
+}
+
+#[test]
+fn a_stage_without_rules_decides_as_walking_to_its_default_does() {
+    // The queries are TCP: a walk passes this rule by without a step, as it passes the
+    // empty chain's none, and reaches the default.
+    let no_match = || {
+        let udp = cond(CondKind::Protocol(IntervalSet::single(17)));
+        vec![rule(vec![udp], Action::Drop, 3)]
+    };
+    for policy in [Action::Accept, Action::Drop] {
+        let ruleless = with_last_stage(12, vec![], policy.clone());
+        let walked = with_last_stage(12, no_match(), policy.clone());
+        let run = |g: &RuleGraph, budget: usize| {
+            let m = Model::new(g, &[]);
+            m.steps_left.store(budget, Ordering::Relaxed);
+            let out = m.evaluate(&tcp_packets(&m));
+            (format!("{out:#?}"), m.steps_taken(), m.exhausted())
+        };
+        let (out, steps, _) = run(&walked, STEP_BUDGET);
+        assert!(out.contains("may: Some"), "some pieces are only \"may\"");
+        let fast = Model::new(&ruleless, &[]);
+        let last = ruleless.stages.last().map_or(0, |s| s.chain.0);
+        assert!(fast.charge_ruleless_stage(last, 5, &AtomicUsize::new(5)));
+        // Every budget, down to none: where one runs short of a step per piece, the
+        // walk decides which pieces are only "may".
+        for left in [STEP_BUDGET].into_iter().chain((0..=steps + 1).rev()) {
+            let (a, b) = (run(&ruleless, left), run(&walked, left));
+            assert_eq!(a, b, "{policy:?}, a budget of {left} steps, {steps} needed");
+        }
+    }
+}
