@@ -28,6 +28,7 @@ pub mod source;
 pub mod suppress;
 
 use analysis::Model;
+use analysis::reuse::Recorded;
 use analysis::zones::Zoning;
 use checks::CheckCx;
 use config::{Config, ConfigError, FileConfig, Mode};
@@ -37,6 +38,7 @@ use report::finding::{Finding, Severity};
 use report::{Report, Sources};
 use source::SourceFile;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 /// How a run ended, for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,10 +245,18 @@ fn lint_file(
     let mut findings = parsed.findings;
     let mut used_suppressions = None;
     if let Some(graph) = &parsed.graph {
-        let (found, cost) = check_graph_freeing(file, graph, fc, checks::Scope::All, free);
+        // A file whose fixes may be verified keeps a record of its walks for them.
+        let walks = match fixes && graph.rules().count() <= fix::MAX_VERIFIED_RULES {
+            true => Walks::Record,
+            false => Walks::Fresh,
+        };
+        let (found, cost, recorded) =
+            check_graph_freeing(file, graph, fc, checks::Scope::All, free, walks);
         findings.extend(found);
         if fixes {
-            fix::suggest(file, dialect, graph, fc, &mut findings, cost, &memo);
+            let recorded = recorded.map(Arc::new);
+            let lint = fix::Lint { cost, recorded };
+            fix::suggest(file, dialect, graph, fc, &mut findings, lint, &memo);
         }
         suppress::apply_inline(&mut findings, graph);
     }
@@ -269,6 +279,9 @@ pub struct Cost {
     pub units: usize,
     /// The analysis stopped at its step budget (the `analysis-limit` note).
     pub hit_limit: bool,
+    /// Walks taken over from the lint's record instead of walked (see
+    /// [`check_graph_reusing`]); counted in `units` as if walked.
+    pub taken_over: usize,
 }
 
 /// Runs the checks of `scope` on one parsed file, and says what that cost.
@@ -278,23 +291,68 @@ pub fn check_graph_scoped(
     fc: &FileConfig,
     scope: checks::Scope,
 ) -> (Vec<Finding>, Cost) {
-    check_graph_freeing(file, graph, fc, scope, Free::Now)
+    let (found, cost, _) = check_graph_freeing(file, graph, fc, scope, Free::Now, Walks::Fresh);
+    (found, cost)
 }
 
-/// [`check_graph_scoped`], freeing the analysis as `free` says.
+/// [`check_graph_scoped`] with every check (a lint), keeping the record of its walks
+/// that [`check_graph_reusing`] takes over; the lint keeps one when it will verify fixes.
+pub fn check_graph_recording(
+    file: &SourceFile,
+    graph: &graph::RuleGraph,
+    fc: &FileConfig,
+) -> (Vec<Finding>, Cost, Option<Recorded>) {
+    let scope = checks::Scope::All;
+    check_graph_freeing(file, graph, fc, scope, Free::Now, Walks::Record)
+}
+
+/// [`check_graph_scoped`] for an edited copy of `original`, taking over the walks of
+/// `original`'s lint (`recorded`) that the edit cannot change: the same findings and
+/// cost as walking them again.
+pub fn check_graph_reusing(
+    file: &SourceFile,
+    graph: &graph::RuleGraph,
+    fc: &FileConfig,
+    scope: checks::Scope,
+    original: &graph::RuleGraph,
+    recorded: Arc<Recorded>,
+) -> (Vec<Finding>, Cost) {
+    let walks = Walks::Reuse(original, recorded);
+    let (found, cost, _) = check_graph_freeing(file, graph, fc, scope, Free::Now, walks);
+    (found, cost)
+}
+
+/// How a check's analysis walks its zone pairs (see [`analysis::reuse`]).
+enum Walks<'a> {
+    /// Walk them all.
+    Fresh,
+    /// Walk them all, and keep a record for fix verification.
+    Record,
+    /// Take over what the lint of this original recorded where an edit cannot change it.
+    Reuse(&'a graph::RuleGraph, Arc<Recorded>),
+}
+
+/// [`check_graph_scoped`], freeing the analysis as `free` says and walking as `walks`
+/// says; with the record if one was asked for.
 fn check_graph_freeing(
     file: &SourceFile,
     graph: &graph::RuleGraph,
     fc: &FileConfig,
     scope: checks::Scope,
     free: Free,
-) -> (Vec<Finding>, Cost) {
+    walks: Walks,
+) -> (Vec<Finding>, Cost, Option<Recorded>) {
     let mut zoning = Zoning::assign(graph, &fc.zones);
     if graph.is_host_firewall() {
         // The machine itself is the MIS host: the perimeter is where it stands.
         zoning.implied.push(graph::Zone::Perimeter);
     }
     let model = Model::new(graph, &fc.mapped_interfaces());
+    let mut model = match walks {
+        Walks::Fresh => model,
+        Walks::Record => model.recording(),
+        Walks::Reuse(original, recorded) => model.reusing(original, recorded),
+    };
     let mut flows = fc.policy.active(&fc.settings);
     flows.extend(allowed_flows(fc.allow));
     let (settings, hosts) = (&fc.settings, &fc.hosts);
@@ -313,9 +371,11 @@ fn check_graph_freeing(
     let cost = Cost {
         units: graph.rules().count() + model.steps_taken(),
         hit_limit: model.exhausted(),
+        taken_over: model.walks_taken_over(),
     };
+    let recorded = model.take_record();
     free.release(model);
-    (findings, cost)
+    (findings, cost, recorded)
 }
 
 /// The site file's extra allowed flows as policy flows.

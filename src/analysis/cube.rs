@@ -218,6 +218,19 @@ impl Cube {
                 .all(|(a, b)| a.intersects(b))
     }
 
+    /// True if the cubes meet on every field but those of `except`.
+    pub fn intersects_except(&self, other: &Cube, except: &[Field]) -> bool {
+        let skips = |f: usize| except.iter().any(|&e| e as usize == f);
+        let narrow = self.narrow.iter().zip(&other.narrow).enumerate();
+        let addrs = self.addrs.iter().zip(&other.addrs).enumerate();
+        narrow
+            .filter(|(f, _)| !skips(*f))
+            .all(|(_, (a, b))| a.intersects(b))
+            && addrs
+                .filter(|(f, _)| !skips(f + NARROW))
+                .all(|(_, (a, b))| a.intersects(b))
+    }
+
     /// Packets in both cubes.
     pub fn intersect(&self, other: &Cube) -> Cube {
         Cube {

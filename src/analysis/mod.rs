@@ -24,6 +24,7 @@
 //! verdict that depends on it is reported as "may", never as a definite "closed".
 
 pub mod cube;
+pub mod reuse;
 pub mod trace;
 pub mod zones;
 
@@ -39,8 +40,8 @@ use foldhash::{HashMap, HashSet, HashSetExt};
 use rayon::prelude::*;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 /// The name given to "any interface not named in the config or the zone map".
 pub const OTHER_IFACE: &str = "*";
@@ -125,10 +126,20 @@ pub struct Model<'g> {
     /// Each destination NAT rule's destinations and the addresses it rewrites them to,
     /// gathered on the first query that asks (see [`Model::destinations_reaching`]).
     rewrites: OnceLock<Vec<(IntervalSet, IntervalSet)>>,
+    /// Set while a lint records its walks for fix verification (see [`reuse`]).
+    record: Option<Mutex<reuse::Recorded>>,
+    /// Set while a fix's re-check takes over the lint's walks the edit cannot change.
+    reuse: Option<reuse::Reuse>,
+    /// True once a prewalk was walked again under `reuse`: the queries' walks then
+    /// start from other pieces than the recorded ones did, and are walked too.
+    prewalked_afresh: AtomicBool,
+    /// Prewalks and query walks taken over under `reuse`.
+    taken_over: AtomicUsize,
 }
 
 /// One stage's walk of a cube that holds the packets of several queries: a query inside
 /// `bound` takes its results from here instead of walking the stage again.
+#[derive(Clone)]
 struct Prewalk {
     chain: usize,
     bound: Cube,
@@ -360,7 +371,62 @@ impl<'g> Model<'g> {
             steps_left: AtomicUsize::new(STEP_BUDGET),
             prewalks: RwLock::new(Vec::new()),
             rewrites: OnceLock::new(),
+            record: None,
+            reuse: None,
+            prewalked_afresh: AtomicBool::new(false),
+            taken_over: AtomicUsize::new(0),
         }
+    }
+
+    /// This model, keeping a record of its prewalks and query walks for the re-checks
+    /// of edited copies of its file (see [`reuse`]).
+    pub fn recording(mut self) -> Model<'g> {
+        self.record = Some(Mutex::new(reuse::Recorded::of(&self.ifaces)));
+        self
+    }
+
+    /// The record kept since [`Model::recording`].
+    pub fn take_record(&mut self) -> Option<reuse::Recorded> {
+        let record = self.record.take()?;
+        Some(record.into_inner().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// This model, taking over the walks recorded by the lint of `original` that the
+    /// differences between the two graphs cannot change (see [`reuse`]).
+    pub fn reusing(mut self, original: &RuleGraph, recorded: Arc<reuse::Recorded>) -> Model<'g> {
+        self.reuse = reuse::Reuse::plan(&self, original, recorded);
+        self
+    }
+
+    /// How many prewalks and query walks were taken over from a record.
+    pub fn walks_taken_over(&self) -> usize {
+        self.taken_over.load(Ordering::Relaxed)
+    }
+
+    /// Takes `steps` from the budget if it holds them all.
+    fn charge(&self, steps: usize) -> bool {
+        let left = self.steps_left.load(Ordering::Relaxed);
+        if left < steps {
+            return false;
+        }
+        self.steps_left.store(left - steps, Ordering::Relaxed);
+        true
+    }
+
+    /// A walk of `query` through `stages` with `share` steps taken over from the
+    /// original file's lint, with the steps it took.
+    fn reused_walk(
+        &self,
+        stages: &[usize],
+        query: &Cube,
+        share: usize,
+    ) -> Option<(Vec<Outcome>, usize)> {
+        if self.prewalked_afresh.load(Ordering::Relaxed) {
+            return None;
+        }
+        let walk = self.reuse.as_ref()?.walk(self, stages, query, share)?;
+        self.taken_over.fetch_add(1, Ordering::Relaxed);
+        Some(walk)
     }
 
     /// Every packet of the graph's address families, in state NEW.
@@ -409,9 +475,18 @@ impl<'g> Model<'g> {
         let walked: Vec<(Vec<Outcome>, usize)> = queries
             .par_iter()
             .map(|&(query, stages)| {
+                let ids = stage_chains(stages);
+                if let Some((outcomes, taken)) = self.reused_walk(&ids, query, share) {
+                    return (outcomes, share - taken);
+                }
                 let left = AtomicUsize::new(share);
                 let outcomes = self.evaluate_within(query, stages, &left);
-                (outcomes, left.into_inner())
+                let left = left.into_inner();
+                if let Some(record) = &self.record {
+                    let mut record = record.lock().unwrap_or_else(PoisonError::into_inner);
+                    record.add_walk(ids, query.clone(), share, outcomes.clone(), share - left);
+                }
+                (outcomes, left)
             })
             .collect();
         let ran_out = walked.iter().any(|&(_, left)| left == 0);
@@ -622,6 +697,26 @@ impl<'g> Model<'g> {
             // Checked twice with one model: the first prewalk serves these queries too.
             return;
         }
+        let ids = stage_chains(stages);
+        if let Some(r) = &self.reuse {
+            match r.prewalk(self, &ids, &piece.cube) {
+                Some((kept, steps)) if self.charge(steps) => {
+                    let mut prewalks = self
+                        .prewalks
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    prewalks.extend(kept);
+                    self.taken_over.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                _ => self.prewalked_afresh.store(true, Ordering::Relaxed),
+            }
+        }
+        let hull = self.record.as_ref().map(|_| piece.cube.clone());
+        let (kept_from, steps_before) = (
+            self.prewalks().len(),
+            self.steps_left.load(Ordering::Relaxed),
+        );
         for stage in stages {
             let results =
                 self.walk_stage(stage.chain.0, piece.cube.clone(), None, &self.steps_left);
@@ -648,6 +743,12 @@ impl<'g> Model<'g> {
                 Some(p) => piece = p,
                 None => break,
             }
+        }
+        if let (Some(record), Some(hull)) = (&self.record, hull) {
+            let kept = self.prewalks()[kept_from..].to_vec();
+            let steps = steps_before - self.steps_left.load(Ordering::Relaxed);
+            let mut record = record.lock().unwrap_or_else(PoisonError::into_inner);
+            record.add_prewalk(ids, hull, kept, steps);
         }
     }
 
@@ -1260,6 +1361,11 @@ fn outcome(
         accepted_by,
         may,
     }
+}
+
+/// The chains `stages` enter, in order: how recorded walks are matched to new ones.
+fn stage_chains(stages: &[crate::graph::Stage]) -> Vec<usize> {
+    stages.iter().map(|s| s.chain.0).collect()
 }
 
 /// The fields a destination NAT rewrite changes; it leaves every other one as it was.

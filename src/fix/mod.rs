@@ -16,6 +16,7 @@ pub mod asa;
 pub mod iptables;
 pub mod pfsense;
 
+use crate::analysis::reuse::Recorded;
 use crate::analysis::zones::Zoning;
 use crate::checks::{
     Scope, describe_ports, ipsec_violation, missing_port, needless_port, note_only_checks,
@@ -30,6 +31,7 @@ use crate::source::{FileId, LineIndex, SourceFile, Span};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A network in prefix form, as the inserted rules name addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +87,15 @@ const VERIFY_WORK_FACTOR: usize = 2;
 /// ...or this much work, whichever is more, so small files get all their fixes.
 const VERIFY_WORK_FLOOR: usize = 20_000;
 
+/// What the lint of a file leaves its fixes: what it cost, and the record of its walks
+/// that re-checks of edited copies take over where the edit cannot change them.
+pub struct Lint {
+    /// The lint's cost; verification may cost a multiple of it.
+    pub cost: crate::Cost,
+    /// The lint's walks, if it recorded them.
+    pub recorded: Option<Arc<Recorded>>,
+}
+
 /// Fills `fix` of every `missing-port`, `needless-port` and `ipsec-violation` finding in
 /// `findings` (one file's, before suppression) with a verified fix, or appends to its
 /// help why there is none. `memo` is what the parse kept of the file's parts
@@ -95,9 +106,10 @@ pub fn suggest(
     graph: &RuleGraph,
     fc: &FileConfig,
     findings: &mut [Finding],
-    lint_cost: crate::Cost,
+    lint: Lint,
     memo: &Memo,
 ) {
+    let lint_cost = lint.cost;
     if !findings.iter().any(wants_fix) {
         return;
     }
@@ -139,6 +151,7 @@ pub fn suggest(
         zoning: &zoning,
         fc,
         baseline: &baseline,
+        recorded: lint.recorded.as_ref(),
     };
     let mut wanting: Vec<&mut Finding> = findings.iter_mut().filter(|f| wants_fix(f)).collect();
     for batch in wanting.chunks_mut(VERIFY_BATCH) {
@@ -217,6 +230,7 @@ struct FixCx<'a> {
     zoning: &'a Zoning,
     fc: &'a FileConfig<'a>,
     baseline: &'a [Key],
+    recorded: Option<&'a Arc<Recorded>>,
 }
 
 impl FixCx<'_> {
@@ -230,15 +244,7 @@ impl FixCx<'_> {
             Err(reason) => why_not.push(reason),
             Ok(list) => {
                 for fix in list {
-                    let (verdict, cost) = verify(
-                        self.file,
-                        self.dialect,
-                        self.memo,
-                        self.fc,
-                        self.baseline,
-                        &target,
-                        &fix.edits,
-                    );
+                    let (verdict, cost) = verify(self, &target, &fix.edits);
                     spent += cost.max(1);
                     match verdict {
                         Ok(()) => return (Some(fix), why_not, spent),
@@ -480,27 +486,30 @@ impl Key {
 
 /// Applies `edits` to the original text, parses and checks the result, and accepts the
 /// edits if `target` is gone and every warning or error left was there before.
-fn verify(
-    file: &SourceFile,
-    dialect: Dialect,
-    memo: &Memo,
-    fc: &FileConfig,
-    baseline: &[Key],
-    target: &Key,
-    edits: &[Edit],
-) -> (Result<(), String>, usize) {
+fn verify(cx: &FixCx, target: &Key, edits: &[Edit]) -> (Result<(), String>, usize) {
+    let file = cx.file;
     let Some(text) = apply(&file.text, edits) else {
         return (Err("its edits overlap".into()), 0);
     };
     let edited = SourceFile::new(file.id, file.path.clone(), text);
-    let parsed = crate::parse::parse_edited(&edited, dialect, memo);
+    let parsed = crate::parse::parse_edited(&edited, cx.dialect, cx.memo);
     let Some(graph) = &parsed.graph else {
         return (Err("the edited file does not parse".into()), 0);
     };
     let mut after = parsed.findings;
-    let (found, cost) = crate::check_graph_scoped(&edited, graph, fc, verify_scope(graph));
+    let scope = verify_scope(graph);
+    let (found, cost) = match cx.recorded {
+        Some(recorded) => {
+            let recorded = Arc::clone(recorded);
+            crate::check_graph_reusing(&edited, graph, cx.fc, scope, cx.graph, recorded)
+        }
+        None => crate::check_graph_scoped(&edited, graph, cx.fc, scope),
+    };
     after.extend(found);
-    (compare(graph, after, baseline, target, edits), cost.units)
+    (
+        compare(graph, after, cx.baseline, target, edits),
+        cost.units,
+    )
 }
 
 /// The checks a verification runs: those that can report a warning or an error, which
