@@ -74,6 +74,7 @@ impl Recorded {
         }
     }
 
+    /// Adds a prewalk of `stages` for `hull` that kept `kept` in `steps` steps.
     pub(super) fn add_prewalk(
         &mut self,
         stages: Vec<usize>,
@@ -89,6 +90,7 @@ impl Recorded {
         });
     }
 
+    /// Adds a query's walk through `stages` with `share` steps, of which it took `taken`.
     pub(super) fn add_walk(
         &mut self,
         stages: Vec<usize>,
@@ -142,11 +144,12 @@ impl Reuse {
     ) -> Option<Reuse> {
         let edited = model.graph;
         let ifaces = Renumber::between(&recorded.ifaces, &model.ifaces)?;
+        let passive = passive_chains(original);
         let same_shape = original.chains.len() == edited.chains.len()
             && original.stages == edited.stages
             && original.local_in == edited.local_in
             && original.local_out == edited.local_out
-            && passive_chains(original) == passive_chains(edited);
+            && passive == passive_chains(edited);
         if !same_shape {
             return None;
         }
@@ -157,7 +160,6 @@ impl Reuse {
             }
             regions.push(changed_region(&old.rules, &new.rules));
         }
-        let passive = passive_chains(original);
         let cx = CompileCx {
             passive_chains: &passive,
             ifaces: &model.ifaces,
@@ -342,6 +344,7 @@ struct Renumber {
 }
 
 impl Renumber {
+    /// From the interfaces `old` to `new`; `None` unless they name the same ones.
     fn between(old: &[String], new: &[String]) -> Option<Renumber> {
         if old == new {
             return Some(Renumber { to: None });
@@ -356,6 +359,7 @@ impl Renumber {
         to.map(|to| Renumber { to: Some(to) })
     }
 
+    /// A set of interface numbers with each one moved by `to`.
     fn set(to: &[u128], set: &IntervalSet) -> IntervalSet {
         let each = set.ranges().iter().flat_map(|&(lo, hi)| lo..=hi);
         IntervalSet::from_ranges(each.map(|i| {
@@ -364,6 +368,7 @@ impl Renumber {
         }))
     }
 
+    /// The packets of `cube`, numbered as the edited model numbers interfaces.
     fn cube(&self, cube: &Cube) -> Cube {
         let mut c = cube.clone();
         if let Some(to) = &self.to {
@@ -375,6 +380,7 @@ impl Renumber {
         c
     }
 
+    /// [`Renumber::cube`] for an outcome's packets, as seen and as sent.
     fn outcome(&self, o: &Outcome) -> Outcome {
         let mut o = o.clone();
         if self.to.is_some() {
@@ -386,6 +392,7 @@ impl Renumber {
         o
     }
 
+    /// [`Renumber::cube`] for every piece a prewalk kept.
     fn prewalk(&self, p: &Prewalk) -> Prewalk {
         if self.to.is_none() {
             return p.clone();
@@ -405,11 +412,12 @@ impl Renumber {
             ..l.clone()
         };
         Prewalk {
+            chain: p.chain,
             bound: self.cube(&p.bound),
             results: p.results.iter().map(result).collect(),
+            accepted_before: p.accepted_before.clone(),
             passed: p.passed.iter().map(live).collect(),
             denied: p.denied.iter().map(|o| self.outcome(o)).collect(),
-            ..p.clone()
         }
     }
 }
