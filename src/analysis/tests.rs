@@ -712,3 +712,68 @@ fn a_stage_without_rules_decides_as_walking_to_its_default_does() {
         }
     }
 }
+
+/// `port_forwards(5)` with FORWARD's first rule (drop one endpoint) replaced.
+fn with_first_forward_rule(rule_now: Rule) -> RuleGraph {
+    let mut g = port_forwards(5);
+    let fwd = g.stages.last().map_or(0, |s| s.chain.0);
+    g.chains[fwd].rules[0] = rule_now;
+    g
+}
+
+/// The original's walk of public-addressed TCP, recorded, and the walks of `edited`
+/// for the same query: fresh, and taking over from the record; with the walks taken
+/// over.
+fn walked_fresh_and_reusing(original: &RuleGraph, edited: &RuleGraph) -> (String, String, usize) {
+    let query = |m: &Model| {
+        let mut q = tcp_packets(m);
+        let public = |last| addr::v4(std::net::Ipv4Addr::new(192, 0, 2, last));
+        q.restrict(Field::DstAddr, &IntervalSet::range(public(0), public(255)));
+        q
+    };
+    let mut lint = Model::new(original, &[]).recording();
+    let q = query(&lint);
+    lint.evaluate_each(&[(&q, original.stages.as_slice())]);
+    let record = Arc::new(lint.take_record().expect("recording"));
+    let fresh = Model::new(edited, &[]);
+    let q = query(&fresh);
+    let walked = fresh.evaluate_each(&[(&q, edited.stages.as_slice())]);
+    let reusing = Model::new(edited, &[]).reusing(original, record);
+    let q = query(&reusing);
+    let reused = reusing.evaluate_each(&[(&q, edited.stages.as_slice())]);
+    assert_eq!(fresh.steps_taken(), reusing.steps_taken());
+    (
+        format!("{walked:#?}"),
+        format!("{reused:#?}"),
+        reusing.walks_taken_over(),
+    )
+}
+
+#[test]
+fn a_walk_is_taken_over_only_where_no_changed_rule_meets_its_rewritten_packets() {
+    let original = port_forwards(5);
+    let endpoint = |i| addr::v4(std::net::Ipv4Addr::new(10, 0, 0, i));
+    // The query is for public destinations, which the nat stage rewrites to the
+    // endpoints: a FORWARD rule about an endpoint misses the query as sent and meets
+    // it as rewritten.
+    let drop_four = cond(CondKind::DstAddr(IntervalSet::single(endpoint(4))));
+    let edited = with_first_forward_rule(rule(vec![drop_four], Action::Drop, 1));
+    let (walked, reused, taken_over) = walked_fresh_and_reusing(&original, &edited);
+    assert_eq!(
+        taken_over, 0,
+        "a rule meeting rewritten packets was taken as missing"
+    );
+    assert_eq!(walked, reused);
+    // A rule for UDP meets no packet of a TCP query: the walk is taken over, with the
+    // rules after the inserted one renumbered.
+    let mut inserted = original.clone();
+    let fwd = inserted.stages.last().map_or(0, |s| s.chain.0);
+    let udp = cond(CondKind::Protocol(IntervalSet::single(17)));
+    inserted.chains[fwd]
+        .rules
+        .insert(0, rule(vec![udp], Action::Accept, 0));
+    let (walked, reused, taken_over) = walked_fresh_and_reusing(&original, &inserted);
+    assert_eq!(taken_over, 1);
+    assert_eq!(walked, reused);
+    assert!(walked.contains("rule: Some("), "some outcome names a rule");
+}
