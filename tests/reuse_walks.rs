@@ -4,32 +4,16 @@
 //! corpus file, for the edits the fixes make — a rule removed, a rule narrowed, a
 //! permit inserted ahead of a rule — at rules spread over each file.
 
-use clap::Parser;
+mod common;
+
 use mislint::checks::Scope;
-use mislint::cli::Cli;
-use mislint::config::{Config, Sites};
+use mislint::config::Sites;
 use mislint::fix::{self, Net, Permit};
 use mislint::graph::{Dialect, IntervalSet, RuleGraph};
 use mislint::parse;
 use mislint::report::finding::Edit;
 use mislint::source::{FileId, SourceFile, Span};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in std::fs::read_dir(dir).expect("directory readable") {
-        let sub = sub.expect("entry").path();
-        if !sub.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(&sub).expect("directory readable") {
-            out.push(f.expect("entry").path());
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Rules whose edits are tried in each file, spread evenly over it.
 const RULES_PER_FILE: usize = 24;
@@ -99,9 +83,7 @@ fn edits_at(text: &str, dialect: Dialect, graph: &RuleGraph, at: Span) -> Vec<Ve
 
 #[test]
 fn a_recheck_that_takes_over_walks_finds_what_walking_them_finds() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut files = files_under(&root.join("fixtures"));
-    files.extend(files_under(&root.join("../shared/corpus")));
+    let files = common::fixture_and_corpus_files();
     let flag_sets: [&[&str]; 2] = [
         &["--scenario", "exchange2000-smtp"],
         &["--scenario", "exchange2000-browse", "--ipsec"],
@@ -119,13 +101,7 @@ fn a_recheck_that_takes_over_walks_finds_what_walking_them_finds() {
             continue;
         };
         for flags in flag_sets {
-            let mut args = vec!["mislint", "--no-config", path.to_str().expect("UTF-8 path")];
-            args.extend(flags);
-            if dialect == Dialect::Iptables {
-                args.extend(["--zone", "eth0=public", "--zone", "eth1=perimeter"]);
-                args.extend(["--zone", "eth2=internal"]);
-            }
-            let config = Config::from_cli(Cli::parse_from(&args)).expect("valid flags");
+            let config = common::config_for(&path, dialect, flags);
             let sites = Sites::default();
             let fc = config.file_config(&sites, &path);
             let (_, _, recorded) = mislint::check_graph_recording(&file, &graph, &fc);

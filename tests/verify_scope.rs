@@ -4,29 +4,13 @@
 //! and nothing more, so that leaving those checks out changes no warning or error. Both
 //! are held here on every fixture and every corpus file under several scenario sets.
 
-use clap::Parser;
+mod common;
+
 use mislint::checks::{self, Scope};
-use mislint::cli::Cli;
-use mislint::config::{Config, Sites};
+use mislint::config::Sites;
 use mislint::parse;
 use mislint::report::finding::{Finding, Severity};
 use mislint::source::{FileId, SourceFile};
-use std::path::{Path, PathBuf};
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for sub in std::fs::read_dir(dir).expect("directory readable") {
-        let sub = sub.expect("entry").path();
-        if !sub.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(&sub).expect("directory readable") {
-            out.push(f.expect("entry").path());
-        }
-    }
-    out.sort();
-    out
-}
 
 /// What the verification compares of a finding.
 fn key(f: &Finding) -> String {
@@ -48,9 +32,7 @@ fn above_notes(found: &[Finding]) -> Vec<String> {
 
 #[test]
 fn leaving_out_the_note_checks_changes_no_warning_or_error() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut files = files_under(&root.join("fixtures"));
-    files.extend(files_under(&root.join("../shared/corpus")));
+    let files = common::fixture_and_corpus_files();
     let notes: Vec<&str> = checks::note_only_checks().map(|m| m.name).collect();
     assert!(notes.contains(&"shadowed-rule") && notes.contains(&"redundant-rule"));
     let flag_sets: [&[&str]; 3] = [
@@ -71,13 +53,7 @@ fn leaving_out_the_note_checks_changes_no_warning_or_error() {
             continue;
         };
         for flags in flag_sets {
-            let mut args = vec!["mislint", "--no-config", path.to_str().expect("UTF-8 path")];
-            args.extend(flags);
-            if dialect == mislint::graph::Dialect::Iptables {
-                args.extend(["--zone", "eth0=public", "--zone", "eth1=perimeter"]);
-                args.extend(["--zone", "eth2=internal"]);
-            }
-            let config = Config::from_cli(Cli::parse_from(&args)).expect("valid flags");
+            let config = common::config_for(&path, dialect, flags);
             let sites = Sites::default();
             let fc = config.file_config(&sites, &path);
             let (all, _) = mislint::check_graph_scoped(&file, &graph, &fc, Scope::All);

@@ -113,6 +113,9 @@ pub struct Model<'g> {
     /// Interface names; a packet's interface fields index into this list. The last entry
     /// is [`OTHER_IFACE`], standing for every interface the config does not name.
     pub ifaces: Vec<String>,
+    /// The chains that only mark or log (see [`passive_chains`]): jumps into them are
+    /// passed by.
+    passive: Vec<bool>,
     rules: Vec<Vec<CompiledRule>>,
     /// Each chain's rules' [`Bounds`], in rule order. The walk's scan for the next rule
     /// reads these first.
@@ -366,6 +369,7 @@ impl<'g> Model<'g> {
         Model {
             graph,
             ifaces,
+            passive,
             rules,
             bounds,
             steps_left: AtomicUsize::new(STEP_BUDGET),
@@ -381,7 +385,7 @@ impl<'g> Model<'g> {
     /// This model, keeping a record of its prewalks and query walks for the re-checks
     /// of edited copies of its file (see [`reuse`]).
     pub fn recording(mut self) -> Model<'g> {
-        self.record = Some(Mutex::new(reuse::Recorded::of(&self.ifaces)));
+        self.record = Some(Mutex::new(reuse::Recorded::of(&self.ifaces, &self.passive)));
         self
     }
 
@@ -401,16 +405,6 @@ impl<'g> Model<'g> {
     /// How many prewalks and query walks were taken over from a record.
     pub fn walks_taken_over(&self) -> usize {
         self.taken_over.load(Ordering::Relaxed)
-    }
-
-    /// Takes `steps` from the budget if it holds them all.
-    fn charge(&self, steps: usize) -> bool {
-        let left = self.steps_left.load(Ordering::Relaxed);
-        if left < steps {
-            return false;
-        }
-        self.steps_left.store(left - steps, Ordering::Relaxed);
-        true
     }
 
     /// A walk of `query` through `stages` with `share` steps taken over from the
@@ -564,15 +558,9 @@ impl<'g> Model<'g> {
     /// answers without steps, and a budget short of a step per piece makes some "may".
     fn charge_ruleless_stage(&self, entry: usize, pieces: usize, steps_left: &AtomicUsize) -> bool {
         let ruleless = self.rules.get(entry).is_some_and(|rules| rules.is_empty());
-        if !ruleless || self.prewalks().iter().any(|p| p.chain == entry) {
-            return false;
-        }
-        let left = steps_left.load(Ordering::Relaxed);
-        if left < pieces {
-            return false;
-        }
-        steps_left.store(left - pieces, Ordering::Relaxed);
-        true
+        ruleless
+            && !self.prewalks().iter().any(|p| p.chain == entry)
+            && take_steps(steps_left, pieces)
     }
 
     /// True if what falls off the end of stage `entry`'s chain is accepted.
@@ -700,7 +688,7 @@ impl<'g> Model<'g> {
         let ids = stage_chains(stages);
         if let Some(r) = &self.reuse {
             match r.prewalk(self, &ids, &piece.cube) {
-                Some((kept, steps)) if self.charge(steps) => {
+                Some((kept, steps)) if take_steps(&self.steps_left, steps) => {
                     let mut prewalks = self
                         .prewalks
                         .write()
@@ -1361,6 +1349,16 @@ fn outcome(
         accepted_by,
         may,
     }
+}
+
+/// Takes `steps` from `steps_left` if it holds them all.
+fn take_steps(steps_left: &AtomicUsize, steps: usize) -> bool {
+    let left = steps_left.load(Ordering::Relaxed);
+    if left < steps {
+        return false;
+    }
+    steps_left.store(left - steps, Ordering::Relaxed);
+    true
 }
 
 /// The chains `stages` enter, in order: how recorded walks are matched to new ones.

@@ -24,7 +24,7 @@
 
 use super::cube::Field;
 use super::{Action, Arc, CompileCx, Cube, Decider, IfaceSets, Model, Outcome, Prewalk, REWRITTEN};
-use super::{Live, NatOrigin, StageResult, compile_rule, passive_chains, port_protocols};
+use super::{Live, NatOrigin, StageResult, compile_rule, port_protocols};
 use crate::graph::{ChainId, IntervalSet, RuleGraph};
 
 /// The fields a destination NAT leaves as they were.
@@ -43,6 +43,7 @@ const _: () = assert!(KEPT.len() + REWRITTEN.len() == super::cube::FIELDS);
 #[derive(Default)]
 pub struct Recorded {
     ifaces: Vec<String>,
+    passive: Vec<bool>,
     prewalks: Vec<RecordedPrewalk>,
     walks: Vec<RecordedWalk>,
 }
@@ -66,10 +67,12 @@ struct RecordedWalk {
 }
 
 impl Recorded {
-    /// Starts a record of a model over `ifaces`.
-    pub(super) fn of(ifaces: &[String]) -> Recorded {
+    /// Starts a record of a model over `ifaces`, whose graph's chains that only mark
+    /// are `passive`.
+    pub(super) fn of(ifaces: &[String], passive: &[bool]) -> Recorded {
         Recorded {
             ifaces: ifaces.to_vec(),
+            passive: passive.to_vec(),
             ..Recorded::default()
         }
     }
@@ -144,12 +147,11 @@ impl Reuse {
     ) -> Option<Reuse> {
         let edited = model.graph;
         let ifaces = Renumber::between(&recorded.ifaces, &model.ifaces)?;
-        let passive = passive_chains(original);
         let same_shape = original.chains.len() == edited.chains.len()
             && original.stages == edited.stages
             && original.local_in == edited.local_in
             && original.local_out == edited.local_out
-            && passive == passive_chains(edited);
+            && recorded.passive == model.passive;
         if !same_shape {
             return None;
         }
@@ -161,7 +163,7 @@ impl Reuse {
             regions.push(changed_region(&old.rules, &new.rules));
         }
         let cx = CompileCx {
-            passive_chains: &passive,
+            passive_chains: &recorded.passive,
             ifaces: &model.ifaces,
             port_protocols: port_protocols(),
         };
