@@ -65,6 +65,47 @@ impl Span {
     }
 }
 
+/// Moves every span of a value by `delta` bytes. A part of a file read once is reused
+/// where the same text stands elsewhere in an edited copy of the file (the parsers'
+/// memos for fix verification); its spans then point `delta` bytes further on. Each
+/// impl names every field, so a span added to an AST cannot be left behind unmoved.
+pub trait MoveSpans {
+    /// Adds `delta` to every offset.
+    fn move_spans(&mut self, delta: i64);
+}
+
+impl MoveSpans for Span {
+    fn move_spans(&mut self, delta: i64) {
+        // Offsets stay in `u32` as `Span::new` keeps them; only a part's dummy span
+        // (0..0, never shown) could leave the range, and it is clamped like any other.
+        let moved = |at: u32| (i64::from(at) + delta).clamp(0, i64::from(u32::MAX)) as u32;
+        self.start = moved(self.start);
+        self.end = moved(self.end);
+    }
+}
+
+impl<T: MoveSpans> MoveSpans for Option<T> {
+    fn move_spans(&mut self, delta: i64) {
+        if let Some(value) = self {
+            value.move_spans(delta);
+        }
+    }
+}
+
+impl<T: MoveSpans> MoveSpans for Vec<T> {
+    fn move_spans(&mut self, delta: i64) {
+        for value in self {
+            value.move_spans(delta);
+        }
+    }
+}
+
+impl<T: MoveSpans> MoveSpans for Box<T> {
+    fn move_spans(&mut self, delta: i64) {
+        (**self).move_spans(delta);
+    }
+}
+
 /// A config file as read from disk.
 #[derive(Clone, Debug)]
 pub struct SourceFile {

@@ -15,10 +15,10 @@ pub(crate) mod split;
 
 use super::{PARSE_ERROR, Parsed};
 use crate::report::finding::{Finding, Severity};
-use crate::source::{FileId, LineIndex, SourceFile, Span};
+use crate::source::{FileId, LineIndex, MoveSpans, SourceFile, Span};
 use ast::{
-    Alias, Config, Endpoint, FilterRule, Flavor, IfGroup, IfaceDecl, MoveSpans, Origin,
-    PortForward, Str, Text, Unmodelled,
+    Alias, Config, Endpoint, FilterRule, Flavor, IfGroup, IfaceDecl, Origin, PortForward, Str,
+    Text, Unmodelled,
 };
 use rayon::prelude::*;
 use roxmltree::{Document, Node, ParsingOptions, StringStorage};
