@@ -15,7 +15,7 @@
 
 pub mod sets;
 
-use crate::source::{FileId, Span};
+use crate::source::{FileId, MoveSpans, Span};
 pub use sets::{IntervalSet, NarrowSet};
 use std::fmt;
 
@@ -219,6 +219,14 @@ impl PartialEq for Cond {
     }
 }
 impl Eq for Cond {}
+
+impl MoveSpans for Cond {
+    fn move_spans(&mut self, delta: i64) {
+        // The kind holds values only, no positions.
+        let Cond { kind: _, span } = self;
+        span.move_spans(delta);
+    }
+}
 
 /// What a rule does with the packets it matches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -43,6 +43,8 @@ pub fn parse(file: &SourceFile, dialect: Dialect) -> Parsed {
 pub enum Memo<'o> {
     /// Nothing kept: every copy is parsed from scratch.
     Nothing,
+    /// A dump's lines and the rules they wrote.
+    Iptables(iptables::Memo<'o>),
     /// A `config.xml`'s sections and rules.
     Pfsense(pfsense::Memo<'o>),
 }
@@ -56,17 +58,23 @@ pub fn parse_keeping(file: &SourceFile, dialect: Dialect, keep_up_to: usize) -> 
             shorten_messages(&mut parsed);
             (parsed, memo.map_or(Memo::Nothing, Memo::Pfsense))
         }
-        Dialect::Iptables | Dialect::Asa => (parse(file, dialect), Memo::Nothing),
+        Dialect::Iptables => {
+            let (mut parsed, memo) = iptables::parse_keeping(file, keep_up_to);
+            shorten_messages(&mut parsed);
+            (parsed, memo.map_or(Memo::Nothing, Memo::Iptables))
+        }
+        Dialect::Asa => (parse(file, dialect), Memo::Nothing),
     }
 }
 
 /// Parses `file`, an edited copy of the file `memo` was made of, as [`parse`] would.
 pub fn parse_edited<'i>(file: &'i SourceFile, dialect: Dialect, memo: &Memo<'i>) -> Parsed {
     let mut parsed = match (dialect, memo) {
+        (Dialect::Iptables, Memo::Iptables(memo)) => iptables::reparse(file, memo),
         (Dialect::Iptables, _) => iptables::parse(file),
         (Dialect::Asa, _) => asa::parse(file),
         (Dialect::Pfsense, Memo::Pfsense(memo)) => pfsense::reparse(file, memo),
-        (Dialect::Pfsense, Memo::Nothing) => pfsense::parse(file),
+        (Dialect::Pfsense, _) => pfsense::parse(file),
     };
     shorten_messages(&mut parsed);
     parsed

@@ -8,7 +8,7 @@
 //! unions a single rule line can write (`--ports`, a negated address list).
 
 use crate::graph::{Action, Cond, CondKind, Family};
-use crate::source::Span;
+use crate::source::{MoveSpans, Span};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -206,6 +206,47 @@ impl RuleAst {
             failed: true,
             has_v6_addr: false,
         }
+    }
+}
+
+impl MoveSpans for RuleAst {
+    fn move_spans(&mut self, delta: i64) {
+        // Named in full, so that a field added later must be placed here or below.
+        let RuleAst {
+            span,
+            action_span,
+            conds,
+            target,
+            alternatives: _,
+            only: _,
+            comment: _,
+            failed: _,
+            has_v6_addr: _,
+        } = self;
+        span.move_spans(delta);
+        action_span.move_spans(delta);
+        conds.move_spans(delta);
+        target.move_spans(delta);
+    }
+}
+
+impl MoveSpans for TargetAst {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            TargetAst::Continue { nat, name: _ } => nat.move_spans(delta),
+            TargetAst::None
+            | TargetAst::Verdict(_)
+            | TargetAst::Chain { .. }
+            | TargetAst::DeclaredChain { .. }
+            | TargetAst::Unknown(_) => {}
+        }
+    }
+}
+
+impl MoveSpans for NatSpec {
+    fn move_spans(&mut self, delta: i64) {
+        let NatSpec { span, to: _ } = self;
+        span.move_spans(delta);
     }
 }
 

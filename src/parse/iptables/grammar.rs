@@ -13,7 +13,7 @@ use super::ast::{Alternatives, NameMap, NatSpec, RuleAst, TableName, TargetAst};
 use super::{NoteEvent, NoteKind};
 use crate::graph::sets::{ADDR_MAX, PORT_MAX, PROTO_MAX, addr, ct, proto};
 use crate::graph::{Action, Cond, CondKind, Family, IfaceMatch, IfacePattern, IntervalSet};
-use crate::source::{FileId, Span};
+use crate::source::{FileId, MoveSpans, Span};
 use nom::bytes::complete::{take_till1, take_while1};
 use nom::character::complete::{char, space0, space1};
 use nom::combinator::{all_consuming, map_res, opt};
@@ -29,6 +29,13 @@ pub struct LineError {
     pub span: Span,
     /// Lowercase, no trailing period, tokens in backticks.
     pub message: String,
+}
+
+impl MoveSpans for LineError {
+    fn move_spans(&mut self, delta: i64) {
+        let LineError { span, message: _ } = self;
+        span.move_spans(delta);
+    }
 }
 
 /// One argv-style token of a rule line.

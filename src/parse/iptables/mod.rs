@@ -13,6 +13,7 @@
 mod ast;
 mod grammar;
 mod lower;
+mod memo;
 
 use super::{PARSE_ERROR, Parsed, UNKNOWN_SYNTAX};
 use crate::graph::{Action, Family};
@@ -21,6 +22,8 @@ use crate::source::{FileId, SourceFile, Span};
 use ast::{DumpAst, NameMap, RuleAst, TableAst, TableName};
 use grammar::{LineError, RuleContext, Token};
 use std::borrow::Cow;
+
+pub use memo::{Memo, parse_keeping, reparse};
 
 /// Parses an iptables-save dump into a rule graph and findings.
 pub fn parse(file: &SourceFile) -> Parsed {
@@ -33,18 +36,25 @@ fn parse_reading_ahead_from(file: &SourceFile, from: usize) -> Parsed {
     let mut reader = Reader::new(file.id, &file.text);
     reader.read_ahead_from = from;
     reader.read_all();
-    let Reader {
-        dump,
-        mut findings,
-        mut notes,
-        ..
-    } = reader;
-    let graph = lower::lower_dump(file.id, dump, &mut notes, &mut findings);
-    findings.extend(notes.into_findings());
-    findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    Parsed {
-        graph: Some(graph),
-        findings,
+    reader.finish(file.id)
+}
+
+impl Reader<'_> {
+    /// The graph and findings of what was read.
+    fn finish(self, file: FileId) -> Parsed {
+        let Reader {
+            dump,
+            mut findings,
+            mut notes,
+            ..
+        } = self;
+        let graph = lower::lower_dump(file, dump, &mut notes, &mut findings);
+        findings.extend(notes.into_findings());
+        findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        Parsed {
+            graph: Some(graph),
+            findings,
+        }
     }
 }
 
@@ -182,6 +192,10 @@ struct Reader<'a> {
     scratch: grammar::Scratch<'a>,
     /// Runs of rule lines at least this long are read ahead on every core.
     read_ahead_from: usize,
+    /// The index of the content line being read.
+    at_line: usize,
+    /// What is kept for a memo while reading, if one is asked for.
+    keep: Option<memo::Keeping<'a>>,
 }
 
 /// Rule lines in a row from which they are read ahead on every core: below it, handing
@@ -284,6 +298,8 @@ impl<'a> Reader<'a> {
             events: Vec::new(),
             scratch: grammar::Scratch::default(),
             read_ahead_from: usize::MAX,
+            at_line: 0,
+            keep: None,
         }
     }
 
@@ -298,6 +314,10 @@ impl<'a> Reader<'a> {
 
     fn read_all(&mut self) {
         let lines = content_lines(self.text);
+        self.read_lines(&lines);
+    }
+
+    fn read_lines(&mut self, lines: &[ContentLine<'a>]) {
         let mut at = 0;
         while at < lines.len() {
             let rest = lines.get(at..).unwrap_or(&[]);
@@ -313,16 +333,18 @@ impl<'a> Reader<'a> {
                 if let Some(table) = self.open_table() {
                     table.rules.reserve_exact(run);
                 }
-                for chunk in lines.chunks(READ_AHEAD_CHUNK) {
-                    self.read_commands_ahead(chunk);
+                for (i, chunk) in lines.chunks(READ_AHEAD_CHUNK).enumerate() {
+                    self.read_commands_ahead(at + i * READ_AHEAD_CHUNK, chunk);
                 }
             } else {
-                for &(line, base) in lines {
+                for (i, &(line, base)) in lines.iter().enumerate() {
+                    self.begin_line(at + i);
                     self.read_line(line, base);
                 }
             }
             at += run;
         }
+        self.begin_line(lines.len());
         self.close_table_at_eof();
     }
 
@@ -330,14 +352,16 @@ impl<'a> Reader<'a> {
     /// every core against the chains declared now, then all are taken in order. Should
     /// a line of the run declare a chain (`-N`, or a built-in chain's first use), the
     /// rest are read one by one again, since their jumps may name it.
-    fn read_commands_ahead(&mut self, lines: &[ContentLine<'a>]) {
+    /// `first` is the index of the first of `lines` among the file's content lines.
+    fn read_commands_ahead(&mut self, first: usize, lines: &[ContentLine<'a>]) {
         use rayon::prelude::*;
         let table = match self.open {
             Some(i) if !self.dead => self.dump.tables.get(i),
             _ => None,
         };
         let Some(table) = table else {
-            for &(line, base) in lines {
+            for (i, &(line, base)) in lines.iter().enumerate() {
+                self.begin_line(first + i);
                 self.read_line(line, base);
             }
             return;
@@ -356,7 +380,8 @@ impl<'a> Reader<'a> {
             )
             .collect();
         let declared = table.index.len();
-        for (&(line, base), read) in lines.iter().zip(ahead) {
+        for (i, (&(line, base), read)) in lines.iter().zip(ahead).enumerate() {
+            self.begin_line(first + i);
             let unchanged = self.open_table().is_some_and(|t| t.index.len() == declared);
             match read {
                 Some(read) if unchanged => self.take_rule(read, line, base),
@@ -368,6 +393,7 @@ impl<'a> Reader<'a> {
     /// Stores a rule read ahead as [`Reader::command_rule`] stores an appended one.
     fn take_rule(&mut self, mut read: ReadAhead<'a>, line: &str, base: usize) {
         let span = Span::new(self.file, base, base + line.len());
+        self.keep_rule(self.state(), read.chain, &read.rule, &read.events);
         self.store_rule(read.chain, None, read.rule, span, &mut read.events);
     }
 
@@ -646,6 +672,7 @@ impl<'a> Reader<'a> {
     }
 
     fn command_rule(&mut self, tokens: &[Token<'a>], span: Span, insert: bool) {
+        let before = self.state();
         let Some(chain_tok) = self.chain_arg(tokens) else {
             return;
         };
@@ -732,6 +759,10 @@ impl<'a> Reader<'a> {
             read => read,
         };
         let mut events = std::mem::take(&mut self.events);
+        // An append to a chain declared before it reads as reading it ahead would.
+        if !insert && self.state() == before {
+            self.keep_rule(before, ci, &rule, &events);
+        }
         self.store_rule(ci, position, rule, span, &mut events);
         self.events = events;
     }
@@ -877,7 +908,7 @@ mod tests {
     /// read ahead: counters, undeclared and built-in chains springing into being, a
     /// chain declared mid-run and jumped to, inserts, flushes, malformed lines and
     /// notes of unmodelled modules.
-    fn varied_commands(count: usize) -> String {
+    pub(super) fn varied_commands(count: usize) -> String {
         let mut text =
             String::from("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:WEB - [0:0]\n");
         for i in 0..count {
