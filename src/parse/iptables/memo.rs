@@ -8,7 +8,9 @@
 
 use super::ast::RuleAst;
 use super::grammar::LineError;
-use super::{ContentLine, NoteEvent, Parsed, READ_AHEAD_FROM_LINES, Reader, content_lines};
+use super::{
+    ContentLine, NoteEvent, Parsed, READ_AHEAD_FROM_LINES, Reader, content_lines, is_command,
+};
 use crate::source::{MoveSpans, SourceFile, Span};
 
 /// A dump's content lines, with what reading each gave where it appended a rule to a
@@ -27,9 +29,6 @@ pub struct Memo<'o> {
 pub(super) struct Keeping<'a> {
     states: Vec<State>,
     rules: Vec<Option<Kept<'a>>>,
-    /// Rules kept so far, and the most a memo may hold.
-    count: usize,
-    most: usize,
 }
 
 /// One rule line as it was read.
@@ -65,17 +64,17 @@ struct Shared {
     tail: usize,
 }
 
-/// [`super::parse`], keeping a memo as well if the dump has at most `keep_up_to` rule
-/// lines (a bigger file gets no verified fix, and the memo holds a copy of every rule).
+/// [`super::parse`], keeping a memo as well if the dump has at most `keep_up_to`
+/// command lines (a bigger file gets no verified fix, and the memo holds a copy of
+/// every rule).
 pub fn parse_keeping(file: &SourceFile, keep_up_to: usize) -> (Parsed, Option<Memo<'_>>) {
     let lines = content_lines(&file.text);
     let mut reader = Reader::new(file.id, &file.text);
     reader.read_ahead_from = READ_AHEAD_FROM_LINES;
-    reader.keep = Some(Keeping {
+    let commands = lines.iter().filter(|(line, _)| is_command(line)).count();
+    reader.keep = (commands <= keep_up_to).then(|| Keeping {
         states: Vec::with_capacity(lines.len() + 1),
         rules: Vec::with_capacity(lines.len() + 1),
-        count: 0,
-        most: keep_up_to,
     });
     reader.read_lines(&lines);
     let table_sizes = reader.dump.tables.iter().map(|t| t.rules.len()).collect();
@@ -165,7 +164,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Keeps the read of the current line, a rule appended to chain `chain` of the
-    /// open table in `state`, if a memo is being made; past its limit, none is.
+    /// open table in `state`, if a memo is being made.
     pub(super) fn keep_rule(
         &mut self,
         state: State,
@@ -176,11 +175,6 @@ impl<'a> Reader<'a> {
         let Some(keep) = &mut self.keep else {
             return;
         };
-        if keep.count >= keep.most {
-            self.keep = None;
-            return;
-        }
-        keep.count += 1;
         if let Some(slot) = keep.rules.get_mut(self.at_line) {
             *slot = Some(Kept {
                 state,
@@ -347,7 +341,7 @@ mod tests {
         );
     }
 
-    /// A dump of more rule lines than the limit keeps no memo; up to it, one.
+    /// A dump of more command lines than the limit keeps no memo; up to it, one.
     #[test]
     fn the_memo_is_kept_only_up_to_the_rule_limit() {
         let text = "*filter\n:INPUT DROP [0:0]\n-A INPUT -j ACCEPT\n-A INPUT -j DROP\nCOMMIT\n";
