@@ -45,6 +45,8 @@ pub enum Memo<'o> {
     Nothing,
     /// A dump's lines and the rules they wrote.
     Iptables(iptables::Memo<'o>),
+    /// A running-config's blocks and the access-list lines read.
+    Asa(asa::Memo<'o>),
     /// A `config.xml`'s sections and rules.
     Pfsense(pfsense::Memo<'o>),
 }
@@ -63,7 +65,11 @@ pub fn parse_keeping(file: &SourceFile, dialect: Dialect, keep_up_to: usize) -> 
             shorten_messages(&mut parsed);
             (parsed, memo.map_or(Memo::Nothing, Memo::Iptables))
         }
-        Dialect::Asa => (parse(file, dialect), Memo::Nothing),
+        Dialect::Asa => {
+            let (mut parsed, memo) = asa::parse_keeping(file, keep_up_to);
+            shorten_messages(&mut parsed);
+            (parsed, memo.map_or(Memo::Nothing, Memo::Asa))
+        }
     }
 }
 
@@ -72,6 +78,7 @@ pub fn parse_edited<'i>(file: &'i SourceFile, dialect: Dialect, memo: &Memo<'i>)
     let mut parsed = match (dialect, memo) {
         (Dialect::Iptables, Memo::Iptables(memo)) => iptables::reparse(file, memo),
         (Dialect::Iptables, _) => iptables::parse(file),
+        (Dialect::Asa, Memo::Asa(memo)) => asa::reparse(file, memo),
         (Dialect::Asa, _) => asa::parse(file),
         (Dialect::Pfsense, Memo::Pfsense(memo)) => pfsense::reparse(file, memo),
         (Dialect::Pfsense, _) => pfsense::parse(file),

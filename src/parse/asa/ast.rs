@@ -6,7 +6,7 @@
 //! port literals (`eq www`) keep their name next to the number they stand for.
 
 use super::ports::ProtoName;
-use crate::source::Span;
+use crate::source::{MoveSpans, Span};
 // Every access-list entry looks its objects and groups up by name, and a big config
 // has tens of thousands of them: hashed with foldhash, not a B-tree of string compares.
 use foldhash::HashMap;
@@ -406,4 +406,140 @@ pub struct Config<'a> {
     pub access_groups: Vec<AccessGroup<'a>>,
     /// NAT rules.
     pub nats: Vec<Nat<'a>>,
+}
+
+// Moving spans, for the memo that reads edited copies of a file (`super::memo`): each
+// impl names every field or variant, so that a span added later cannot stay unmoved.
+
+impl MoveSpans for AclLine<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            AclLine::Remark { acl: _, text: _ } | AclLine::Skipped => {}
+            AclLine::Ace(ace) => ace.move_spans(delta),
+            AclLine::Standard { acl: _, span } => span.move_spans(delta),
+        }
+    }
+}
+
+impl MoveSpans for Ace<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let Ace {
+            acl: _,
+            span,
+            action: _,
+            action_span,
+            proto,
+            src,
+            src_port,
+            dst,
+            dst_port,
+            icmp,
+            time_range,
+            inactive: _,
+            remark: _,
+        } = self;
+        span.move_spans(delta);
+        action_span.move_spans(delta);
+        proto.move_spans(delta);
+        src.move_spans(delta);
+        src_port.move_spans(delta);
+        dst.move_spans(delta);
+        dst_port.move_spans(delta);
+        icmp.move_spans(delta);
+        if let Some((_, span)) = time_range {
+            span.move_spans(delta);
+        }
+    }
+}
+
+impl MoveSpans for ProtoSpec<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            ProtoSpec::Named(_, span) | ProtoSpec::Object(_, span) | ProtoSpec::Group(_, span) => {
+                span.move_spans(delta)
+            }
+        }
+    }
+}
+
+impl MoveSpans for Endpoint<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let Endpoint { spec, span } = self;
+        spec.move_spans(delta);
+        span.move_spans(delta);
+    }
+}
+
+impl MoveSpans for AddrSpec<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            AddrSpec::Net(net) => net.move_spans(delta),
+            AddrSpec::Any
+            | AddrSpec::Any4
+            | AddrSpec::Any6
+            | AddrSpec::Object(_)
+            | AddrSpec::Group(_)
+            | AddrSpec::Interface(_) => {}
+        }
+    }
+}
+
+impl MoveSpans for NetValue<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            NetValue::Host(addr) | NetValue::Mask(addr, _) => addr.move_spans(delta),
+            NetValue::Prefix(..) | NetValue::Range(..) | NetValue::Fqdn(_) => {}
+        }
+    }
+}
+
+impl MoveSpans for Addr<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            Addr::Name(_, span) => span.move_spans(delta),
+            Addr::Ip(_) => {}
+        }
+    }
+}
+
+impl MoveSpans for PortSpec<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            PortSpec::Match(m) => m.move_spans(delta),
+            PortSpec::Group(_, span) => span.move_spans(delta),
+        }
+    }
+}
+
+impl MoveSpans for PortMatch<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let PortMatch {
+            op: _,
+            lo,
+            hi,
+            span,
+        } = self;
+        lo.move_spans(delta);
+        hi.move_spans(delta);
+        span.move_spans(delta);
+    }
+}
+
+impl MoveSpans for PortVal<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        let PortVal {
+            value: _,
+            name: _,
+            span,
+        } = self;
+        span.move_spans(delta);
+    }
+}
+
+impl MoveSpans for IcmpSpec<'_> {
+    fn move_spans(&mut self, delta: i64) {
+        match self {
+            IcmpSpec::Type(_, span) | IcmpSpec::Group(_, span) => span.move_spans(delta),
+        }
+    }
 }

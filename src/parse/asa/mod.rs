@@ -15,6 +15,7 @@
 pub mod ast;
 mod grammar;
 mod lower;
+mod memo;
 mod nat;
 pub mod ports;
 
@@ -25,6 +26,8 @@ use ast::*;
 use grammar::{Cx, GErr};
 use std::borrow::Cow;
 
+pub use memo::{Memo, parse_keeping, reparse};
+
 /// Parses an ASA running-config.
 pub fn parse(file: &SourceFile) -> Parsed {
     parse_with(file, PARALLEL_FROM_BLOCKS, None)
@@ -34,6 +37,18 @@ pub fn parse(file: &SourceFile) -> Parsed {
 /// at least `parallel_from` blocks, and lowering the entries in `lowering_runs` runs
 /// (`None`: as many as the config's size calls for). Tests pin both.
 fn parse_with(file: &SourceFile, parallel_from: usize, lowering_runs: Option<usize>) -> Parsed {
+    parse_reading(file, lowering_runs, |cx, blocks| {
+        pre_read_access_lists(cx, blocks, parallel_from)
+    })
+}
+
+/// [`parse_with`], with the access-list lines that `read_ahead` reads (given the context
+/// and the blocks) taken from it rather than read by the reader as it goes.
+fn parse_reading<'a>(
+    file: &'a SourceFile,
+    lowering_runs: Option<usize>,
+    read_ahead: impl FnOnce(&Cx<'a>, &[Block<'a>]) -> Vec<PreRead<'a>>,
+) -> Parsed {
     let text = file.text.as_str();
     let lines = cut_lines(text);
     let cx0 = Cx::new(file.id, text);
@@ -59,9 +74,7 @@ fn parse_with(file: &SourceFile, parallel_from: usize, lowering_runs: Option<usi
         skipped_lines: 0,
         skipped_words: Vec::new(),
         pending_remarks: Vec::new(),
-        pre_read: pre_read_access_lists(&cx, &blocks, parallel_from)
-            .into_iter()
-            .peekable(),
+        pre_read: read_ahead(&cx, &blocks).into_iter().peekable(),
     };
     for (i, block) in blocks.iter().enumerate() {
         reader.read_block(i, block);
@@ -771,7 +784,7 @@ mod tests {
     }
 
     /// The synthetic config, every fixture and every corpus ASA file.
-    fn asa_files() -> Vec<SourceFile> {
+    pub(super) fn asa_files() -> Vec<SourceFile> {
         let mut files = vec![SourceFile::new(
             crate::source::FileId(0),
             "varied.cfg",
