@@ -151,6 +151,7 @@ impl<'a> Reader<'a> {
 
     /// Marks the start of content line `at`; lines are begun in order, and once more
     /// after the last.
+    #[inline]
     pub(super) fn begin_line(&mut self, at: usize) {
         self.at_line = at;
         if self.keep.is_none() {
@@ -164,14 +165,18 @@ impl<'a> Reader<'a> {
     }
 
     /// Keeps the read of the current line, a rule appended to chain `chain` of the
-    /// open table in `state`, if a memo is being made.
+    /// open table in the state the reader is in, if a memo is being made.
+    #[inline]
     pub(super) fn keep_rule(
         &mut self,
-        state: State,
         chain: usize,
         rule: &Result<RuleAst, LineError>,
         events: &[NoteEvent<'a>],
     ) {
+        if self.keep.is_none() {
+            return;
+        }
+        let state = self.state();
         let Some(keep) = &mut self.keep else {
             return;
         };

@@ -393,7 +393,7 @@ impl<'a> Reader<'a> {
     /// Stores a rule read ahead as [`Reader::command_rule`] stores an appended one.
     fn take_rule(&mut self, mut read: ReadAhead<'a>, line: &str, base: usize) {
         let span = Span::new(self.file, base, base + line.len());
-        self.keep_rule(self.state(), read.chain, &read.rule, &read.events);
+        self.keep_rule(read.chain, &read.rule, &read.events);
         self.store_rule(read.chain, None, read.rule, span, &mut read.events);
     }
 
@@ -672,7 +672,8 @@ impl<'a> Reader<'a> {
     }
 
     fn command_rule(&mut self, tokens: &[Token<'a>], span: Span, insert: bool) {
-        let before = self.state();
+        // Only a memo asks what state the line was read in.
+        let before = self.keep.as_ref().map(|_| self.state());
         let Some(chain_tok) = self.chain_arg(tokens) else {
             return;
         };
@@ -760,8 +761,8 @@ impl<'a> Reader<'a> {
         };
         let mut events = std::mem::take(&mut self.events);
         // An append to a chain declared before it reads as reading it ahead would.
-        if !insert && self.state() == before {
-            self.keep_rule(before, ci, &rule, &events);
+        if !insert && before.is_some_and(|b| b == self.state()) {
+            self.keep_rule(ci, &rule, &events);
         }
         self.store_rule(ci, position, rule, span, &mut events);
         self.events = events;
