@@ -8,7 +8,8 @@
 //! malformed modelled line is a `parse-error` at the offending token, and everything
 //! else (crypto, logging, class-map, …) is skipped and counted into one `unknown-syntax`
 //! note. Finally [`lower`] turns the AST into the rule graph: interface ACLs, the
-//! global ACL, security levels, implicit denies. NAT is read but not applied.
+//! global ACL, security levels, implicit denies. NAT is read but not applied. `memo.rs`
+//! keeps the access-list lines read for fix verification, which parses edited copies.
 //!
 //! The accepted syntax is written down in `grammars/asa.ebnf`.
 

@@ -8,7 +8,8 @@
 //! The resulting [`DumpAst`](ast::DumpAst) goes to `lower.rs`, which builds the graph.
 //! One bad line gives one `parse-error` finding and a conservative "unparsed" rule in
 //! its chain; notes about unmodelled constructs are counted per name, not per rule, so
-//! a 100k-rule dump gets a handful of notes rather than thousands.
+//! a 100k-rule dump gets a handful of notes rather than thousands. `memo.rs` keeps what
+//! the lines read for fix verification, which parses edited copies of the dump.
 
 mod ast;
 mod grammar;
