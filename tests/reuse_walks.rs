@@ -83,23 +83,18 @@ fn edits_at(text: &str, dialect: Dialect, graph: &RuleGraph, at: Span) -> Vec<Ve
 
 #[test]
 fn a_recheck_that_takes_over_walks_finds_what_walking_them_finds() {
-    let files = common::fixture_and_corpus_files();
     let flag_sets: [&[&str]; 2] = [
         &["--scenario", "exchange2000-smtp"],
         &["--scenario", "exchange2000-browse", "--ipsec"],
     ];
     let (mut compared, mut taken_over, mut walked_only) = (0, 0, 0);
-    for path in files {
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Some(dialect) = parse::sniff(&text) else {
-            continue;
-        };
-        let file = SourceFile::new(FileId(0), path.clone(), text);
-        let Some(graph) = parse::parse(&file, dialect).graph else {
-            continue;
-        };
+    for common::ParsedFile {
+        path,
+        dialect,
+        file,
+        graph,
+    } in common::parsed_fixture_and_corpus_files()
+    {
         for flags in flag_sets {
             let config = common::config_for(&path, dialect, flags);
             let sites = Sites::default();

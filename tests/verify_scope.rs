@@ -8,9 +8,7 @@ mod common;
 
 use mislint::checks::{self, Scope};
 use mislint::config::Sites;
-use mislint::parse;
 use mislint::report::finding::{Finding, Severity};
-use mislint::source::{FileId, SourceFile};
 
 /// What the verification compares of a finding.
 fn key(f: &Finding) -> String {
@@ -32,7 +30,6 @@ fn above_notes(found: &[Finding]) -> Vec<String> {
 
 #[test]
 fn leaving_out_the_note_checks_changes_no_warning_or_error() {
-    let files = common::fixture_and_corpus_files();
     let notes: Vec<&str> = checks::note_only_checks().map(|m| m.name).collect();
     assert!(notes.contains(&"shadowed-rule") && notes.contains(&"redundant-rule"));
     let flag_sets: [&[&str]; 3] = [
@@ -41,17 +38,13 @@ fn leaving_out_the_note_checks_changes_no_warning_or_error() {
         &["--scenario", "exchange2000-smtp", "--static-rpc"],
     ];
     let (mut checked, mut notes_seen, mut above_seen) = (0, 0, 0);
-    for path in files {
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Some(dialect) = parse::sniff(&text) else {
-            continue;
-        };
-        let file = SourceFile::new(FileId(0), path.clone(), text);
-        let Some(graph) = parse::parse(&file, dialect).graph else {
-            continue;
-        };
+    for common::ParsedFile {
+        path,
+        dialect,
+        file,
+        graph,
+    } in common::parsed_fixture_and_corpus_files()
+    {
         for flags in flag_sets {
             let config = common::config_for(&path, dialect, flags);
             let sites = Sites::default();

@@ -87,6 +87,47 @@ pub fn parse_edited<'i>(file: &'i SourceFile, dialect: Dialect, memo: &Memo<'i>)
     parsed
 }
 
+/// The lines (or blocks) an edited copy of a file shares with the original, as the
+/// memos align them: the copy's first `head` are the original's first, its last `tail`
+/// the original's last (each at its own offset: a line reads the same wherever it
+/// stands, but for its spans).
+#[derive(Clone, Copy)]
+struct Shared {
+    head: usize,
+    tail: usize,
+}
+
+impl Shared {
+    /// Compares `new` (the copy's) with `old` (the original's) from both ends by `same`.
+    fn between<A, B>(new: &[A], old: &[B], same: impl Fn(&A, &B) -> bool) -> Shared {
+        let head = new.iter().zip(old).take_while(|(n, o)| same(n, o)).count();
+        let room = new.len().min(old.len()) - head;
+        let tail = new
+            .iter()
+            .rev()
+            .zip(old.iter().rev())
+            .take(room)
+            .take_while(|(n, o)| same(n, o))
+            .count();
+        Shared { head, tail }
+    }
+
+    /// The original's items the copy does not share (those the edit changed), of `old`.
+    fn changed(self, old: usize) -> std::ops::Range<usize> {
+        self.head..old - self.tail
+    }
+
+    /// The original's item that the copy's item `at` is, if shared; `new` and `old`
+    /// count the copy's and the original's items.
+    fn original(self, at: usize, new: usize, old: usize) -> Option<usize> {
+        if at < self.head {
+            return Some(at);
+        }
+        let tail_from = new - self.tail;
+        (at >= tail_from).then(|| old - self.tail + (at - tail_from))
+    }
+}
+
 fn shorten_messages(parsed: &mut Parsed) {
     for f in &mut parsed.findings {
         f.message = shorten_quoted(&f.message);
@@ -194,6 +235,31 @@ pub(crate) fn files_in(dirs: &[&str]) -> Vec<SourceFile> {
         }
     }
     files
+}
+
+/// Copies of `text` edited at the line that starts at byte `at`, as the memos' tests
+/// make them: the line removed, doubled, replaced by each of `changed(line)`, and each
+/// of `put` put before it (lines with their line breaks).
+#[cfg(test)]
+pub(crate) fn copies_edited_at(
+    text: &str,
+    at: usize,
+    changed: impl Fn(&str) -> Vec<String>,
+    put: &[&str],
+) -> Vec<String> {
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+    let (before, line, after) = (&text[..at], &text[at..end], &text[end..]);
+    let mut out = vec![
+        format!("{before}{after}"),
+        format!("{before}{line}{line}{after}"),
+    ];
+    out.extend(
+        changed(line)
+            .iter()
+            .map(|new| format!("{before}{new}{after}")),
+    );
+    out.extend(put.iter().map(|put| format!("{before}{put}{line}{after}")));
+    out
 }
 
 /// Asserts that `text` (a parse's debug output) mentions every one of `needles`: the

@@ -4,7 +4,9 @@
 use clap::Parser;
 use mislint::cli::Cli;
 use mislint::config::Config;
-use mislint::graph::Dialect;
+use mislint::graph::{Dialect, RuleGraph};
+use mislint::parse;
+use mislint::source::{FileId, SourceFile};
 use std::path::{Path, PathBuf};
 
 /// The files one directory level below `dir`, sorted.
@@ -23,8 +25,33 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A fixture or corpus file that reads as a config of some dialect, with its graph.
+pub struct ParsedFile {
+    pub path: PathBuf,
+    pub dialect: Dialect,
+    pub file: SourceFile,
+    pub graph: RuleGraph,
+}
+
+/// Every file of `fixtures/` and of `../shared/corpus` that reads as a config, parsed
+/// one at a time.
+pub fn parsed_fixture_and_corpus_files() -> impl Iterator<Item = ParsedFile> {
+    fixture_and_corpus_files().into_iter().filter_map(|path| {
+        let text = std::fs::read_to_string(&path).ok()?;
+        let dialect = parse::sniff(&text)?;
+        let file = SourceFile::new(FileId(0), path.clone(), text);
+        let graph = parse::parse(&file, dialect).graph?;
+        Some(ParsedFile {
+            path,
+            dialect,
+            file,
+            graph,
+        })
+    })
+}
+
 /// Every file of `fixtures/` and of `../shared/corpus`.
-pub fn fixture_and_corpus_files() -> Vec<PathBuf> {
+fn fixture_and_corpus_files() -> Vec<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut files = files_under(&root.join("fixtures"));
     files.extend(files_under(&root.join("../shared/corpus")));

@@ -10,6 +10,7 @@
 use super::ast::AclLine;
 use super::grammar::Cx;
 use super::{Block, PARALLEL_FROM_BLOCKS, Parsed, PreRead, parse_reading, pre_read_access_lists};
+use crate::parse::Shared;
 use crate::source::{MoveSpans, SourceFile};
 use std::collections::HashSet;
 
@@ -51,11 +52,6 @@ pub fn reparse<'i>(file: &'i SourceFile, memo: &Memo<'i>) -> Parsed {
     parse_reading(file, None, |cx, blocks| memo.read_ahead(cx, blocks))
 }
 
-/// Where `part`, a slice of `text`, starts in it.
-fn offset(text: &str, part: &str) -> usize {
-    (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
-}
-
 impl<'o> Memo<'o> {
     fn of(cx: &Cx<'o>, blocks: &[Block<'o>], read: &[PreRead<'o>]) -> Memo<'o> {
         let mut reads = vec![None; blocks.len()];
@@ -67,7 +63,7 @@ impl<'o> Memo<'o> {
         Memo {
             heads: blocks
                 .iter()
-                .map(|b| (b.head, offset(cx.text, b.head)))
+                .map(|b| (b.head, cx.span(b.head).start as usize))
                 .collect(),
             reads,
             service_groups: cx.service_groups.clone(),
@@ -86,20 +82,15 @@ impl<'o> Memo<'o> {
         if cx.service_groups != self.service_groups || cx.icmp_groups != self.icmp_groups {
             return pre_read_access_lists(cx, blocks, PARALLEL_FROM_BLOCKS);
         }
-        let (head, tail) = self.shared(blocks);
-        let tail_from = blocks.len() - tail;
+        let shared = self.shared(blocks);
         let mut out = Vec::new();
         for (block, b) in blocks.iter().enumerate() {
-            let original = if block < head {
-                Some(block)
-            } else {
-                (block >= tail_from).then(|| self.heads.len() - tail + (block - tail_from))
-            };
+            let original = shared.original(block, blocks.len(), self.heads.len());
             let kept = original.and_then(|j| Some((self.reads.get(j)?, self.heads.get(j)?.1)));
             // The others the reader reads as it goes, as it reads a small config's.
             if let Some((Some((len, kept)), old_offset)) = kept {
                 let mut read = kept.clone();
-                read.move_spans(offset(cx.text, b.head) as i64 - old_offset as i64);
+                read.move_spans(i64::from(cx.span(b.head).start) - old_offset as i64);
                 let line = b.head.get(..*len).unwrap_or(b.head);
                 out.push(PreRead {
                     block,
@@ -111,24 +102,10 @@ impl<'o> Memo<'o> {
         out
     }
 
-    /// How many of `blocks` (an edited copy's) are the original's first blocks, and how
-    /// many its last, by their first lines (only those matter to an access-list line).
-    fn shared(&self, blocks: &[Block<'_>]) -> (usize, usize) {
-        let same = |b: &Block<'_>, kept: &(&str, usize)| b.head == kept.0;
-        let head = blocks
-            .iter()
-            .zip(&self.heads)
-            .take_while(|(b, kept)| same(b, kept))
-            .count();
-        let room = blocks.len().min(self.heads.len()) - head;
-        let tail = blocks
-            .iter()
-            .rev()
-            .zip(self.heads.iter().rev())
-            .take(room)
-            .take_while(|(b, kept)| same(b, kept))
-            .count();
-        (head, tail)
+    /// What `blocks` (an edited copy's) share with the original's, by their first
+    /// lines (only those matter to an access-list line).
+    fn shared(&self, blocks: &[Block<'_>]) -> Shared {
+        Shared::between(blocks, &self.heads, |b, kept| b.head == kept.0)
     }
 }
 
@@ -144,16 +121,11 @@ mod tests {
     /// removed, doubled or changed, and lines put before it that change the groups an
     /// entry reads by, attach a remark, fail to read, or join the block above.
     fn edited_at(text: &str, at: usize) -> Vec<String> {
-        let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
-        let (before, line, after) = (&text[..at], &text[at..end], &text[end..]);
-        let bare = line.trim_end();
-        let mut out = vec![
-            format!("{before}{after}"),
-            format!("{before}{line}{line}{after}"),
-            format!("{before}{bare} log\n{after}"),
-            format!("{before}{bare} ! a comment\n{after}"),
-        ];
-        for put in [
+        let changed = |line: &str| {
+            let bare = line.trim_end();
+            vec![format!("{bare} log\n"), format!("{bare} ! a comment\n")]
+        };
+        let put = [
             "object-group service MEMO-SVC tcp\n port-object eq 25\n",
             "object-group icmp-type MEMO-ICMP\n icmp-object echo\n",
             "access-list OUT extended permit tcp any any eq 25\n",
@@ -161,10 +133,8 @@ mod tests {
             "access-list OUT extended permit bogus any\n",
             "! a comment line\n",
             " an indented line\n",
-        ] {
-            out.push(format!("{before}{put}{line}{after}"));
-        }
-        out
+        ];
+        crate::parse::copies_edited_at(text, at, changed, &put)
     }
 
     /// Every config at hand, edited at lines spread over it, reads the same with the
@@ -220,8 +190,8 @@ mod tests {
                     if cx.service_groups == memo.service_groups
                         && cx.icmp_groups == memo.icmp_groups
                     {
-                        let (head, tail) = memo.shared(&blocks);
-                        copied += usize::from(head + tail > 0);
+                        let shared = memo.shared(&blocks);
+                        copied += usize::from(shared.head + shared.tail > 0);
                     } else {
                         groups_changed += 1;
                     }

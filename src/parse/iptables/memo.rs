@@ -11,6 +11,7 @@ use super::grammar::LineError;
 use super::{
     ContentLine, NoteEvent, Parsed, READ_AHEAD_FROM_LINES, Reader, content_lines, is_command,
 };
+use crate::parse::Shared;
 use crate::source::{MoveSpans, SourceFile, Span};
 
 /// A dump's content lines, with what reading each gave where it appended a rule to a
@@ -55,15 +56,6 @@ pub(super) struct State {
     declared: usize,
 }
 
-/// The lines an edited copy shares with the original: its first `head` lines read as
-/// the original's first, its last `tail` as the original's last (each at its own offset:
-/// a line reads the same wherever it stands, but for its spans).
-#[derive(Clone, Copy)]
-struct Shared {
-    head: usize,
-    tail: usize,
-}
-
 /// [`super::parse`], keeping a memo as well if the dump has at most `keep_up_to`
 /// command lines (a bigger file gets no verified fix, and the memo holds a copy of
 /// every rule).
@@ -105,33 +97,11 @@ impl Memo<'_> {
     /// the original that the edit changed moved the reader's state: the lines after it
     /// would then be read against other chains than the memo's were.
     fn shared(&self, lines: &[ContentLine<'_>]) -> Option<Shared> {
-        let head = lines
-            .iter()
-            .zip(&self.lines)
-            .take_while(|(new, old)| new.0 == old.0)
-            .count();
-        let room = lines.len().min(self.lines.len()) - head;
-        let tail = lines
-            .iter()
-            .rev()
-            .zip(self.lines.iter().rev())
-            .take(room)
-            .take_while(|(new, old)| new.0 == old.0)
-            .count();
-        let changed = head..self.lines.len() - tail;
-        let moves = changed
-            .into_iter()
+        let shared = Shared::between(lines, &self.lines, |new, old| new.0 == old.0);
+        let moves = shared
+            .changed(self.lines.len())
             .any(|j| self.states.get(j) != self.states.get(j + 1));
-        (!moves).then_some(Shared { head, tail })
-    }
-
-    /// The original's line that the copy's line `at` (of `count`) is, if shared.
-    fn original(&self, shared: Shared, at: usize, count: usize) -> Option<usize> {
-        if at < shared.head {
-            return Some(at);
-        }
-        let tail_from = count - shared.tail;
-        (at >= tail_from).then(|| self.lines.len() - shared.tail + (at - tail_from))
+        (!moves).then_some(shared)
     }
 }
 
@@ -197,7 +167,7 @@ impl<'a> Reader<'a> {
         let mut replaying = true;
         for (at, &(line, base)) in lines.iter().enumerate() {
             self.at_line = at;
-            let original = memo.original(shared, at, lines.len());
+            let original = shared.original(at, lines.len(), memo.lines.len());
             let kept = original
                 .filter(|_| replaying)
                 .and_then(|j| Some((memo.rules.get(j)?.as_ref()?, memo.lines.get(j)?.1)));
@@ -264,16 +234,11 @@ mod tests {
     /// removed, doubled, changed, and lines that move the reader's state (a chain
     /// declared, a table closed) or read as nothing put before it.
     fn edited_at(text: &str, at: usize) -> Vec<String> {
-        let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
-        let (before, line, after) = (&text[..at], &text[at..end], &text[end..]);
-        let bare = line.trim_end();
-        let mut out = vec![
-            format!("{before}{after}"),
-            format!("{before}{line}{line}{after}"),
-            format!("{before}{bare} -p tcp\n{after}"),
-            format!("{before}{}{after}", line.replacen("-A", "-I", 1)),
-        ];
-        for put in [
+        let changed = |line: &str| {
+            let bare = line.trim_end();
+            vec![format!("{bare} -p tcp\n"), line.replacen("-A", "-I", 1)]
+        };
+        let put = [
             "-N MEMO-NEW\n",
             ":MEMO-DECLARED - [0:0]\n",
             "COMMIT\n",
@@ -281,10 +246,8 @@ mod tests {
             "-A INPUT -p tcp --dport 25 -m nosuchmodule -j ACCEPT\n",
             "# a comment\n",
             "!!!\n",
-        ] {
-            out.push(format!("{before}{put}{line}{after}"));
-        }
-        out
+        ];
+        crate::parse::copies_edited_at(text, at, changed, &put)
     }
 
     /// Every dump at hand, edited at lines spread over it, reads the same with the memo
